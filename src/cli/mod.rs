@@ -1,0 +1,94 @@
+//! Command lines of `vigild` and `vigilctl` (clap definitions, shared so man pages and
+//! completions are generated from the same source), and `vigilctl`'s commands.
+
+pub mod ctl;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// vigild — keeps this appliance healthy: watches, reports, and (with policies) heals.
+#[derive(Debug, Parser)]
+#[command(name = "vigild", version, about, long_about = None)]
+pub struct VigildArgs {
+    /// Stay in the foreground (vigild never forks; systemd supervises it).
+    #[arg(long)]
+    pub foreground: bool,
+    /// Settings file [default: /etc/vigil/vigil.toml, optional].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Policy directory; repeatable, later wins by file name. Replaces the defaults
+    /// /usr/lib/vigil/policies.d and /etc/vigil/policies.d.
+    #[arg(long = "policies", value_name = "DIR")]
+    pub policies: Vec<PathBuf>,
+    /// State directory [default: $STATE_DIRECTORY, else $XDG_STATE_HOME/vigil, else ./state].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// D-Bus address to serve on instead of the system bus (falling back to the session bus).
+    #[arg(long, value_name = "ADDRESS")]
+    pub bus: Option<String>,
+    /// Heartbeat address; repeatable [default: 127.0.0.1:9480; ignored under socket activation].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Vec<SocketAddr>,
+    /// More logging (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// vigilctl — ask vigild how this appliance is, and check policy files.
+#[derive(Debug, Parser)]
+#[command(name = "vigilctl", version, about, long_about = None)]
+pub struct VigilctlArgs {
+    /// D-Bus address of vigild [default: the system bus, then the session bus].
+    #[arg(long, global = true, value_name = "ADDRESS")]
+    pub bus: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+/// vigilctl's commands.
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// Overall status and the checks that are not ok.
+    Status,
+    /// Every check with its status, since when, and why.
+    Checks,
+    /// Policy files: check them, or show the effective set.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Versions of vigilctl and of the running vigild.
+    Version,
+}
+
+/// `vigilctl policy …`
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate policy files or directories (default: the installed ones); exit 1 on any error.
+    Check {
+        /// Files or directories.
+        paths: Vec<PathBuf>,
+    },
+    /// Show the effective, merged checks of policy files or directories (default: installed).
+    Show {
+        /// Files or directories.
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// vigilctl exit statuses.
+pub mod exit {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// What was checked is bad (a policy, a bundle).
+    pub const BAD: i32 = 1;
+    /// Usage error (clap's own).
+    pub const USAGE: i32 = 2;
+    /// vigild cannot be reached.
+    pub const UNREACHABLE: i32 = 3;
+}

@@ -1,0 +1,282 @@
+//! Daemon settings from `/etc/vigil/vigil.toml`. Every key is optional; unknown keys are
+//! errors with file, line and column. The file is never silently ignored when it is bad.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::policy::diag::{Diagnostic, Source};
+use crate::probe::HostRoots;
+
+/// Where the settings file lives on the box.
+pub const DEFAULT_CONFIG: &str = "/etc/vigil/vigil.toml";
+/// Default heartbeat listener.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9480";
+
+/// The whole settings file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub daemon: DaemonSection,
+    #[serde(default)]
+    pub http: HttpSection,
+    #[serde(default)]
+    pub docker: DockerSection,
+    #[serde(default)]
+    pub device: DeviceSection,
+    #[serde(default)]
+    pub host: HostSection,
+    #[serde(default)]
+    pub actions: ActionsSection,
+    #[serde(default)]
+    pub notify: NotifySection,
+    #[serde(default)]
+    pub heartbeat: HeartbeatSection,
+    #[serde(default)]
+    pub hooks: BTreeMap<String, Hook>,
+    #[serde(default)]
+    pub update: UpdateSection,
+}
+
+/// `[daemon]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonSection {
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// Addresses to bind when systemd passes no socket.
+    pub listen: Option<Vec<String>>,
+    #[serde(default)]
+    pub status_page: bool,
+}
+
+/// `[docker]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerSection {
+    pub host: Option<String>,
+}
+
+/// `[device]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSection {
+    pub model: Option<String>,
+}
+
+/// `[host]`: where probes read procfs and sysfs (tests point these at prepared trees).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSection {
+    pub proc_root: Option<PathBuf>,
+    pub sys_root: Option<PathBuf>,
+}
+
+/// `[actions]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionsSection {
+    #[serde(default)]
+    pub clean_allow: Vec<PathBuf>,
+    pub reboot_limit: Option<String>,
+}
+
+/// `[notify]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySection {
+    #[serde(default)]
+    pub webhook: Vec<Webhook>,
+}
+
+/// `[[notify.webhook]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub token_credential: Option<String>,
+}
+
+/// `[heartbeat]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatSection {
+    pub push: Option<HeartbeatPush>,
+}
+
+/// `[heartbeat.push]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatPush {
+    pub url: String,
+    pub every: Option<String>,
+    pub token_credential: Option<String>,
+}
+
+/// `[hooks.NAME]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    pub command: Vec<String>,
+    pub timeout: Option<String>,
+}
+
+/// `[update]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSection {
+    pub keys_dir: Option<PathBuf>,
+    pub keep_releases: Option<u32>,
+    #[serde(default)]
+    pub backup_hooks: Vec<String>,
+    pub commit_hook: Option<String>,
+}
+
+impl Settings {
+    /// Parses settings text; `path` only names the file in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Settings, Diagnostic> {
+        let src = Source { path, text };
+        let settings: Settings = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
+        let listen = settings.http.listen.clone().unwrap_or_default();
+        for addr in &listen {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                let at = text.find(addr.as_str()).unwrap_or(0);
+                return Err(src.at(
+                    &(at..at),
+                    format!("http.listen: {addr:?} is not an address such as \"127.0.0.1:9480\""),
+                ));
+            }
+        }
+        Ok(settings)
+    }
+
+    /// Reads the settings file. A missing file at the default path means defaults; a file
+    /// named explicitly must exist.
+    pub fn load(path: &Path, explicit: bool) -> Result<Settings, Diagnostic> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Settings::parse(path, &text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(Settings::default()),
+            Err(e) => Err(Diagnostic {
+                file: path.to_path_buf(),
+                line: 1,
+                column: 1,
+                message: format!("cannot read settings: {e}"),
+            }),
+        }
+    }
+
+    /// Probe roots with defaults.
+    pub fn host_roots(&self) -> HostRoots {
+        let d = HostRoots::default();
+        HostRoots {
+            proc: self.host.proc_root.clone().unwrap_or(d.proc),
+            sys: self.host.sys_root.clone().unwrap_or(d.sys),
+        }
+    }
+}
+
+/// The state directory: flag, then settings, then `$STATE_DIRECTORY` (systemd), then
+/// `$XDG_STATE_HOME/vigil`, then `./state`.
+pub fn state_dir(flag: Option<&Path>, settings: &Settings) -> PathBuf {
+    if let Some(p) = flag {
+        return p.to_path_buf();
+    }
+    if let Some(p) = &settings.daemon.state_dir {
+        return p.clone();
+    }
+    if let Some(p) = std::env::var_os("STATE_DIRECTORY") {
+        // systemd may pass several, colon-separated; the first is ours.
+        let s = p.to_string_lossy();
+        if let Some(first) = s.split(':').next().filter(|f| !f.is_empty()) {
+            return PathBuf::from(first);
+        }
+    }
+    if let Some(p) = std::env::var_os("XDG_STATE_HOME").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p).join("vigil");
+    }
+    PathBuf::from("state")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DESIGN_EXAMPLE: &str = r#"
+[daemon]
+state_dir = "/var/lib/vigil"
+
+[http]
+listen = ["127.0.0.1:9480"]
+status_page = false
+
+[docker]
+host = "unix:///var/run/docker.sock"
+
+[device]
+model = "jetson-agx-orin"
+
+[actions]
+clean_allow = ["/var/log/arasul"]
+reboot_limit = "1 per 6h"
+
+[[notify.webhook]]
+url = "https://alerts.example.com/hook"
+headers = { Authorization = "Bearer x" }
+token_credential = "alert-token"
+
+[heartbeat.push]
+url = "https://monitor.example.com/api/push/x"
+every = "30s"
+token_credential = "heartbeat-token"
+
+[hooks.db-backup]
+command = ["/usr/lib/arasul/backup-db", "--out", "/var/lib/vigil/backups"]
+timeout = "10m"
+
+[update]
+keys_dir = "/etc/vigil/keys"
+keep_releases = 3
+backup_hooks = ["db-backup"]
+commit_hook = "mark-boot-good"
+"#;
+
+    #[test]
+    fn the_design_example_parses() {
+        let s = Settings::parse(Path::new("vigil.toml"), DESIGN_EXAMPLE).unwrap();
+        assert_eq!(s.daemon.state_dir.as_deref(), Some(Path::new("/var/lib/vigil")));
+        assert_eq!(s.http.listen.unwrap(), vec!["127.0.0.1:9480"]);
+        assert_eq!(s.notify.webhook.len(), 1);
+        assert_eq!(s.hooks["db-backup"].command.len(), 3);
+        assert_eq!(s.update.keep_releases, Some(3));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_column() {
+        let e = Settings::parse(Path::new("/etc/vigil/vigil.toml"), "[http]\nlisten = []\nport = 80\n").unwrap_err();
+        assert_eq!((e.line, e.column), (3, 1), "{e}");
+        assert!(e.to_string().starts_with("/etc/vigil/vigil.toml:3:1: unknown field `port`"), "{e}");
+    }
+
+    #[test]
+    fn bad_listen_address_is_refused() {
+        let e = Settings::parse(Path::new("v.toml"), "[http]\nlisten = [\"localhost\"]\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("not an address"), "{e}");
+    }
+
+    #[test]
+    fn missing_default_file_is_defaults_but_missing_explicit_is_an_error() {
+        let p = Path::new("/nonexistent/vigil.toml");
+        assert!(Settings::load(p, false).is_ok());
+        assert!(Settings::load(p, true).unwrap_err().message.contains("cannot read"));
+    }
+}

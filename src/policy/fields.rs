@@ -1,0 +1,146 @@
+//! Reading TOML tables key by key, with spans, collecting every error.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use toml::de::{DeTable, DeValue};
+
+use super::diag::{Diagnostic, Source};
+
+/// A TOML table being read: remembers which keys were taken so the rest can be refused.
+pub(crate) struct Table<'a> {
+    pub src: &'a Source<'a>,
+    tab: &'a DeTable<'a>,
+    pub span: Range<usize>,
+    what: &'static str,
+}
+
+fn type_name(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+impl<'a> Table<'a> {
+    pub fn new(src: &'a Source<'a>, tab: &'a DeTable<'a>, span: Range<usize>, what: &'static str) -> Self {
+        Table { src, tab, span, what }
+    }
+
+    fn get(&self, key: &str) -> Option<(&'a DeValue<'a>, Range<usize>)> {
+        self.tab
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == key)
+            .map(|(_, v)| (v.get_ref(), v.span()))
+    }
+
+    /// A string value, if the key is there.
+    pub fn str(&mut self, key: &str, errors: &mut Vec<Diagnostic>) -> Option<(String, Range<usize>)> {
+        let (v, span) = self.get(key)?;
+        match v {
+            DeValue::String(s) => Some((s.to_string(), span)),
+            other => {
+                errors.push(self.src.at(&span, format!("`{key}` must be a string, not {}", type_name(other))));
+                None
+            }
+        }
+    }
+
+    /// A string value that must be there.
+    pub fn required_str(&mut self, key: &str, errors: &mut Vec<Diagnostic>) -> Option<(String, Range<usize>)> {
+        if self.get(key).is_none() {
+            errors.push(self.src.at(&self.span, format!("{} is missing the key `{key}`", self.what)));
+            return None;
+        }
+        self.str(key, errors)
+    }
+
+    /// A duration such as `"10s"`, `"1m30s"`, `"2h"`; must be above zero.
+    pub fn duration(&mut self, key: &str, errors: &mut Vec<Diagnostic>) -> Option<Duration> {
+        let (s, span) = self.str(key, errors)?;
+        match humantime::parse_duration(&s) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                errors.push(self.src.at(&span, format!("`{key}` must be longer than zero")));
+                None
+            }
+            Err(e) => {
+                errors.push(self.src.at(
+                    &span,
+                    format!("`{key}` = {s:?} is not a duration ({e}); write e.g. \"30s\", \"5m\", \"1h\""),
+                ));
+                None
+            }
+        }
+    }
+
+    /// A string or a list of strings.
+    pub fn str_or_list(&mut self, key: &str, errors: &mut Vec<Diagnostic>) -> Option<Vec<(String, Range<usize>)>> {
+        let (v, span) = self.get(key)?;
+        match v {
+            DeValue::String(s) => Some(vec![(s.to_string(), span)]),
+            DeValue::Array(items) => {
+                let mut out = Vec::new();
+                for item in items.iter() {
+                    match item.get_ref() {
+                        DeValue::String(s) => out.push((s.to_string(), item.span())),
+                        other => errors.push(self.src.at(
+                            &item.span(),
+                            format!("`{key}` must list strings, not {}", type_name(other)),
+                        )),
+                    }
+                }
+                Some(out)
+            }
+            other => {
+                errors.push(self.src.at(
+                    &span,
+                    format!("`{key}` must be a string or a list of strings, not {}", type_name(other)),
+                ));
+                None
+            }
+        }
+    }
+
+    /// The tables of `[[key]]`.
+    pub fn array_of_tables(
+        &mut self,
+        key: &str,
+        errors: &mut Vec<Diagnostic>,
+    ) -> Option<Vec<(&'a DeTable<'a>, Range<usize>)>> {
+        let (v, span) = self.get(key)?;
+        let DeValue::Array(items) = v else {
+            errors.push(self.src.at(&span, format!("`{key}` must be written as [[{key}]] tables")));
+            return None;
+        };
+        let mut out = Vec::new();
+        for item in items.iter() {
+            match item.get_ref() {
+                DeValue::Table(t) => out.push((t, item.span())),
+                _ => errors.push(self.src.at(&item.span(), format!("`{key}` must be written as [[{key}]] tables"))),
+            }
+        }
+        Some(out)
+    }
+
+    /// Refuses every key not in `allowed`. Returns whether all keys were allowed.
+    pub fn finish(&self, errors: &mut Vec<Diagnostic>, allowed: &[&str]) -> bool {
+        let mut clean = true;
+        for (k, _) in self.tab.iter() {
+            let key: &str = k.get_ref().as_ref();
+            if !allowed.contains(&key) {
+                clean = false;
+                errors.push(self.src.at(
+                    &k.span(),
+                    format!("unknown key `{key}` in {}; expected one of: {}", self.what, allowed.join(", ")),
+                ));
+            }
+        }
+        clean
+    }
+}

@@ -1,0 +1,181 @@
+//! Tests of policy loading against real files.
+
+use super::*;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn errors_of(text: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "p.toml", text);
+    let errs = load_files(&[p]).unwrap_err();
+    errs.0.iter().map(|d| format!("{}:{}: {}", d.line, d.column, d.message)).collect()
+}
+
+const GOOD: &str = r#"
+[[check]]
+name = "root-disk"
+probe = "disk"
+path = "/"
+warn = "used > 85%"
+crit = ["used > 95%", "inodes_used > 95%"]
+
+[[check]]
+name = "memory"
+probe = "memory"
+every = "5s"
+timeout = "1s"
+warn = "available < 10%"
+
+[[check]]
+name = "temps"
+probe = "thermal"
+sensors = ["cpu-*", "gpu-*"]
+crit = "temperature > 90"
+"#;
+
+#[test]
+fn loads_the_design_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "a.toml", GOOD);
+    let set = load_files(&[p.clone()]).unwrap();
+    assert_eq!(set.checks.len(), 3);
+    let disk = &set.checks[0];
+    assert_eq!(disk.params, ProbeParams::Disk { path: "/".into() });
+    assert_eq!(disk.every, Duration::from_secs(EVERY_DEFAULT_SECS));
+    assert_eq!(disk.crit.len(), 2);
+    assert_eq!(disk.origin, format!("{}:2", p.display()));
+    assert_eq!(set.checks[1].every, Duration::from_secs(5));
+    assert_eq!(set.checks[1].timeout, Duration::from_secs(1));
+    assert_eq!(
+        set.checks[2].params,
+        ProbeParams::Thermal { sensors: vec!["cpu-*".into(), "gpu-*".into()] }
+    );
+}
+
+#[test]
+fn syntax_error_has_line_and_column() {
+    let e = errors_of("[[check]]\nname = \"x\nprobe = \"disk\"\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("2:"), "{e:?}");
+}
+
+#[test]
+fn every_error_in_a_file_is_reported_with_position() {
+    let text = r#"[[check]]
+name = "Bad Name"
+probe = "disk"
+path = "/"
+colour = "red"
+
+[[check]]
+name = "m"
+probe = "memory"
+every = "soon"
+warn = "availble < 10%"
+crit = ["available < 5"]
+
+[[check]]
+name = "g"
+probe = "gpu"
+
+[[check]]
+name = "x"
+probe = "warp-drive"
+
+[[check]]
+probe = "disk"
+path = "relative/dir"
+"#;
+    let e = errors_of(text);
+    let expect = [
+        "2:8: invalid check name \"Bad Name\"",
+        "5:1: unknown key `colour` in [[check]]",
+        "10:9: `every` = \"soon\" is not a duration",
+        "11:9: probe `memory` has no metric `availble`",
+        "12:23: `available` is a percentage",
+        "16:9: probe \"gpu\" is not supported by this version of vigild",
+        "20:9: unknown probe \"warp-drive\"",
+        "[[check]] is missing the key `name`",
+        "24:8: path must be absolute",
+    ];
+    for want in expect {
+        assert!(e.iter().any(|got| got.contains(want)), "missing {want:?} in {e:#?}");
+    }
+    assert_eq!(e.len(), expect.len(), "{e:#?}");
+}
+
+#[test]
+fn duplicate_names_across_files_point_to_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(dir.path(), "a.toml", "[[check]]\nname = \"m\"\nprobe = \"memory\"\n");
+    let b = write(dir.path(), "b.toml", "\n[[check]]\nname = \"m\"\nprobe = \"memory\"\n");
+    let e = load_files(&[a.clone(), b.clone()]).unwrap_err();
+    assert_eq!(e.0.len(), 1);
+    assert_eq!(e.0[0].file, b);
+    assert_eq!(e.0[0].line, 3);
+    assert!(e.0[0].message.contains(&format!("first defined at {}:2:8", a.display())), "{}", e.0[0]);
+}
+
+#[test]
+fn rules_are_refused_until_the_engine_exists() {
+    let e = errors_of("[[rule]]\nname = \"r\"\n");
+    assert_eq!(e.len(), 1);
+    assert!(e[0].contains("[[rule]] is not supported"), "{e:?}");
+}
+
+#[test]
+fn unknown_sections_and_wrong_types() {
+    let e = errors_of("[checks]\nx = 1\n[[check]]\nname = 5\nprobe = \"memory\"\n");
+    assert!(e.iter().any(|m| m.starts_with("1:2: unknown key `checks` in the policy file")), "{e:?}");
+    assert!(e.iter().any(|m| m.contains("`name` must be a string, not an integer")), "{e:?}");
+}
+
+#[test]
+fn directories_merge_by_file_name_later_wins() {
+    let vendor = tempfile::tempdir().unwrap();
+    let admin = tempfile::tempdir().unwrap();
+    write(vendor.path(), "10-disk.toml", "[[check]]\nname = \"d\"\nprobe = \"disk\"\npath = \"/\"\n");
+    write(vendor.path(), "20-mem.toml", "[[check]]\nname = \"m\"\nprobe = \"memory\"\n");
+    write(vendor.path(), "README", "not a policy");
+    let over = write(admin.path(), "20-mem.toml", "[[check]]\nname = \"m2\"\nprobe = \"memory\"\n");
+    let set = load_dirs(
+        &[vendor.path().to_path_buf(), admin.path().to_path_buf(), "/nonexistent/x".into()],
+        &HostRoots::default(),
+    )
+    .unwrap();
+    let names: Vec<_> = set.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["d", "m2"]);
+    assert_eq!(set.files[1], over);
+    assert!(!set.builtin);
+}
+
+#[test]
+fn no_files_means_builtin_defaults_for_this_host() {
+    let empty = tempfile::tempdir().unwrap();
+    let sys = tempfile::tempdir().unwrap();
+    let roots = HostRoots { proc: "/proc".into(), sys: sys.path().to_path_buf() };
+    let set = load_dirs(&[empty.path().to_path_buf()], &roots).unwrap();
+    assert!(set.builtin);
+    let names: Vec<_> = set.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["root-disk", "memory"], "no sensors in this sysfs: no thermal check");
+    let zone = sys.path().join("class/thermal/thermal_zone0");
+    std::fs::create_dir_all(&zone).unwrap();
+    std::fs::write(zone.join("type"), "cpu-thermal").unwrap();
+    std::fs::write(zone.join("temp"), "40000").unwrap();
+    let set = load_dirs(&[empty.path().to_path_buf()], &roots).unwrap();
+    assert_eq!(set.checks.len(), 3);
+}
+
+#[test]
+fn names() {
+    for good in ["a", "root-disk", "container:ollama", "x_1.y"] {
+        assert!(valid_name(good), "{good}");
+    }
+    for bad in ["", "-a", "A", "a b", "é"] {
+        assert!(!valid_name(bad), "{bad}");
+    }
+}

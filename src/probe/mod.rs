@@ -1,0 +1,246 @@
+//! Probes: thin adapters that read one source and return a [`Reading`].
+//!
+//! A probe never decides health on thresholds; it reports named metrics (and, for probes
+//! that know better, such as a failed unit, a status of their own). The health model and the
+//! policy's thresholds turn readings into statuses. A probe whose source is missing or
+//! broken returns [`Reading::Unknown`] with the reason; it never panics or blocks the runtime.
+
+pub mod disk;
+pub mod memory;
+pub mod thermal;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use crate::health::Status;
+use crate::policy::{CheckSpec, ProbeParams};
+
+/// The unit of a metric; thresholds with `%` only compare against `Percent` metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// 0–100.
+    Percent,
+    Bytes,
+    /// Degrees Celsius.
+    Celsius,
+    /// A plain number of things (events, kills, models).
+    Count,
+    /// Bytes per second.
+    BytesPerSecond,
+    Hours,
+    /// A ratio such as a load average.
+    Number,
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unit::Percent => "%",
+            Unit::Bytes => "bytes",
+            Unit::Celsius => "°C",
+            Unit::Count => "count",
+            Unit::BytesPerSecond => "bytes/s",
+            Unit::Hours => "hours",
+            Unit::Number => "number",
+        })
+    }
+}
+
+/// One metric a probe kind reports, for validation and documentation.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricSpec {
+    pub name: &'static str,
+    pub unit: Unit,
+    pub help: &'static str,
+}
+
+/// The probe kinds this build of vigild knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProbeKind {
+    Disk,
+    Memory,
+    Thermal,
+}
+
+impl ProbeKind {
+    /// Every kind this build supports, in the order `--help` and errors list them.
+    pub const ALL: &'static [ProbeKind] = &[ProbeKind::Disk, ProbeKind::Memory, ProbeKind::Thermal];
+
+    /// Kinds named by the design that later versions add; named in errors so an operator
+    /// knows the policy is ahead of the daemon rather than misspelt.
+    pub const PLANNED: &'static [&'static str] = &[
+        "systemd",
+        "container",
+        "containers",
+        "ollama",
+        "gpu",
+        "http",
+        "tcp",
+        "exec",
+    ];
+
+    /// The name used in policies (`probe = "disk"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeKind::Disk => "disk",
+            ProbeKind::Memory => "memory",
+            ProbeKind::Thermal => "thermal",
+        }
+    }
+
+    /// Parses a policy's `probe = …`.
+    pub fn parse(s: &str) -> Option<ProbeKind> {
+        ProbeKind::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+
+    /// The metrics this kind reports; thresholds may name only these.
+    pub fn metrics(self) -> &'static [MetricSpec] {
+        match self {
+            ProbeKind::Disk => disk::METRICS,
+            ProbeKind::Memory => memory::METRICS,
+            ProbeKind::Thermal => thermal::METRICS,
+        }
+    }
+
+    /// One metric's spec by name.
+    pub fn metric(self, name: &str) -> Option<&'static MetricSpec> {
+        self.metrics().iter().find(|m| m.name == name)
+    }
+}
+
+impl fmt::Display for ProbeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Metric values by name.
+pub type Metrics = BTreeMap<String, f64>;
+
+/// What one probe run found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reading {
+    /// The source answered.
+    Value {
+        /// A status the probe itself knows (a failed unit); `None` leaves it to thresholds.
+        status: Option<Status>,
+        /// One line for people: what was read.
+        detail: String,
+        metrics: Metrics,
+    },
+    /// The probe could not tell, and why.
+    Unknown(String),
+}
+
+impl Reading {
+    /// A reading with metrics only.
+    pub fn metrics(detail: impl Into<String>, metrics: Metrics) -> Reading {
+        Reading::Value {
+            status: None,
+            detail: detail.into(),
+            metrics,
+        }
+    }
+}
+
+/// Where probes read procfs and sysfs; settable so tests use prepared trees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRoots {
+    pub proc: PathBuf,
+    pub sys: PathBuf,
+}
+
+impl Default for HostRoots {
+    fn default() -> Self {
+        HostRoots {
+            proc: PathBuf::from("/proc"),
+            sys: PathBuf::from("/sys"),
+        }
+    }
+}
+
+/// A source of readings for one check.
+#[async_trait]
+pub trait Probe: Send {
+    /// Takes one reading. Slow or blocking work runs off the runtime; the caller bounds the
+    /// whole call with the check's `timeout`.
+    async fn read(&mut self) -> Reading;
+
+    /// Event-driven probes (unit or container state streams) return a notifier that fires
+    /// when something changed, so the check is read at once instead of on its next tick.
+    fn wake(&self) -> Option<Arc<Notify>> {
+        None
+    }
+}
+
+/// Builds the probe for a check.
+pub fn build(spec: &CheckSpec, roots: &HostRoots) -> Box<dyn Probe> {
+    match &spec.params {
+        ProbeParams::Disk { path } => Box::new(disk::DiskProbe::new(path.clone())),
+        ProbeParams::Memory => Box::new(memory::MemoryProbe::new(roots.proc.clone())),
+        ProbeParams::Thermal { sensors } => Box::new(thermal::ThermalProbe::new(
+            roots.sys.clone(),
+            sensors.clone(),
+        )),
+    }
+}
+
+/// Matches `name` against a shell-style glob with `*` and `?`.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("arasul-*", "arasul-db"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a?c", "abc"));
+        assert!(glob_match("*-therm", "CPU-therm"));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(!glob_match("a*b*c", "axxbyy"));
+        assert!(!glob_match("ollama", "ollama2"));
+        assert!(!glob_match("?", ""));
+    }
+
+    #[test]
+    fn every_kind_has_metrics_with_unique_names() {
+        for k in ProbeKind::ALL {
+            let names: std::collections::BTreeSet<_> = k.metrics().iter().map(|m| m.name).collect();
+            assert_eq!(names.len(), k.metrics().len(), "{k}");
+            assert!(!names.is_empty());
+            assert_eq!(ProbeKind::parse(k.as_str()), Some(*k));
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! The store: SQLite at `STATE_DIR/vigil.db` in WAL mode, on its own thread.
+//!
+//! Writes are sent and not awaited, so a slow or broken disk never stalls the evaluation
+//! loop or the heartbeat. A database that cannot be opened, is corrupt, or was written by
+//! a newer vigild is moved aside (renamed with a timestamp, with its -wal and -shm files)
+//! and a fresh one started; if even that fails, the store runs in memory and says so.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::SystemTime;
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+
+use crate::health::{Micros, Status, Transition};
+
+/// File name of the database inside the state directory.
+pub const DB_FILE: &str = "vigil.db";
+
+/// Forward migrations; the schema version is the number applied (`PRAGMA user_version`).
+const MIGRATIONS: &[&str] = &[
+    // 1: check transitions and small settings that survive restarts.
+    "CREATE TABLE transitions (
+        id      INTEGER PRIMARY KEY,
+        check_name TEXT NOT NULL,
+        from_status TEXT NOT NULL,
+        to_status TEXT NOT NULL,
+        at_us   INTEGER NOT NULL,
+        detail  TEXT NOT NULL
+     );
+     CREATE INDEX transitions_check_at ON transitions (check_name, at_us);
+     CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+     );",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// A stored transition.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TransitionRow {
+    pub id: i64,
+    pub check: String,
+    pub from: Status,
+    pub to: Status,
+    pub at: Micros,
+    pub detail: String,
+}
+
+/// How the database was opened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Opened {
+    /// The file was fine (or new).
+    Fresh,
+    /// The old file was bad and now lives at this path.
+    MovedAside { to: PathBuf, reason: String },
+    /// Nothing on disk could be used; state lives in memory until restart.
+    InMemory { reason: String },
+}
+
+/// A database connection with vigil's schema.
+pub struct Db {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase)
+    )
+}
+
+fn prepare(conn: &mut Connection) -> Result<(), String> {
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    if mode != "wal" && mode != "memory" {
+        return Err(format!("cannot switch to WAL (journal_mode is {mode})"));
+    }
+    conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
+        .map_err(|e| e.to_string())?;
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    if check != "ok" {
+        return Err(format!("integrity check failed: {check}"));
+    }
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    if version > SCHEMA_VERSION {
+        return Err(format!(
+            "schema version {version} was written by a newer vigild (this one knows {SCHEMA_VERSION})"
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction().map_err(|e| e.to_string())?;
+        tx.execute_batch(sql).map_err(|e| format!("migration {}: {e}", i + 1))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(|e| e.to_string())?;
+        tx.commit().map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn try_open(path: &Path) -> Result<Connection, String> {
+    let mut conn = Connection::open(path).map_err(|e| e.to_string())?;
+    prepare(&mut conn)?;
+    Ok(conn)
+}
+
+/// Renames the database and its WAL/SHM files out of the way; returns the new path.
+fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let stamp = stamp.replace(':', "");
+    let mut target = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
+    let mut n = 1;
+    while target.exists() {
+        target = PathBuf::from(format!("{}.corrupt-{stamp}.{n}", path.display()));
+        n += 1;
+    }
+    std::fs::rename(path, &target)?;
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", path.display()));
+        if side.exists() {
+            let _ = std::fs::rename(&side, format!("{}{suffix}", target.display()));
+        }
+    }
+    Ok(target)
+}
+
+impl Db {
+    /// Opens (or creates) the database, recovering from a bad file as described above.
+    pub fn open(path: &Path) -> (Db, Opened) {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        match try_open(path) {
+            Ok(conn) => return (Db { conn, path: path.to_path_buf() }, Opened::Fresh),
+            Err(reason) => {
+                if path.exists() {
+                    match move_aside(path) {
+                        Ok(to) => {
+                            if let Ok(conn) = try_open(path) {
+                                return (
+                                    Db { conn, path: path.to_path_buf() },
+                                    Opened::MovedAside { to, reason },
+                                );
+                            }
+                        }
+                        Err(e) => {
+                            return Db::in_memory(format!("{reason}; moving it aside failed: {e}"));
+                        }
+                    }
+                }
+                Db::in_memory(format!("cannot open {}: {reason}", path.display()))
+            }
+        }
+    }
+
+    fn in_memory(reason: String) -> (Db, Opened) {
+        let mut conn = Connection::open_in_memory().expect("in-memory SQLite");
+        prepare(&mut conn).expect("in-memory schema");
+        (Db { conn, path: PathBuf::from(":memory:") }, Opened::InMemory { reason })
+    }
+
+    /// The file behind this connection (`:memory:` when in memory).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version in the file.
+    pub fn schema_version(&self) -> rusqlite::Result<i64> {
+        self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+    }
+
+    /// Records one transition.
+    pub fn record_transition(&self, t: &Transition) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO transitions (check_name, from_status, to_status, at_us, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![t.check, t.from.as_str(), t.to.as_str(), t.at as i64, t.detail])?;
+        Ok(())
+    }
+
+    /// The newest `limit` transitions, newest first; of one check when `check` is set.
+    pub fn transitions(&self, check: Option<&str>, limit: u32) -> rusqlite::Result<Vec<TransitionRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, check_name, from_status, to_status, at_us, detail FROM transitions
+             WHERE ?1 IS NULL OR check_name = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![check, limit], |r| {
+            let status = |i: usize| -> rusqlite::Result<Status> {
+                let s: String = r.get(i)?;
+                Ok(Status::parse(&s).unwrap_or(Status::Unknown))
+            };
+            Ok(TransitionRow {
+                id: r.get(0)?,
+                check: r.get(1)?,
+                from: status(2)?,
+                to: status(3)?,
+                at: r.get::<_, i64>(4)? as u64,
+                detail: r.get(5)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// A stored setting.
+    pub fn setting(&self, key: &str) -> rusqlite::Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+    }
+
+    /// Stores a setting.
+    pub fn set_setting(&self, key: &str, value: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Db) + Send>;
+
+enum Cmd {
+    Transition(Transition),
+    Run(Job),
+}
+
+/// A handle to the store thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    tx: mpsc::Sender<Cmd>,
+}
+
+fn log_opened(opened: &Opened, path: &Path) {
+    match opened {
+        Opened::Fresh => info!(vigil_event = "store", "store {} opened", path.display()),
+        Opened::MovedAside { to, reason } => error!(
+            vigil_event = "store",
+            "database {} was unusable ({reason}); moved it to {} and started a fresh one — \
+             keep the old file for analysis",
+            path.display(),
+            to.display()
+        ),
+        Opened::InMemory { reason } => error!(
+            vigil_event = "store",
+            "{reason}; keeping state in memory until restart — check the state directory's \
+             permissions and free space"
+        ),
+    }
+}
+
+impl Store {
+    /// Opens the database at `path` on a new thread.
+    pub fn spawn(path: PathBuf) -> Store {
+        let (tx, rx) = mpsc::channel::<Cmd>();
+        std::thread::Builder::new()
+            .name("vigil-store".into())
+            .spawn(move || {
+                let (mut db, opened) = Db::open(&path);
+                log_opened(&opened, &path);
+                for cmd in rx {
+                    match cmd {
+                        Cmd::Transition(t) => {
+                            if let Err(e) = db.record_transition(&t) {
+                                if is_corruption(&e) {
+                                    // The file went bad under us: move it aside and retry once.
+                                    drop(db);
+                                    let (fresh, opened) = Db::open(&path);
+                                    log_opened(&opened, &path);
+                                    db = fresh;
+                                    if let Err(e) = db.record_transition(&t) {
+                                        warn!(vigil_event = "store", "cannot record transition of {}: {e}", t.check);
+                                    }
+                                } else {
+                                    warn!(vigil_event = "store", "cannot record transition of {}: {e}", t.check);
+                                }
+                            }
+                        }
+                        Cmd::Run(job) => job(&mut db),
+                    }
+                }
+            })
+            .expect("spawn store thread");
+        Store { tx }
+    }
+
+    /// Records a transition; does not wait.
+    pub fn record_transition(&self, t: Transition) {
+        let _ = self.tx.send(Cmd::Transition(t));
+    }
+
+    /// Runs `f` on the store thread and returns its result (queries, and a barrier that
+    /// waits for every earlier write).
+    pub async fn call<T: Send + 'static>(&self, f: impl FnOnce(&mut Db) -> T + Send + 'static) -> Option<T> {
+        let (reply, rx) = oneshot::channel();
+        let job: Job = Box::new(move |db| {
+            let _ = reply.send(f(db));
+        });
+        self.tx.send(Cmd::Run(job)).ok()?;
+        rx.await.ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(check: &str, from: Status, to: Status, at: Micros) -> Transition {
+        Transition { check: check.into(), from, to, at, detail: format!("{from}->{to}") }
+    }
+
+    #[test]
+    fn records_and_reads_transitions_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let (db, opened) = Db::open(&path);
+        assert_eq!(opened, Opened::Fresh);
+        assert_eq!(db.schema_version().unwrap(), SCHEMA_VERSION);
+        db.record_transition(&t("disk", Status::Unknown, Status::Ok, 10)).unwrap();
+        db.record_transition(&t("disk", Status::Ok, Status::Crit, 20)).unwrap();
+        db.record_transition(&t("mem", Status::Unknown, Status::Ok, 30)).unwrap();
+        let mode: String = db.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        drop(db);
+        let (db, opened) = Db::open(&path);
+        assert_eq!(opened, Opened::Fresh);
+        let rows = db.transitions(Some("disk"), 10).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].from, rows[0].to, rows[0].at), (Status::Ok, Status::Crit, 20));
+        assert_eq!(db.transitions(None, 1).unwrap()[0].check, "mem");
+    }
+
+    #[test]
+    fn migrations_run_forward_from_an_older_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        // A version-0 file: someone else's empty SQLite database.
+        Connection::open(&path).unwrap().execute_batch("CREATE TABLE unrelated (x);").unwrap();
+        let (db, opened) = Db::open(&path);
+        assert_eq!(opened, Opened::Fresh);
+        assert_eq!(db.schema_version().unwrap(), SCHEMA_VERSION);
+        db.set_setting("k", "v1").unwrap();
+        db.set_setting("k", "v2").unwrap();
+        assert_eq!(db.setting("k").unwrap().as_deref(), Some("v2"));
+        assert_eq!(db.setting("none").unwrap(), None);
+    }
+
+    #[test]
+    fn corrupt_file_is_moved_aside_and_a_fresh_one_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        std::fs::write(&path, b"this is not a database, it is a shopping list\n".repeat(200)).unwrap();
+        let (db, opened) = Db::open(&path);
+        let Opened::MovedAside { to, reason } = opened else { panic!("{opened:?}") };
+        assert!(to.file_name().unwrap().to_string_lossy().starts_with("vigil.db.corrupt-"));
+        assert!(std::fs::read(&to).unwrap().starts_with(b"this is not a database"));
+        assert!(reason.contains("not a database"), "{reason}");
+        db.record_transition(&t("x", Status::Unknown, Status::Ok, 1)).unwrap();
+        assert_eq!(db.transitions(None, 5).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn newer_schema_is_moved_aside_not_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        let (_db, opened) = Db::open(&path);
+        let Opened::MovedAside { reason, .. } = opened else { panic!("{opened:?}") };
+        assert!(reason.contains("newer vigild"), "{reason}");
+    }
+
+    #[test]
+    fn unwritable_directory_falls_back_to_memory() {
+        let (db, opened) = Db::open(Path::new("/proc/vigil-test/vigil.db"));
+        assert!(matches!(opened, Opened::InMemory { .. }), "{opened:?}");
+        db.record_transition(&t("x", Status::Unknown, Status::Ok, 1)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn store_thread_writes_in_order_and_answers_queries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::spawn(dir.path().join(DB_FILE));
+        for i in 0..100 {
+            store.record_transition(t("c", Status::Ok, Status::Warn, i));
+        }
+        let n = store.call(|db| db.transitions(None, 1000).unwrap().len()).await;
+        assert_eq!(n, Some(100));
+    }
+}

@@ -1,0 +1,446 @@
+//! D-Bus: `org.vigil.Vigil1` with the Manager object and one object per check.
+//!
+//! Methods are a few lines each: read the snapshot, or send a [`Command`] into the daemon
+//! loop and map its answer. Property changes and signals come from [`DbusSurface::apply`],
+//! which the loop's publisher calls with each new snapshot and the transitions behind it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{info, warn};
+use zbus::message::Header;
+use zbus::object_server::SignalEmitter;
+use zbus::{fdo, interface, Connection};
+
+use super::Snapshot;
+use crate::daemon::Command;
+use crate::health::{CheckState, Transition};
+
+/// The well-known bus name.
+pub const BUS_NAME: &str = "org.vigil.Vigil1";
+/// The Manager object.
+pub const MANAGER_PATH: &str = "/org/vigil/Vigil1";
+/// Parent of the check objects.
+pub const CHECK_PATH_PREFIX: &str = "/org/vigil/Vigil1/check";
+/// Group whose members may call the mutating methods.
+pub const ADMIN_GROUP: &str = "vigil-admin";
+
+/// Escapes a check name into one object path element the way systemd does for unit
+/// names: ASCII letters and digits stay, every other byte becomes `_xx` (hex).
+pub fn escape_path_element(name: &str) -> String {
+    if name.is_empty() {
+        return "_".into();
+    }
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("_{b:02x}"));
+        }
+    }
+    out
+}
+
+/// The object path of a check.
+pub fn check_path(name: &str) -> String {
+    format!("{CHECK_PATH_PREFIX}/{}", escape_path_element(name))
+}
+
+fn not_supported(what: &str) -> fdo::Error {
+    fdo::Error::NotSupported(format!("{what} is not available in vigild {} yet", crate::VERSION))
+}
+
+/// Allows root, the daemon's own user, and members of `vigil-admin`.
+async fn authorize(conn: &Connection, header: &Header<'_>, method: &str) -> fdo::Result<()> {
+    let sender = header
+        .sender()
+        .ok_or_else(|| fdo::Error::AccessDenied("caller has no bus name".into()))?;
+    let proxy = fdo::DBusProxy::new(conn).await?;
+    let creds = proxy.get_connection_credentials(sender.clone().into()).await?;
+    let uid = creds
+        .unix_user_id()
+        .ok_or_else(|| fdo::Error::AccessDenied("the bus did not tell the caller's user".into()))?;
+    if uid == 0 || uid == nix::unistd::geteuid().as_raw() {
+        return Ok(());
+    }
+    if let Ok(Some(group)) = nix::unistd::Group::from_name(ADMIN_GROUP) {
+        let gid = group.gid.as_raw();
+        let in_group = match creds.unix_group_ids() {
+            Some(gids) => gids.contains(&gid),
+            // Older buses do not pass groups: look the user up.
+            None => nix::unistd::User::from_uid(uid.into())
+                .ok()
+                .flatten()
+                .map(|u| group.mem.contains(&u.name) || u.gid.as_raw() == gid)
+                .unwrap_or(false),
+        };
+        if in_group {
+            return Ok(());
+        }
+    }
+    Err(fdo::Error::AccessDenied(format!(
+        "{method} needs root or membership in the {ADMIN_GROUP} group (caller uid {uid})"
+    )))
+}
+
+/// `org.vigil.Vigil1.Manager`
+pub struct Manager {
+    snap: watch::Receiver<Arc<Snapshot>>,
+    commands: mpsc::Sender<Command>,
+}
+
+impl Manager {
+    fn snap(&self) -> Arc<Snapshot> {
+        self.snap.borrow().clone()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> fdo::Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| fdo::Error::Failed("vigild is shutting down".into()))?;
+        rx.await.map_err(|_| fdo::Error::Failed("vigild is shutting down".into()))
+    }
+}
+
+#[interface(name = "org.vigil.Vigil1.Manager")]
+impl Manager {
+    /// The package version.
+    #[zbus(property)]
+    fn version(&self) -> String {
+        crate::VERSION.to_string()
+    }
+
+    /// `ok`, `degraded` or `critical`.
+    #[zbus(property)]
+    fn status(&self) -> String {
+        self.snap().status.to_string()
+    }
+
+    /// When vigild started, µs since the epoch.
+    #[zbus(property)]
+    fn started_at(&self) -> u64 {
+        self.snap().started_at
+    }
+
+    /// Whether maintenance mode is on.
+    #[zbus(property)]
+    fn maintenance(&self) -> bool {
+        self.snap().maintenance
+    }
+
+    /// The update engine's state.
+    #[zbus(property)]
+    fn update_state(&self) -> String {
+        self.snap().update_state.clone()
+    }
+
+    /// Number of open incidents.
+    #[zbus(property)]
+    fn open_incidents(&self) -> u32 {
+        self.snap().open_incidents
+    }
+
+    /// The status document (JSON), the same as `vigilctl status --json`.
+    fn get_status(&self) -> String {
+        self.snap().status_document(crate::now_micros()).to_string()
+    }
+
+    /// Every check: name, probe, status, since (µs since the epoch).
+    #[zbus(out_args("checks"))]
+    fn list_checks(&self) -> Vec<(String, String, String, i64)> {
+        self.snap()
+            .checks
+            .iter()
+            .map(|c| (c.name.clone(), c.probe.clone(), c.status.to_string(), c.since as i64))
+            .collect()
+    }
+
+    /// Incidents, newest first (JSON).
+    #[zbus(out_args("incidents"))]
+    fn list_incidents(&self, _limit: u32) -> fdo::Result<String> {
+        Err(not_supported("ListIncidents"))
+    }
+
+    /// Re-reads settings and policies; a bad set is refused and the old one stays.
+    async fn reload(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<()> {
+        authorize(conn, &header, "Reload").await?;
+        self.ask(|reply| Command::Reload { reply })
+            .await?
+            .map(|_| ())
+            .map_err(fdo::Error::InvalidArgs)
+    }
+
+    /// Maintenance mode on for `seconds`, or off.
+    async fn set_maintenance(
+        &self,
+        _on: bool,
+        _seconds: u64,
+        _reason: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<()> {
+        authorize(conn, &header, "SetMaintenance").await?;
+        Err(not_supported("SetMaintenance"))
+    }
+
+    /// Probes one check now and returns its state (JSON).
+    #[zbus(out_args("state"))]
+    async fn run_check(
+        &self,
+        name: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        authorize(conn, &header, "RunCheck").await?;
+        let state = self
+            .ask(|reply| Command::RunCheck { name: name.clone(), reply })
+            .await?
+            .map_err(fdo::Error::InvalidArgs)?;
+        Ok(serde_json::to_string(&state).unwrap_or_default())
+    }
+
+    /// Starts an update from a bundle; returns the run id.
+    #[zbus(out_args("run"))]
+    async fn apply_update(
+        &self,
+        _path: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        authorize(conn, &header, "ApplyUpdate").await?;
+        Err(not_supported("ApplyUpdate"))
+    }
+
+    /// Rolls back to the previous release.
+    async fn rollback(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<()> {
+        authorize(conn, &header, "Rollback").await?;
+        Err(not_supported("Rollback"))
+    }
+
+    /// The current or last update run (JSON).
+    #[zbus(out_args("update"))]
+    fn get_update(&self) -> fdo::Result<String> {
+        Err(not_supported("GetUpdate"))
+    }
+
+    /// A check changed status.
+    #[zbus(signal)]
+    pub async fn check_changed(e: &SignalEmitter<'_>, name: &str, from: &str, to: &str) -> zbus::Result<()>;
+
+    /// A rule opened an incident.
+    #[zbus(signal)]
+    pub async fn incident_opened(e: &SignalEmitter<'_>, id: &str, rule: &str, check: &str) -> zbus::Result<()>;
+
+    /// A recovery action finished.
+    #[zbus(signal)]
+    pub async fn action_taken(e: &SignalEmitter<'_>, incident: &str, action: &str, result: &str) -> zbus::Result<()>;
+
+    /// An incident was resolved.
+    #[zbus(signal)]
+    pub async fn incident_resolved(e: &SignalEmitter<'_>, id: &str) -> zbus::Result<()>;
+
+    /// An update run moved on.
+    #[zbus(signal)]
+    pub async fn update_progress(e: &SignalEmitter<'_>, run: &str, state: &str, fraction: f64) -> zbus::Result<()>;
+}
+
+/// `org.vigil.Vigil1.Check`, one object per check.
+pub struct CheckObject {
+    state: CheckState,
+}
+
+#[interface(name = "org.vigil.Vigil1.Check")]
+impl CheckObject {
+    /// The check's name.
+    #[zbus(property)]
+    fn name(&self) -> String {
+        self.state.name.clone()
+    }
+
+    /// The probe kind.
+    #[zbus(property)]
+    fn probe(&self) -> String {
+        self.state.probe.clone()
+    }
+
+    /// `ok`, `warn`, `crit` or `unknown`.
+    #[zbus(property)]
+    fn status(&self) -> String {
+        self.state.status.to_string()
+    }
+
+    /// When the check entered its status, µs since the epoch.
+    #[zbus(property)]
+    fn since(&self) -> u64 {
+        self.state.since
+    }
+
+    /// Why the check has its status.
+    #[zbus(property)]
+    fn detail(&self) -> String {
+        self.state.detail.clone()
+    }
+}
+
+/// Which bus vigild ended up on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusKind {
+    System,
+    Session,
+    Address(String),
+}
+
+/// The D-Bus surface: the connection and what was last published on it.
+pub struct DbusSurface {
+    conn: Connection,
+    pub bus: BusKind,
+    last: Arc<Snapshot>,
+    checks: BTreeMap<String, CheckState>,
+}
+
+async fn build(
+    builder: zbus::connection::Builder<'static>,
+    snap: &watch::Receiver<Arc<Snapshot>>,
+    commands: &mpsc::Sender<Command>,
+) -> zbus::Result<Connection> {
+    builder
+        .serve_at(MANAGER_PATH, Manager { snap: snap.clone(), commands: commands.clone() })
+        .name(BUS_NAME)
+        .build()
+        .await
+}
+
+impl DbusSurface {
+    /// Connects and takes the name: on `address` when given; else the system bus, then the
+    /// session bus.
+    pub async fn connect(
+        address: Option<&str>,
+        snap: watch::Receiver<Arc<Snapshot>>,
+        commands: mpsc::Sender<Command>,
+    ) -> Result<DbusSurface, String> {
+        let (conn, bus) = if let Some(addr) = address {
+            let b = zbus::connection::Builder::address(addr);
+            let conn = build(b, &snap, &commands)
+                .await
+                .map_err(|e| format!("cannot take {BUS_NAME} on {addr}: {e}"))?;
+            (conn, BusKind::Address(addr.to_string()))
+        } else {
+            match build(zbus::connection::Builder::system(), &snap, &commands).await {
+                Ok(c) => (c, BusKind::System),
+                Err(sys_err) => {
+                    match build(zbus::connection::Builder::session(), &snap, &commands).await {
+                        Ok(c) => {
+                            warn!(
+                                vigil_event = "bus",
+                                "cannot take {BUS_NAME} on the system bus ({sys_err}); serving on the session bus instead"
+                            );
+                            (c, BusKind::Session)
+                        }
+                        Err(ses_err) => {
+                            return Err(format!(
+                                "cannot take {BUS_NAME} on the system bus ({sys_err}) nor the session bus ({ses_err})"
+                            ))
+                        }
+                    }
+                }
+            }
+        };
+        info!(vigil_event = "bus", "serving {BUS_NAME} on the {bus:?} bus");
+        let last = snap.borrow().clone();
+        Ok(DbusSurface { conn, bus, last, checks: BTreeMap::new() })
+    }
+
+    /// Publishes a new snapshot: adds and removes check objects, updates their properties,
+    /// emits `CheckChanged` for each transition and `PropertiesChanged` for the Manager.
+    pub async fn apply(&mut self, snap: Arc<Snapshot>, transitions: &[Transition]) -> zbus::Result<()> {
+        let server = self.conn.object_server();
+        // Removed checks.
+        let gone: Vec<String> = self
+            .checks
+            .keys()
+            .filter(|n| !snap.checks.iter().any(|c| &c.name == *n))
+            .cloned()
+            .collect();
+        for name in gone {
+            server.remove::<CheckObject, _>(check_path(&name)).await?;
+            self.checks.remove(&name);
+        }
+        for c in &snap.checks {
+            match self.checks.get(&c.name) {
+                None => {
+                    server.at(check_path(&c.name), CheckObject { state: c.clone() }).await?;
+                    self.checks.insert(c.name.clone(), c.clone());
+                }
+                Some(old) if old != c => {
+                    let iref = server.interface::<_, CheckObject>(check_path(&c.name)).await?;
+                    let mut obj = iref.get_mut().await;
+                    let before = std::mem::replace(&mut obj.state, c.clone());
+                    let em = iref.signal_emitter();
+                    if before.status != c.status {
+                        obj.status_changed(em).await?;
+                    }
+                    if before.since != c.since {
+                        obj.since_changed(em).await?;
+                    }
+                    if before.detail != c.detail {
+                        obj.detail_changed(em).await?;
+                    }
+                    self.checks.insert(c.name.clone(), c.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        let iref = server.interface::<_, Manager>(MANAGER_PATH).await?;
+        let em = iref.signal_emitter();
+        for t in transitions {
+            Manager::check_changed(em, &t.check, t.from.as_str(), t.to.as_str()).await?;
+        }
+        let m = iref.get().await;
+        if self.last.status != snap.status {
+            m.status_changed(em).await?;
+        }
+        if self.last.maintenance != snap.maintenance {
+            m.maintenance_changed(em).await?;
+        }
+        if self.last.update_state != snap.update_state {
+            m.update_state_changed(em).await?;
+        }
+        if self.last.open_incidents != snap.open_incidents {
+            m.open_incidents_changed(em).await?;
+        }
+        self.last = snap;
+        Ok(())
+    }
+
+    /// The connection (for tests and later surfaces).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_like_systemd() {
+        assert_eq!(escape_path_element("root-disk"), "root_2ddisk");
+        assert_eq!(escape_path_element("container:ollama"), "container_3aollama");
+        assert_eq!(escape_path_element("a_b"), "a_5fb");
+        assert_eq!(escape_path_element("Mem1"), "Mem1");
+        assert_eq!(escape_path_element(""), "_");
+        assert_eq!(check_path("memory"), "/org/vigil/Vigil1/check/memory");
+    }
+}
