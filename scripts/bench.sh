@@ -169,11 +169,11 @@ for i in range(starts):
             left = deadline - time.monotonic()
             if left <= 0 or proc.poll() is not None:
                 break
-            sock.settimeout(left)
+            sock.settimeout(min(left, 0.1))  # wake up to notice an early exit
             try:
                 data, anc, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(12))
             except socket.timeout:
-                break
+                continue
             pid = None
             for level, kind, payload in anc:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
@@ -183,8 +183,9 @@ for i in range(starts):
     finally:
         stop(proc)
     if ready is None:
-        sys.exit(f"start {i + 1}: no READY=1 within {TIMEOUT:.0f}s "
-                 f"(exit status {proc.returncode}); log: {notify_path}.log")
+        why = (f"exited with status {proc.returncode} before READY=1"
+               if time.monotonic() - t0 < TIMEOUT else f"no READY=1 within {TIMEOUT:.0f}s")
+        sys.exit(f"start {i + 1}: {why}; log: {notify_path}.log")
     times.append((ready - t0) * 1000.0)
 
 print(" ".join(f"{t:.1f}" for t in times), file=sys.stderr)
@@ -311,6 +312,7 @@ left=$((RSS_WAIT - (SECONDS - vigild_started)))
 if ((left > 0)); then
     echo "== (d) waiting ${left}s more for vigild's idle RSS (BENCH_RSS_WAIT=$RSS_WAIT)"
     sleep "$left" &
+    PIDS+=("$!")
     wait $!          # unlike a foreground sleep, wait lets INT/TERM in at once
 fi
 kill -0 "$vigild_pid" 2>/dev/null || die "vigild exited; see its log above"

@@ -1,0 +1,296 @@
+//! The D-Bus surface against a real dbus-daemon: introspection equals the checked-in XML,
+//! properties and methods answer, and a check's change is signalled.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::StreamExt;
+
+const NOBODY: u32 = 65534;
+const MANAGER: &str = "/org/vigil/Vigil1";
+const MEM_CHECK: &str = "/org/vigil/Vigil1/check/mem";
+
+/// The `<interface name="NAME">…</interface>` element of an introspection document, with
+/// blank lines and indentation removed.
+fn interface_xml(doc: &str, name: &str) -> String {
+    let start = doc
+        .find(&format!("<interface name=\"{name}\">"))
+        .unwrap_or_else(|| panic!("no interface {name} in:\n{doc}"));
+    let end = doc[start..].find("</interface>").unwrap() + start + "</interface>".len();
+    doc[start..end]
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn checked_in(file: &str, live: &str) {
+    let path = std::path::Path::new("dbus").join(file);
+    let name = file.trim_end_matches(".xml");
+    if std::env::var_os("VIGIL_BLESS").is_some() {
+        let doc = format!(
+            "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n \"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n<!-- Generated from the running vigild by `VIGIL_BLESS=1 cargo test --test dbus`; do not edit. -->\n<node>\n{}\n</node>\n",
+            live
+        );
+        std::fs::write(&path, doc).unwrap();
+    }
+    let file_doc = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (generate with VIGIL_BLESS=1)", path.display()));
+    assert_eq!(
+        interface_xml(&file_doc, name),
+        live,
+        "{} differs from the running object; regenerate with VIGIL_BLESS=1 cargo test --test dbus",
+        path.display()
+    );
+}
+
+#[test]
+fn introspection_equals_the_checked_in_xml() {
+    let bus = Bus::start();
+    let v = VigildBuilder::new().bus(&bus).start();
+    wait_for(Duration::from_secs(10), "check object", || {
+        bus.busctl_raw(&["introspect", "org.vigil.Vigil1", MEM_CHECK]).status.success().then_some(())
+    });
+    let manager = bus.busctl(&["introspect", "--xml-interface", "org.vigil.Vigil1", MANAGER]);
+    checked_in("org.vigil.Vigil1.Manager.xml", &interface_xml(&manager, "org.vigil.Vigil1.Manager"));
+    let check = bus.busctl(&["introspect", "--xml-interface", "org.vigil.Vigil1", MEM_CHECK]);
+    checked_in("org.vigil.Vigil1.Check.xml", &interface_xml(&check, "org.vigil.Vigil1.Check"));
+    drop(v);
+}
+
+#[test]
+fn properties_methods_and_tree() {
+    let bus = Bus::start();
+    let v = VigildBuilder::new().bus(&bus).start();
+    v.wait_status("ok");
+    let get = |path: &str, iface: &str, prop: &str| {
+        bus.busctl(&["get-property", "org.vigil.Vigil1", path, iface, prop]).trim().to_string()
+    };
+    let m = "org.vigil.Vigil1.Manager";
+    assert_eq!(get(MANAGER, m, "Version"), format!("s \"{}\"", env!("CARGO_PKG_VERSION")));
+    assert_eq!(get(MANAGER, m, "Status"), "s \"ok\"");
+    assert_eq!(get(MANAGER, m, "Maintenance"), "b false");
+    assert_eq!(get(MANAGER, m, "UpdateState"), "s \"idle\"");
+    assert_eq!(get(MANAGER, m, "OpenIncidents"), "u 0");
+    let started: u64 = get(MANAGER, m, "StartedAt").trim_start_matches("t ").parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
+    assert!(started <= now && now - started < 120_000_000, "StartedAt {started} vs now {now}");
+
+    let c = "org.vigil.Vigil1.Check";
+    assert_eq!(get(MEM_CHECK, c, "Name"), "s \"mem\"");
+    assert_eq!(get(MEM_CHECK, c, "Probe"), "s \"memory\"");
+    assert_eq!(get(MEM_CHECK, c, "Status"), "s \"ok\"");
+    assert!(get(MEM_CHECK, c, "Detail").contains("80.0% available"));
+
+    let tree = bus.busctl(&["tree", "--list", "org.vigil.Vigil1"]);
+    assert!(tree.lines().any(|l| l.trim() == MEM_CHECK), "{tree}");
+
+    let list = bus.busctl(&["call", "org.vigil.Vigil1", MANAGER, m, "ListChecks"]);
+    assert!(list.starts_with("a(sssx) 1 \"mem\" \"memory\" \"ok\" "), "{list}");
+
+    let out = bus.busctl(&["--json=short", "call", "org.vigil.Vigil1", MANAGER, m, "GetStatus"]);
+    let reply: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(reply["data"][0].as_str().unwrap()).unwrap();
+    assert_eq!(doc["status"], "ok");
+    assert_eq!(doc["checks"][0]["name"], "mem");
+    assert_eq!(doc["checks"][0]["metrics"]["available"], 80.0);
+
+    let out = bus.busctl(&["--json=short", "call", "org.vigil.Vigil1", MANAGER, m, "RunCheck", "s", "mem"]);
+    let reply: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let state: serde_json::Value = serde_json::from_str(reply["data"][0].as_str().unwrap()).unwrap();
+    assert_eq!(state["name"], "mem");
+    let bad = bus.busctl_raw(&["call", "org.vigil.Vigil1", MANAGER, m, "RunCheck", "s", "nope"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no check named"), "{bad:?}");
+    drop(v);
+}
+
+#[test]
+fn methods_of_later_releases_answer_not_supported() {
+    let bus = Bus::start();
+    let _v = VigildBuilder::new().bus(&bus).start();
+    let m = "org.vigil.Vigil1.Manager";
+    for args in [
+        vec!["ListIncidents", "u", "10"],
+        vec!["SetMaintenance", "bts", "true", "60", "test"],
+        vec!["ApplyUpdate", "s", "/tmp/x.vigil"],
+        vec!["Rollback"],
+        vec!["GetUpdate"],
+    ] {
+        let mut full = vec!["call", "org.vigil.Vigil1", MANAGER, m];
+        full.extend(args.iter().copied());
+        let out = bus.busctl_raw(&full);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not available in vigild"), "{args:?}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_change_emits_check_changed_and_properties_changed() {
+    let bus = Bus::start();
+    let v = VigildBuilder::new().bus(&bus).start();
+    v.wait_status("ok");
+    let conn = zbus::connection::Builder::address(bus.address.as_str()).build().await.unwrap();
+    let manager = zbus::Proxy::new(&conn, "org.vigil.Vigil1", MANAGER, "org.vigil.Vigil1.Manager").await.unwrap();
+    let mut changed = manager.receive_signal("CheckChanged").await.unwrap();
+    let check_props = zbus::fdo::PropertiesProxy::builder(&conn)
+        .destination("org.vigil.Vigil1")
+        .path(MEM_CHECK)
+        .build()
+        .await
+        .unwrap();
+    let mut check_pc = check_props.receive_properties_changed().await.unwrap();
+    let mgr_props = zbus::fdo::PropertiesProxy::builder(&conn)
+        .destination("org.vigil.Vigil1")
+        .path(MANAGER)
+        .build()
+        .await
+        .unwrap();
+    let mut mgr_pc = mgr_props.receive_properties_changed().await.unwrap();
+
+    // 5% available: below the crit threshold of 10%.
+    v.set_available_kb(50_000);
+
+    let sig = tokio::time::timeout(Duration::from_secs(10), changed.next()).await.expect("CheckChanged").unwrap();
+    let (name, from, to): (String, String, String) = sig.body().deserialize().unwrap();
+    assert_eq!((name.as_str(), from.as_str(), to.as_str()), ("mem", "ok", "crit"));
+
+    let pc = tokio::time::timeout(Duration::from_secs(10), check_pc.next()).await.expect("check PropertiesChanged").unwrap();
+    let args = pc.args().unwrap();
+    assert_eq!(args.interface_name.as_str(), "org.vigil.Vigil1.Check");
+    let status: String = args.changed_properties["Status"].clone().try_into().unwrap();
+    assert_eq!(status, "crit");
+
+    let pc = tokio::time::timeout(Duration::from_secs(10), mgr_pc.next()).await.expect("manager PropertiesChanged").unwrap();
+    let args = pc.args().unwrap();
+    let status: String = args.changed_properties["Status"].clone().try_into().unwrap();
+    assert_eq!(status, "critical");
+    drop(v);
+}
+
+#[test]
+fn reload_over_dbus_refuses_a_bad_set_and_takes_a_good_one() {
+    let bus = Bus::start();
+    let v = VigildBuilder::new().bus(&bus).start();
+    v.wait_status("ok");
+    let m = "org.vigil.Vigil1.Manager";
+    std::fs::write(v.policies_dir().join("zz-bad.toml"), "[[check]]\nname = \"disk\"\nprobe = \"disk\"\npath = \"/\"\nwarn = \"used > 85\"\n").unwrap();
+    let out = bus.busctl_raw(&["call", "org.vigil.Vigil1", MANAGER, m, "Reload"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("zz-bad.toml:5:"), "error should name file:line:col: {err}");
+    // The old set is still served.
+    let tree = bus.busctl(&["tree", "--list", "org.vigil.Vigil1"]);
+    assert!(tree.contains(MEM_CHECK) && !tree.contains("check/disk"), "{tree}");
+    assert!(v.log().contains("reload refused"), "{}", v.log());
+
+    std::fs::write(v.policies_dir().join("zz-bad.toml"), "[[check]]\nname = \"disk\"\nprobe = \"disk\"\npath = \"/\"\nwarn = \"used > 99.9%\"\n").unwrap();
+    bus.busctl(&["call", "org.vigil.Vigil1", MANAGER, m, "Reload"]);
+    wait_for(Duration::from_secs(10), "the new check's object", || {
+        bus.busctl(&["tree", "--list", "org.vigil.Vigil1"]).contains("/org/vigil/Vigil1/check/disk").then_some(())
+    });
+    drop(v);
+}
+
+#[test]
+fn mutating_calls_are_refused_for_other_users() {
+    // A bus that lets any local user connect and call, so only vigild's own check decides.
+    let bus = Bus::start_with_config(
+        "<busconfig><type>session</type><listen>@LISTEN@</listen><auth>EXTERNAL</auth>\
+         <policy context=\"default\"><allow user=\"*\"/><allow own=\"*\"/><allow send_destination=\"*\"/>\
+         <allow receive_sender=\"*\"/><allow send_type=\"method_call\"/></policy></busconfig>",
+    );
+    let v = VigildBuilder::new().bus(&bus).start();
+    v.wait_status("ok");
+    let (ok, text) = bus.dbus_send_as(NOBODY, "Reload", &[]);
+    assert!(!ok);
+    assert!(
+        text.contains("org.freedesktop.DBus.Error.AccessDenied: Reload needs root or membership in the vigil-admin group (caller uid 65534)"),
+        "{text}"
+    );
+    let (ok, text) = bus.dbus_send_as(NOBODY, "SetMaintenance", &["boolean:true", "uint64:60", "string:x"]);
+    assert!(!ok && text.contains("SetMaintenance needs root"), "{text}");
+    // Reading stays open to everyone.
+    let (ok, text) = bus.dbus_send_as(NOBODY, "GetStatus", &[]);
+    assert!(ok && text.contains("\"status\""), "{text}");
+    let (ok, text) = bus.dbus_send_as(0, "Reload", &[]);
+    assert!(ok, "root may reload: {text}");
+    drop(v);
+}
+
+#[test]
+fn the_system_bus_policy_lets_everyone_read_and_only_privileged_callers_mutate() {
+    // The real policy file, with its owner user `vigil` mapped to `daemon` (present on every
+    // Debian system) so vigild runs as an unprivileged owner here.
+    let dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let policy = std::fs::read_to_string("dbus/org.vigil.Vigil1.conf").unwrap().replace("user=\"vigil\"", "user=\"daemon\"");
+    let policy_path = dir.path().join("org.vigil.Vigil1.conf");
+    std::fs::write(&policy_path, policy).unwrap();
+    let conf = std::fs::read_to_string("dbus/test-system-bus.conf.in")
+        .unwrap()
+        .replace("@POLICY@", &policy_path.display().to_string());
+    let bus = Bus::start_with_config(&conf);
+
+    // vigild as user daemon, with a state directory it owns.
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    assert!(std::process::Command::new("chown").args(["daemon:daemon"]).arg(&state).status().unwrap().success());
+    let port = free_port();
+    let child = std::process::Command::new("setpriv")
+        .args(["--reuid=daemon", "--regid=daemon", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_vigild"))
+        .args(["--foreground", "--policies"])
+        .arg(dir.path().join("no-policies"))
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--bus", &bus.address, "--listen", &format!("127.0.0.1:{port}")])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Reap(child);
+    wait_for(Duration::from_secs(10), "vigild owning its name", || {
+        bus.dbus_send_as(NOBODY, "GetStatus", &[]).0.then_some(())
+    });
+    let read = std::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "busctl"])
+        .arg(format!("--address={}", bus.address))
+        .args(["get-property", "org.vigil.Vigil1", MANAGER, "org.vigil.Vigil1.Manager", "Status"])
+        .output()
+        .unwrap();
+    assert!(read.status.success(), "{read:?}");
+    let intro = std::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "busctl"])
+        .arg(format!("--address={}", bus.address))
+        .args(["introspect", "org.vigil.Vigil1", MANAGER])
+        .output()
+        .unwrap();
+    assert!(intro.status.success(), "{intro:?}");
+    // The bus itself refuses the mutating call before vigild sees it.
+    let (ok, text) = bus.dbus_send_as(NOBODY, "Reload", &[]);
+    assert!(!ok);
+    assert!(text.contains("AccessDenied") && text.contains("Rejected send message"), "{text}");
+    let (ok, text) = bus.dbus_send_as(0, "Reload", &[]);
+    assert!(ok, "root may reload: {text}");
+    // Only the vigil user (here: daemon) may own the name.
+    let own = std::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "dbus-send"])
+        .arg(format!("--bus={}", bus.address))
+        .args(["--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus.RequestName", "string:org.vigil.Vigil1", "uint32:0"])
+        .output()
+        .unwrap();
+    assert!(!own.status.success(), "nobody must not own the name: {own:?}");
+    assert!(String::from_utf8_lossy(&own.stderr).contains("not allowed to own"), "{own:?}");
+}
