@@ -65,6 +65,13 @@ pub enum Opened {
 pub struct Db {
     conn: Connection,
     path: PathBuf,
+    /// Device and inode of the file when opened, to notice it being replaced or removed.
+    identity: Option<(u64, u64)>,
+}
+
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn is_corruption(e: &rusqlite::Error) -> bool {
@@ -141,14 +148,17 @@ impl Db {
             let _ = std::fs::create_dir_all(dir);
         }
         match try_open(path) {
-            Ok(conn) => return (Db { conn, path: path.to_path_buf() }, Opened::Fresh),
+            Ok(conn) => {
+                let id = identity(path);
+                return (Db { conn, path: path.to_path_buf(), identity: id }, Opened::Fresh);
+            }
             Err(reason) => {
                 if path.exists() {
                     match move_aside(path) {
                         Ok(to) => {
                             if let Ok(conn) = try_open(path) {
                                 return (
-                                    Db { conn, path: path.to_path_buf() },
+                                    Db { conn, path: path.to_path_buf(), identity: identity(path) },
                                     Opened::MovedAside { to, reason },
                                 );
                             }
@@ -166,7 +176,16 @@ impl Db {
     fn in_memory(reason: String) -> (Db, Opened) {
         let mut conn = Connection::open_in_memory().expect("in-memory SQLite");
         prepare(&mut conn).expect("in-memory schema");
-        (Db { conn, path: PathBuf::from(":memory:") }, Opened::InMemory { reason })
+        (Db { conn, path: PathBuf::from(":memory:"), identity: None }, Opened::InMemory { reason })
+    }
+
+    /// False when the file on disk is no longer the one this connection has open (deleted
+    /// or replaced under vigild); writes would then land in an unlinked file.
+    pub fn still_on_disk(&self) -> bool {
+        match self.identity {
+            Some(id) => identity(&self.path) == Some(id),
+            None => true,
+        }
     }
 
     /// The file behind this connection (`:memory:` when in memory).
@@ -274,6 +293,17 @@ impl Store {
                 for cmd in rx {
                     match cmd {
                         Cmd::Transition(t) => {
+                            if !db.still_on_disk() {
+                                warn!(
+                                    vigil_event = "store",
+                                    "database {} was removed or replaced while vigild ran; reopening it",
+                                    path.display()
+                                );
+                                drop(db);
+                                let (fresh, opened) = Db::open(&path);
+                                log_opened(&opened, &path);
+                                db = fresh;
+                            }
                             if let Err(e) = db.record_transition(&t) {
                                 if is_corruption(&e) {
                                     // The file went bad under us: move it aside and retry once.

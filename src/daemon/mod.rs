@@ -314,7 +314,16 @@ impl Daemon {
             crate::probe::Reading::Value { metrics, .. } => metrics.clone(),
             crate::probe::Reading::Unknown(_) => Default::default(),
         };
-        let transition = self.model.observe(&r.check, status, detail, metrics, r.at);
+        let before = self.model.get(&r.check).map(|c| (c.last_probe.is_none(), c.detail.clone()));
+        let transition = self.model.observe(&r.check, status, detail.clone(), metrics, r.at);
+        if status == Status::Unknown && transition.is_none() {
+            // Unknown from the first reading, or unknown for a new reason: say so once.
+            if let Some((first, old_detail)) = before {
+                if first || old_detail != detail {
+                    warn!(vigil_event = "unknown", vigil_check = %r.check, "check {} is unknown: {detail}", r.check);
+                }
+            }
+        }
         if let Some(waiters) = self.pending_runs.remove(&r.check) {
             let state = self.model.get(&r.check).cloned().ok_or_else(|| "check vanished".to_string());
             for w in waiters {

@@ -359,7 +359,7 @@ impl Vigild {
     }
 
     /// Stops with SIGTERM and waits.
-    pub fn stop(mut self) -> std::process::ExitStatus {
+    pub fn stop(&mut self) -> std::process::ExitStatus {
         kill(self.pid(), SIGTERM);
         self.child.wait().unwrap()
     }
