@@ -164,7 +164,9 @@ impl Settings {
     pub fn load(path: &Path, explicit: bool) -> Result<Settings, Diagnostic> {
         match std::fs::read_to_string(path) {
             Ok(text) => Settings::parse(path, &text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(Settings::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                Ok(Settings::default())
+            }
             Err(e) => Err(Diagnostic {
                 file: path.to_path_buf(),
                 line: 1,
@@ -252,7 +254,10 @@ commit_hook = "mark-boot-good"
     #[test]
     fn the_design_example_parses() {
         let s = Settings::parse(Path::new("vigil.toml"), DESIGN_EXAMPLE).unwrap();
-        assert_eq!(s.daemon.state_dir.as_deref(), Some(Path::new("/var/lib/vigil")));
+        assert_eq!(
+            s.daemon.state_dir.as_deref(),
+            Some(Path::new("/var/lib/vigil"))
+        );
         assert_eq!(s.http.listen.unwrap(), vec!["127.0.0.1:9480"]);
         assert_eq!(s.notify.webhook.len(), 1);
         assert_eq!(s.hooks["db-backup"].command.len(), 3);
@@ -261,14 +266,23 @@ commit_hook = "mark-boot-good"
 
     #[test]
     fn unknown_key_names_file_line_column() {
-        let e = Settings::parse(Path::new("/etc/vigil/vigil.toml"), "[http]\nlisten = []\nport = 80\n").unwrap_err();
+        let e = Settings::parse(
+            Path::new("/etc/vigil/vigil.toml"),
+            "[http]\nlisten = []\nport = 80\n",
+        )
+        .unwrap_err();
         assert_eq!((e.line, e.column), (3, 1), "{e}");
-        assert!(e.to_string().starts_with("/etc/vigil/vigil.toml:3:1: unknown field `port`"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("/etc/vigil/vigil.toml:3:1: unknown field `port`"),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_listen_address_is_refused() {
-        let e = Settings::parse(Path::new("v.toml"), "[http]\nlisten = [\"localhost\"]\n").unwrap_err();
+        let e =
+            Settings::parse(Path::new("v.toml"), "[http]\nlisten = [\"localhost\"]\n").unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.message.contains("not an address"), "{e}");
     }
@@ -277,6 +291,9 @@ commit_hook = "mark-boot-good"
     fn missing_default_file_is_defaults_but_missing_explicit_is_an_error() {
         let p = Path::new("/nonexistent/vigil.toml");
         assert!(Settings::load(p, false).is_ok());
-        assert!(Settings::load(p, true).unwrap_err().message.contains("cannot read"));
+        assert!(Settings::load(p, true)
+            .unwrap_err()
+            .message
+            .contains("cannot read"));
     }
 }

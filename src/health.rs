@@ -383,8 +383,7 @@ mod tests {
                 expected += 1;
                 last = s;
             }
-            if m
-                .observe("x", s, String::new(), BTreeMap::new(), i * 10 * SEC)
+            if m.observe("x", s, String::new(), BTreeMap::new(), i * 10 * SEC)
                 .is_some()
             {
                 transitions += 1;

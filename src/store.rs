@@ -82,7 +82,8 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
 }
 
 fn prepare(conn: &mut Connection) -> Result<(), String> {
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
         .map_err(|e| e.to_string())?;
@@ -107,7 +108,8 @@ fn prepare(conn: &mut Connection) -> Result<(), String> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction().map_err(|e| e.to_string())?;
-        tx.execute_batch(sql).map_err(|e| format!("migration {}: {e}", i + 1))?;
+        tx.execute_batch(sql)
+            .map_err(|e| format!("migration {}: {e}", i + 1))?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)
             .map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())?;
@@ -150,7 +152,14 @@ impl Db {
         match try_open(path) {
             Ok(conn) => {
                 let id = identity(path);
-                return (Db { conn, path: path.to_path_buf(), identity: id }, Opened::Fresh);
+                return (
+                    Db {
+                        conn,
+                        path: path.to_path_buf(),
+                        identity: id,
+                    },
+                    Opened::Fresh,
+                );
             }
             Err(reason) => {
                 if path.exists() {
@@ -158,7 +167,11 @@ impl Db {
                         Ok(to) => {
                             if let Ok(conn) = try_open(path) {
                                 return (
-                                    Db { conn, path: path.to_path_buf(), identity: identity(path) },
+                                    Db {
+                                        conn,
+                                        path: path.to_path_buf(),
+                                        identity: identity(path),
+                                    },
                                     Opened::MovedAside { to, reason },
                                 );
                             }
@@ -176,7 +189,14 @@ impl Db {
     fn in_memory(reason: String) -> (Db, Opened) {
         let mut conn = Connection::open_in_memory().expect("in-memory SQLite");
         prepare(&mut conn).expect("in-memory schema");
-        (Db { conn, path: PathBuf::from(":memory:"), identity: None }, Opened::InMemory { reason })
+        (
+            Db {
+                conn,
+                path: PathBuf::from(":memory:"),
+                identity: None,
+            },
+            Opened::InMemory { reason },
+        )
     }
 
     /// False when the file on disk is no longer the one this connection has open (deleted
@@ -205,12 +225,22 @@ impl Db {
                 "INSERT INTO transitions (check_name, from_status, to_status, at_us, detail)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![t.check, t.from.as_str(), t.to.as_str(), t.at as i64, t.detail])?;
+            .execute(params![
+                t.check,
+                t.from.as_str(),
+                t.to.as_str(),
+                t.at as i64,
+                t.detail
+            ])?;
         Ok(())
     }
 
     /// The newest `limit` transitions, newest first; of one check when `check` is set.
-    pub fn transitions(&self, check: Option<&str>, limit: u32) -> rusqlite::Result<Vec<TransitionRow>> {
+    pub fn transitions(
+        &self,
+        check: Option<&str>,
+        limit: u32,
+    ) -> rusqlite::Result<Vec<TransitionRow>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, check_name, from_status, to_status, at_us, detail FROM transitions
              WHERE ?1 IS NULL OR check_name = ?1 ORDER BY id DESC LIMIT ?2",
@@ -235,7 +265,9 @@ impl Db {
     /// A stored setting.
     pub fn setting(&self, key: &str) -> rusqlite::Result<Option<String>> {
         self.conn
-            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
             .optional()
     }
 
@@ -334,7 +366,10 @@ impl Store {
 
     /// Runs `f` on the store thread and returns its result (queries, and a barrier that
     /// waits for every earlier write).
-    pub async fn call<T: Send + 'static>(&self, f: impl FnOnce(&mut Db) -> T + Send + 'static) -> Option<T> {
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Db) -> T + Send + 'static,
+    ) -> Option<T> {
         let (reply, rx) = oneshot::channel();
         let job: Job = Box::new(move |db| {
             let _ = reply.send(f(db));
@@ -349,7 +384,13 @@ mod tests {
     use super::*;
 
     fn t(check: &str, from: Status, to: Status, at: Micros) -> Transition {
-        Transition { check: check.into(), from, to, at, detail: format!("{from}->{to}") }
+        Transition {
+            check: check.into(),
+            from,
+            to,
+            at,
+            detail: format!("{from}->{to}"),
+        }
     }
 
     #[test]
@@ -359,17 +400,26 @@ mod tests {
         let (db, opened) = Db::open(&path);
         assert_eq!(opened, Opened::Fresh);
         assert_eq!(db.schema_version().unwrap(), SCHEMA_VERSION);
-        db.record_transition(&t("disk", Status::Unknown, Status::Ok, 10)).unwrap();
-        db.record_transition(&t("disk", Status::Ok, Status::Crit, 20)).unwrap();
-        db.record_transition(&t("mem", Status::Unknown, Status::Ok, 30)).unwrap();
-        let mode: String = db.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        db.record_transition(&t("disk", Status::Unknown, Status::Ok, 10))
+            .unwrap();
+        db.record_transition(&t("disk", Status::Ok, Status::Crit, 20))
+            .unwrap();
+        db.record_transition(&t("mem", Status::Unknown, Status::Ok, 30))
+            .unwrap();
+        let mode: String = db
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(mode, "wal");
         drop(db);
         let (db, opened) = Db::open(&path);
         assert_eq!(opened, Opened::Fresh);
         let rows = db.transitions(Some("disk"), 10).unwrap();
         assert_eq!(rows.len(), 2);
-        assert_eq!((rows[0].from, rows[0].to, rows[0].at), (Status::Ok, Status::Crit, 20));
+        assert_eq!(
+            (rows[0].from, rows[0].to, rows[0].at),
+            (Status::Ok, Status::Crit, 20)
+        );
         assert_eq!(db.transitions(None, 1).unwrap()[0].check, "mem");
     }
 
@@ -378,7 +428,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(DB_FILE);
         // A version-0 file: someone else's empty SQLite database.
-        Connection::open(&path).unwrap().execute_batch("CREATE TABLE unrelated (x);").unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE unrelated (x);")
+            .unwrap();
         let (db, opened) = Db::open(&path);
         assert_eq!(opened, Opened::Fresh);
         assert_eq!(db.schema_version().unwrap(), SCHEMA_VERSION);
@@ -392,13 +445,26 @@ mod tests {
     fn corrupt_file_is_moved_aside_and_a_fresh_one_started() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(DB_FILE);
-        std::fs::write(&path, b"this is not a database, it is a shopping list\n".repeat(200)).unwrap();
+        std::fs::write(
+            &path,
+            b"this is not a database, it is a shopping list\n".repeat(200),
+        )
+        .unwrap();
         let (db, opened) = Db::open(&path);
-        let Opened::MovedAside { to, reason } = opened else { panic!("{opened:?}") };
-        assert!(to.file_name().unwrap().to_string_lossy().starts_with("vigil.db.corrupt-"));
-        assert!(std::fs::read(&to).unwrap().starts_with(b"this is not a database"));
+        let Opened::MovedAside { to, reason } = opened else {
+            panic!("{opened:?}")
+        };
+        assert!(to
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("vigil.db.corrupt-"));
+        assert!(std::fs::read(&to)
+            .unwrap()
+            .starts_with(b"this is not a database"));
         assert!(reason.contains("not a database"), "{reason}");
-        db.record_transition(&t("x", Status::Unknown, Status::Ok, 1)).unwrap();
+        db.record_transition(&t("x", Status::Unknown, Status::Ok, 1))
+            .unwrap();
         assert_eq!(db.transitions(None, 5).unwrap().len(), 1);
     }
 
@@ -406,9 +472,14 @@ mod tests {
     fn newer_schema_is_moved_aside_not_touched() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(DB_FILE);
-        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
         let (_db, opened) = Db::open(&path);
-        let Opened::MovedAside { reason, .. } = opened else { panic!("{opened:?}") };
+        let Opened::MovedAside { reason, .. } = opened else {
+            panic!("{opened:?}")
+        };
         assert!(reason.contains("newer vigild"), "{reason}");
     }
 
@@ -416,7 +487,8 @@ mod tests {
     fn unwritable_directory_falls_back_to_memory() {
         let (db, opened) = Db::open(Path::new("/proc/vigil-test/vigil.db"));
         assert!(matches!(opened, Opened::InMemory { .. }), "{opened:?}");
-        db.record_transition(&t("x", Status::Unknown, Status::Ok, 1)).unwrap();
+        db.record_transition(&t("x", Status::Unknown, Status::Ok, 1))
+            .unwrap();
     }
 
     #[tokio::test]
@@ -426,7 +498,9 @@ mod tests {
         for i in 0..100 {
             store.record_transition(t("c", Status::Ok, Status::Warn, i));
         }
-        let n = store.call(|db| db.transitions(None, 1000).unwrap().len()).await;
+        let n = store
+            .call(|db| db.transitions(None, 1000).unwrap().len())
+            .await;
         assert_eq!(n, Some(100));
     }
 }

@@ -23,25 +23,50 @@ fn runs_on_built_in_defaults_with_no_files_at_all() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let doc = wait_for(Duration::from_secs(20), "heartbeat on 127.0.0.1:9480", || {
-        let (code, _, body) = std::panic::catch_unwind(|| http_raw(9480, "GET /api/system/heartbeat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).ok()?;
-        (code == 200).then(|| serde_json::from_str::<serde_json::Value>(&body).unwrap())
-    });
+    let doc = wait_for(
+        Duration::from_secs(20),
+        "heartbeat on 127.0.0.1:9480",
+        || {
+            let (code, _, body) = std::panic::catch_unwind(|| {
+                http_raw(
+                    9480,
+                    "GET /api/system/heartbeat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                )
+            })
+            .ok()?;
+            (code == 200).then(|| serde_json::from_str::<serde_json::Value>(&body).unwrap())
+        },
+    );
     assert_eq!(doc["version"], env!("CARGO_PKG_VERSION"));
-    wait_for(Duration::from_secs(10), "./state/vigil.db", || cwd.path().join("state/vigil.db").exists().then_some(()));
+    wait_for(Duration::from_secs(10), "./state/vigil.db", || {
+        cwd.path().join("state/vigil.db").exists().then_some(())
+    });
     kill(child.id(), SIGTERM);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     let mut err = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-    assert!(err.contains("using the built-in checks for this host"), "{err}");
-    assert!(err.contains("running without D-Bus"), "a missing bus is one warning: {err}");
-    assert!(err.contains("check root-disk unknown → ok") || err.contains("check root-disk unknown → warn"), "{err}");
+    assert!(
+        err.contains("using the built-in checks for this host"),
+        "{err}"
+    );
+    assert!(
+        err.contains("running without D-Bus"),
+        "a missing bus is one warning: {err}"
+    );
+    assert!(
+        err.contains("check root-disk unknown → ok")
+            || err.contains("check root-disk unknown → warn"),
+        "{err}"
+    );
 }
 
 #[test]
 fn ready_status_and_watchdog_over_sd_notify() {
-    let v = VigildBuilder::new().notify().env("WATCHDOG_USEC", "200000").start();
+    let v = VigildBuilder::new()
+        .notify()
+        .env("WATCHDOG_USEC", "200000")
+        .start();
     let seen = v.wait_notify("READY=1", Duration::from_secs(10));
     assert!(seen.last().unwrap().contains("STATUS="), "{seen:?}");
     let seen = v.wait_notify("STATUS=ok · 1 check · 0 incidents", Duration::from_secs(10));
@@ -53,10 +78,16 @@ fn ready_status_and_watchdog_over_sd_notify() {
         let got = v.wait_notify("WATCHDOG=1", Duration::from_secs(2));
         pings += got.iter().filter(|m| m.contains("WATCHDOG=1")).count();
     }
-    assert!((5..=15).contains(&pings), "{pings} pings in 1 s at WATCHDOG_USEC=200ms");
+    assert!(
+        (5..=15).contains(&pings),
+        "{pings} pings in 1 s at WATCHDOG_USEC=200ms"
+    );
     // A status change updates STATUS=.
     v.set_available_kb(50_000);
-    v.wait_notify("STATUS=critical · 1 check · 0 incidents · crit: mem", Duration::from_secs(10));
+    v.wait_notify(
+        "STATUS=critical · 1 check · 0 incidents · crit: mem",
+        Duration::from_secs(10),
+    );
 }
 
 #[test]
@@ -64,7 +95,10 @@ fn a_stalled_loop_stops_the_watchdog_pings() {
     if !cfg!(feature = "test-hooks") {
         panic!("this test needs the stall switch: run the suite with --features test-hooks (scripts/test.sh does)");
     }
-    let v = VigildBuilder::new().notify().env("WATCHDOG_USEC", "200000").start();
+    let v = VigildBuilder::new()
+        .notify()
+        .env("WATCHDOG_USEC", "200000")
+        .start();
     v.wait_notify("WATCHDOG=1", Duration::from_secs(10));
     kill(v.pid(), SIGUSR2);
     std::thread::sleep(Duration::from_millis(300));
@@ -79,7 +113,10 @@ fn a_stalled_loop_stops_the_watchdog_pings() {
             late.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
     }
-    assert!(late.iter().all(|m| !m.contains("WATCHDOG=1")), "pings after the stall: {late:?}");
+    assert!(
+        late.iter().all(|m| !m.contains("WATCHDOG=1")),
+        "pings after the stall: {late:?}"
+    );
     // The heartbeat still answers: only the evaluation loop is stuck, which is what the
     // watchdog is for.
     assert_eq!(v.http("GET", "/api/system/heartbeat").0, 200);
@@ -92,19 +129,32 @@ fn sighup_reloads_and_a_broken_set_keeps_the_old_one() {
     v.wait_notify("READY=1", Duration::from_secs(10));
     v.wait_status("ok");
     // A broken file: the reload is refused and mem stays.
-    std::fs::write(v.policies_dir().join("b.toml"), "[[check]]\nname = \"x\"\nprobe = \"memory\"\nwarn = \"available < 10\"\n").unwrap();
+    std::fs::write(
+        v.policies_dir().join("b.toml"),
+        "[[check]]\nname = \"x\"\nprobe = \"memory\"\nwarn = \"available < 10\"\n",
+    )
+    .unwrap();
     kill(v.pid(), SIGHUP);
     let seen = v.wait_notify("READY=1", Duration::from_secs(10));
     assert!(seen.iter().any(|m| m.contains("RELOADING=1")), "{seen:?}");
-    wait_for(Duration::from_secs(5), "the refusal in the log", || v.log().contains("reload refused").then_some(()));
+    wait_for(Duration::from_secs(5), "the refusal in the log", || {
+        v.log().contains("reload refused").then_some(())
+    });
     let log = v.log();
-    assert!(log.contains("b.toml:4:23: `available` is a percentage"), "{log}");
+    assert!(
+        log.contains("b.toml:4:23: `available` is a percentage"),
+        "{log}"
+    );
     std::thread::sleep(Duration::from_millis(300));
     // Still the old check, still probing.
     v.set_available_kb(50_000);
     v.wait_status("critical");
     // Fixed: the new set is taken, with both checks.
-    std::fs::write(v.policies_dir().join("b.toml"), "[[check]]\nname = \"x\"\nprobe = \"memory\"\nevery = \"100ms\"\n").unwrap();
+    std::fs::write(
+        v.policies_dir().join("b.toml"),
+        "[[check]]\nname = \"x\"\nprobe = \"memory\"\nevery = \"100ms\"\n",
+    )
+    .unwrap();
     kill(v.pid(), SIGHUP);
     v.wait_notify("READY=1", Duration::from_secs(10));
     wait_for(Duration::from_secs(10), "two checks", || {
@@ -120,7 +170,11 @@ fn sighup_reloads_and_a_broken_set_keeps_the_old_one() {
 #[test]
 fn configuration_errors_stop_startup_with_file_line_column() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("vigil.toml"), "[http]\nlisten = [\"127.0.0.1:0\"]\nport = 80\n").unwrap();
+    std::fs::write(
+        dir.path().join("vigil.toml"),
+        "[http]\nlisten = [\"127.0.0.1:0\"]\nport = 80\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_vigild"))
         .arg("--config")
         .arg(dir.path().join("vigil.toml"))
@@ -128,14 +182,28 @@ fn configuration_errors_stop_startup_with_file_line_column() {
         .arg(dir.path().join("state"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(78), "EX_CONFIG so systemd does not loop: {out:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(78),
+        "EX_CONFIG so systemd does not loop: {out:?}"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:3:1: unknown field `port`", dir.path().join("vigil.toml").display())), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:3:1: unknown field `port`",
+            dir.path().join("vigil.toml").display()
+        )),
+        "{err}"
+    );
 
     std::fs::write(dir.path().join("vigil.toml"), "").unwrap();
     let pol = dir.path().join("pol");
     std::fs::create_dir(&pol).unwrap();
-    std::fs::write(pol.join("a.toml"), "[[check]]\nname = \"d\"\nprobe = \"disk\"\n").unwrap();
+    std::fs::write(
+        pol.join("a.toml"),
+        "[[check]]\nname = \"d\"\nprobe = \"disk\"\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_vigild"))
         .arg("--config")
         .arg(dir.path().join("vigil.toml"))
@@ -147,14 +215,18 @@ fn configuration_errors_stop_startup_with_file_line_column() {
         .unwrap();
     assert_eq!(out.status.code(), Some(78));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("a.toml:1:1: [[check]] is missing the key `path`"), "{err}");
+    assert!(
+        err.contains("a.toml:1:1: [[check]] is missing the key `path`"),
+        "{err}"
+    );
 
     let out = Command::new(env!("CARGO_BIN_EXE_vigild"))
         .args(["--config", "/nonexistent/vigil.toml"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(78));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/vigil.toml:1:1: cannot read settings"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("/nonexistent/vigil.toml:1:1: cannot read settings"));
 }
 
 #[test]
@@ -175,7 +247,9 @@ fn transitions_are_stored_and_survive_a_restart() {
             .unwrap()
             .map(Result::unwrap)
             .collect();
-        let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
         (rows, mode)
     };
     assert_eq!(mode, "wal");
@@ -191,7 +265,11 @@ fn transitions_are_stored_and_survive_a_restart() {
 #[test]
 fn a_corrupt_database_is_moved_aside_and_the_heartbeat_keeps_answering() {
     let state = tempfile::tempdir().unwrap();
-    std::fs::write(state.path().join("vigil.db"), b"SQLite format 3\0garbage".repeat(500)).unwrap();
+    std::fs::write(
+        state.path().join("vigil.db"),
+        b"SQLite format 3\0garbage".repeat(500),
+    )
+    .unwrap();
     let mut b = VigildBuilder::new();
     b.state_dir = Some(state.path().to_path_buf());
     let mut v = b.start();
@@ -204,13 +282,18 @@ fn a_corrupt_database_is_moved_aside_and_the_heartbeat_keeps_answering() {
         .collect();
     assert_eq!(aside.len(), 1, "{aside:?}");
     let log = v.log();
-    assert!(log.contains("was unusable") && log.contains("moved it to"), "{log}");
+    assert!(
+        log.contains("was unusable") && log.contains("moved it to"),
+        "{log}"
+    );
     // The fresh database takes transitions.
     v.set_available_kb(50_000);
     v.wait_status("critical");
     v.stop();
     let c = rusqlite::Connection::open(state.path().join("vigil.db")).unwrap();
-    let n: i64 = c.query_row("SELECT count(*) FROM transitions", [], |r| r.get(0)).unwrap();
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM transitions", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(n, 2);
 }
 
@@ -232,7 +315,12 @@ fn a_database_that_goes_bad_while_running_is_replaced_and_nothing_stops() {
     wait_for(Duration::from_secs(10), "the bad file moved aside", || {
         std::fs::read_dir(v.state_dir())
             .unwrap()
-            .any(|e| e.unwrap().file_name().to_string_lossy().starts_with("vigil.db.corrupt-"))
+            .any(|e| {
+                e.unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("vigil.db.corrupt-")
+            })
             .then_some(())
     });
     let log = v.log();
@@ -255,17 +343,33 @@ every = "100ms"
 "#;
     let v = VigildBuilder::new().policy(policy).start();
     v.wait_status("degraded");
-    wait_for(Duration::from_secs(10), "both checks unknown in the log", || {
-        let log = v.log();
-        (log.contains("check gone-disk is unknown: /nonexistent/vigil-data does not exist")
-            && log.contains("check temps is unknown: no temperature sensors under"))
-        .then_some(())
-    });
+    wait_for(
+        Duration::from_secs(10),
+        "both checks unknown in the log",
+        || {
+            let log = v.log();
+            (log.contains("check gone-disk is unknown: /nonexistent/vigil-data does not exist")
+                && log.contains("check temps is unknown: no temperature sensors under"))
+            .then_some(())
+        },
+    );
     std::thread::sleep(Duration::from_millis(500));
     let log = v.log();
-    assert_eq!(log.matches("check gone-disk is unknown").count(), 1, "logged once, not every 100 ms: {log}");
+    assert_eq!(
+        log.matches("check gone-disk is unknown").count(),
+        1,
+        "logged once, not every 100 ms: {log}"
+    );
     // The status document carries the reasons.
     let doc = v.heartbeat();
     assert_eq!(doc["status"], "degraded");
-    assert!(std::process::Command::new("kill").arg("-0").arg(v.pid().to_string()).status().unwrap().success(), "still running");
+    assert!(
+        std::process::Command::new("kill")
+            .arg("-0")
+            .arg(v.pid().to_string())
+            .status()
+            .unwrap()
+            .success(),
+        "still running"
+    );
 }

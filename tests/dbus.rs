@@ -52,12 +52,26 @@ fn introspection_equals_the_checked_in_xml() {
     let bus = Bus::start();
     let v = VigildBuilder::new().bus(&bus).start();
     wait_for(Duration::from_secs(10), "check object", || {
-        bus.busctl_raw(&["introspect", "org.vigil.Vigil1", MEM_CHECK]).status.success().then_some(())
+        bus.busctl_raw(&["introspect", "org.vigil.Vigil1", MEM_CHECK])
+            .status
+            .success()
+            .then_some(())
     });
     let manager = bus.busctl(&["introspect", "--xml-interface", "org.vigil.Vigil1", MANAGER]);
-    checked_in("org.vigil.Vigil1.Manager.xml", &interface_xml(&manager, "org.vigil.Vigil1.Manager"));
-    let check = bus.busctl(&["introspect", "--xml-interface", "org.vigil.Vigil1", MEM_CHECK]);
-    checked_in("org.vigil.Vigil1.Check.xml", &interface_xml(&check, "org.vigil.Vigil1.Check"));
+    checked_in(
+        "org.vigil.Vigil1.Manager.xml",
+        &interface_xml(&manager, "org.vigil.Vigil1.Manager"),
+    );
+    let check = bus.busctl(&[
+        "introspect",
+        "--xml-interface",
+        "org.vigil.Vigil1",
+        MEM_CHECK,
+    ]);
+    checked_in(
+        "org.vigil.Vigil1.Check.xml",
+        &interface_xml(&check, "org.vigil.Vigil1.Check"),
+    );
     drop(v);
 }
 
@@ -67,17 +81,31 @@ fn properties_methods_and_tree() {
     let v = VigildBuilder::new().bus(&bus).start();
     v.wait_status("ok");
     let get = |path: &str, iface: &str, prop: &str| {
-        bus.busctl(&["get-property", "org.vigil.Vigil1", path, iface, prop]).trim().to_string()
+        bus.busctl(&["get-property", "org.vigil.Vigil1", path, iface, prop])
+            .trim()
+            .to_string()
     };
     let m = "org.vigil.Vigil1.Manager";
-    assert_eq!(get(MANAGER, m, "Version"), format!("s \"{}\"", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        get(MANAGER, m, "Version"),
+        format!("s \"{}\"", env!("CARGO_PKG_VERSION"))
+    );
     assert_eq!(get(MANAGER, m, "Status"), "s \"ok\"");
     assert_eq!(get(MANAGER, m, "Maintenance"), "b false");
     assert_eq!(get(MANAGER, m, "UpdateState"), "s \"idle\"");
     assert_eq!(get(MANAGER, m, "OpenIncidents"), "u 0");
-    let started: u64 = get(MANAGER, m, "StartedAt").trim_start_matches("t ").parse().unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
-    assert!(started <= now && now - started < 120_000_000, "StartedAt {started} vs now {now}");
+    let started: u64 = get(MANAGER, m, "StartedAt")
+        .trim_start_matches("t ")
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    assert!(
+        started <= now && now - started < 120_000_000,
+        "StartedAt {started} vs now {now}"
+    );
 
     let c = "org.vigil.Vigil1.Check";
     assert_eq!(get(MEM_CHECK, c, "Name"), "s \"mem\"");
@@ -89,22 +117,53 @@ fn properties_methods_and_tree() {
     assert!(tree.lines().any(|l| l.trim() == MEM_CHECK), "{tree}");
 
     let list = bus.busctl(&["call", "org.vigil.Vigil1", MANAGER, m, "ListChecks"]);
-    assert!(list.starts_with("a(sssx) 1 \"mem\" \"memory\" \"ok\" "), "{list}");
+    assert!(
+        list.starts_with("a(sssx) 1 \"mem\" \"memory\" \"ok\" "),
+        "{list}"
+    );
 
-    let out = bus.busctl(&["--json=short", "call", "org.vigil.Vigil1", MANAGER, m, "GetStatus"]);
+    let out = bus.busctl(&[
+        "--json=short",
+        "call",
+        "org.vigil.Vigil1",
+        MANAGER,
+        m,
+        "GetStatus",
+    ]);
     let reply: serde_json::Value = serde_json::from_str(&out).unwrap();
     let doc: serde_json::Value = serde_json::from_str(reply["data"][0].as_str().unwrap()).unwrap();
     assert_eq!(doc["status"], "ok");
     assert_eq!(doc["checks"][0]["name"], "mem");
     assert_eq!(doc["checks"][0]["metrics"]["available"], 80.0);
 
-    let out = bus.busctl(&["--json=short", "call", "org.vigil.Vigil1", MANAGER, m, "RunCheck", "s", "mem"]);
+    let out = bus.busctl(&[
+        "--json=short",
+        "call",
+        "org.vigil.Vigil1",
+        MANAGER,
+        m,
+        "RunCheck",
+        "s",
+        "mem",
+    ]);
     let reply: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let state: serde_json::Value = serde_json::from_str(reply["data"][0].as_str().unwrap()).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(reply["data"][0].as_str().unwrap()).unwrap();
     assert_eq!(state["name"], "mem");
-    let bad = bus.busctl_raw(&["call", "org.vigil.Vigil1", MANAGER, m, "RunCheck", "s", "nope"]);
+    let bad = bus.busctl_raw(&[
+        "call",
+        "org.vigil.Vigil1",
+        MANAGER,
+        m,
+        "RunCheck",
+        "s",
+        "nope",
+    ]);
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("no check named"), "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("no check named"),
+        "{bad:?}"
+    );
     drop(v);
 }
 
@@ -134,8 +193,18 @@ async fn a_check_change_emits_check_changed_and_properties_changed() {
     let bus = Bus::start();
     let v = VigildBuilder::new().bus(&bus).start();
     v.wait_status("ok");
-    let conn = zbus::connection::Builder::address(bus.address.as_str()).build().await.unwrap();
-    let manager = zbus::Proxy::new(&conn, "org.vigil.Vigil1", MANAGER, "org.vigil.Vigil1.Manager").await.unwrap();
+    let conn = zbus::connection::Builder::address(bus.address.as_str())
+        .build()
+        .await
+        .unwrap();
+    let manager = zbus::Proxy::new(
+        &conn,
+        "org.vigil.Vigil1",
+        MANAGER,
+        "org.vigil.Vigil1.Manager",
+    )
+    .await
+    .unwrap();
     let mut changed = manager.receive_signal("CheckChanged").await.unwrap();
     let check_props = zbus::fdo::PropertiesProxy::builder(&conn)
         .destination("org.vigil.Vigil1")
@@ -155,19 +224,37 @@ async fn a_check_change_emits_check_changed_and_properties_changed() {
     // 5% available: below the crit threshold of 10%.
     v.set_available_kb(50_000);
 
-    let sig = tokio::time::timeout(Duration::from_secs(10), changed.next()).await.expect("CheckChanged").unwrap();
+    let sig = tokio::time::timeout(Duration::from_secs(10), changed.next())
+        .await
+        .expect("CheckChanged")
+        .unwrap();
     let (name, from, to): (String, String, String) = sig.body().deserialize().unwrap();
-    assert_eq!((name.as_str(), from.as_str(), to.as_str()), ("mem", "ok", "crit"));
+    assert_eq!(
+        (name.as_str(), from.as_str(), to.as_str()),
+        ("mem", "ok", "crit")
+    );
 
-    let pc = tokio::time::timeout(Duration::from_secs(10), check_pc.next()).await.expect("check PropertiesChanged").unwrap();
+    let pc = tokio::time::timeout(Duration::from_secs(10), check_pc.next())
+        .await
+        .expect("check PropertiesChanged")
+        .unwrap();
     let args = pc.args().unwrap();
     assert_eq!(args.interface_name.as_str(), "org.vigil.Vigil1.Check");
-    let status: String = args.changed_properties["Status"].clone().try_into().unwrap();
+    let status: String = args.changed_properties["Status"]
+        .clone()
+        .try_into()
+        .unwrap();
     assert_eq!(status, "crit");
 
-    let pc = tokio::time::timeout(Duration::from_secs(10), mgr_pc.next()).await.expect("manager PropertiesChanged").unwrap();
+    let pc = tokio::time::timeout(Duration::from_secs(10), mgr_pc.next())
+        .await
+        .expect("manager PropertiesChanged")
+        .unwrap();
     let args = pc.args().unwrap();
-    let status: String = args.changed_properties["Status"].clone().try_into().unwrap();
+    let status: String = args.changed_properties["Status"]
+        .clone()
+        .try_into()
+        .unwrap();
     assert_eq!(status, "critical");
     drop(v);
 }
@@ -178,20 +265,36 @@ fn reload_over_dbus_refuses_a_bad_set_and_takes_a_good_one() {
     let v = VigildBuilder::new().bus(&bus).start();
     v.wait_status("ok");
     let m = "org.vigil.Vigil1.Manager";
-    std::fs::write(v.policies_dir().join("zz-bad.toml"), "[[check]]\nname = \"disk\"\nprobe = \"disk\"\npath = \"/\"\nwarn = \"used > 85\"\n").unwrap();
+    std::fs::write(
+        v.policies_dir().join("zz-bad.toml"),
+        "[[check]]\nname = \"disk\"\nprobe = \"disk\"\npath = \"/\"\nwarn = \"used > 85\"\n",
+    )
+    .unwrap();
     let out = bus.busctl_raw(&["call", "org.vigil.Vigil1", MANAGER, m, "Reload"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("zz-bad.toml:5:"), "error should name file:line:col: {err}");
+    assert!(
+        err.contains("zz-bad.toml:5:"),
+        "error should name file:line:col: {err}"
+    );
     // The old set is still served.
     let tree = bus.busctl(&["tree", "--list", "org.vigil.Vigil1"]);
-    assert!(tree.contains(MEM_CHECK) && !tree.contains("check/disk"), "{tree}");
+    assert!(
+        tree.contains(MEM_CHECK) && !tree.contains("check/disk"),
+        "{tree}"
+    );
     assert!(v.log().contains("reload refused"), "{}", v.log());
 
-    std::fs::write(v.policies_dir().join("zz-bad.toml"), "[[check]]\nname = \"disk\"\nprobe = \"disk\"\npath = \"/\"\nwarn = \"used > 99.9%\"\n").unwrap();
+    std::fs::write(
+        v.policies_dir().join("zz-bad.toml"),
+        "[[check]]\nname = \"disk\"\nprobe = \"disk\"\npath = \"/\"\nwarn = \"used > 99.9%\"\n",
+    )
+    .unwrap();
     bus.busctl(&["call", "org.vigil.Vigil1", MANAGER, m, "Reload"]);
     wait_for(Duration::from_secs(10), "the new check's object", || {
-        bus.busctl(&["tree", "--list", "org.vigil.Vigil1"]).contains("/org/vigil/Vigil1/check/disk").then_some(())
+        bus.busctl(&["tree", "--list", "org.vigil.Vigil1"])
+            .contains("/org/vigil/Vigil1/check/disk")
+            .then_some(())
     });
     drop(v);
 }
@@ -212,7 +315,11 @@ fn mutating_calls_are_refused_for_other_users() {
         text.contains("org.freedesktop.DBus.Error.AccessDenied: Reload needs root or membership in the vigil-admin group (caller uid 65534)"),
         "{text}"
     );
-    let (ok, text) = bus.dbus_send_as(NOBODY, "SetMaintenance", &["boolean:true", "uint64:60", "string:x"]);
+    let (ok, text) = bus.dbus_send_as(
+        NOBODY,
+        "SetMaintenance",
+        &["boolean:true", "uint64:60", "string:x"],
+    );
     assert!(!ok && text.contains("SetMaintenance needs root"), "{text}");
     // Reading stays open to everyone.
     let (ok, text) = bus.dbus_send_as(NOBODY, "GetStatus", &[]);
@@ -229,7 +336,9 @@ fn the_system_bus_policy_lets_everyone_read_and_only_privileged_callers_mutate()
     let dir = tempfile::tempdir().unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let policy = std::fs::read_to_string("dbus/org.vigil.Vigil1.conf").unwrap().replace("user=\"vigil\"", "user=\"daemon\"");
+    let policy = std::fs::read_to_string("dbus/org.vigil.Vigil1.conf")
+        .unwrap()
+        .replace("user=\"vigil\"", "user=\"daemon\"");
     let policy_path = dir.path().join("org.vigil.Vigil1.conf");
     std::fs::write(&policy_path, policy).unwrap();
     let conf = std::fs::read_to_string("dbus/test-system-bus.conf.in")
@@ -240,7 +349,12 @@ fn the_system_bus_policy_lets_everyone_read_and_only_privileged_callers_mutate()
     // vigild as user daemon, with a state directory it owns.
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
-    assert!(std::process::Command::new("chown").args(["daemon:daemon"]).arg(&state).status().unwrap().success());
+    assert!(std::process::Command::new("chown")
+        .args(["daemon:daemon"])
+        .arg(&state)
+        .status()
+        .unwrap()
+        .success());
     let port = free_port();
     let child = std::process::Command::new("setpriv")
         .args(["--reuid=daemon", "--regid=daemon", "--clear-groups"])
@@ -249,7 +363,12 @@ fn the_system_bus_policy_lets_everyone_read_and_only_privileged_callers_mutate()
         .arg(dir.path().join("no-policies"))
         .arg("--state-dir")
         .arg(&state)
-        .args(["--bus", &bus.address, "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--bus",
+            &bus.address,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -265,14 +384,30 @@ fn the_system_bus_policy_lets_everyone_read_and_only_privileged_callers_mutate()
         bus.dbus_send_as(NOBODY, "GetStatus", &[]).0.then_some(())
     });
     let read = std::process::Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "busctl"])
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "busctl",
+        ])
         .arg(format!("--address={}", bus.address))
-        .args(["get-property", "org.vigil.Vigil1", MANAGER, "org.vigil.Vigil1.Manager", "Status"])
+        .args([
+            "get-property",
+            "org.vigil.Vigil1",
+            MANAGER,
+            "org.vigil.Vigil1.Manager",
+            "Status",
+        ])
         .output()
         .unwrap();
     assert!(read.status.success(), "{read:?}");
     let intro = std::process::Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "busctl"])
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "busctl",
+        ])
         .arg(format!("--address={}", bus.address))
         .args(["introspect", "org.vigil.Vigil1", MANAGER])
         .output()
@@ -281,16 +416,37 @@ fn the_system_bus_policy_lets_everyone_read_and_only_privileged_callers_mutate()
     // The bus itself refuses the mutating call before vigild sees it.
     let (ok, text) = bus.dbus_send_as(NOBODY, "Reload", &[]);
     assert!(!ok);
-    assert!(text.contains("AccessDenied") && text.contains("Rejected send message"), "{text}");
+    assert!(
+        text.contains("AccessDenied") && text.contains("Rejected send message"),
+        "{text}"
+    );
     let (ok, text) = bus.dbus_send_as(0, "Reload", &[]);
     assert!(ok, "root may reload: {text}");
     // Only the vigil user (here: daemon) may own the name.
     let own = std::process::Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "dbus-send"])
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "dbus-send",
+        ])
         .arg(format!("--bus={}", bus.address))
-        .args(["--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus.RequestName", "string:org.vigil.Vigil1", "uint32:0"])
+        .args([
+            "--print-reply",
+            "--dest=org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.RequestName",
+            "string:org.vigil.Vigil1",
+            "uint32:0",
+        ])
         .output()
         .unwrap();
-    assert!(!own.status.success(), "nobody must not own the name: {own:?}");
-    assert!(String::from_utf8_lossy(&own.stderr).contains("not allowed to own"), "{own:?}");
+    assert!(
+        !own.status.success(),
+        "nobody must not own the name: {own:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&own.stderr).contains("not allowed to own"),
+        "{own:?}"
+    );
 }

@@ -17,7 +17,10 @@ fn curl(port: u16, args: &[&str], path: &str) -> (String, String) {
         .output()
         .expect("curl must be installed; scripts/test.sh does it");
     assert!(out.status.success(), "curl failed: {out:?}");
-    (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 #[test]
@@ -27,7 +30,12 @@ fn heartbeat_follows_the_contract_exactly() {
     std::thread::sleep(Duration::from_millis(1100));
     let (body, headers) = curl(v.port, &[], "/api/system/heartbeat");
     assert!(headers.starts_with("HTTP/1.1 200"), "{headers}");
-    assert!(headers.to_ascii_lowercase().contains("content-type: application/json"), "{headers}");
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{headers}"
+    );
     // {"status":"ok","uptime":123456,"version":"1.0.0","timestamp":"2026-02-17T10:00:00.000Z"}
     let version = env!("CARGO_PKG_VERSION");
     let prefix = "{\"status\":\"ok\",\"uptime\":";
@@ -39,15 +47,27 @@ fn heartbeat_follows_the_contract_exactly() {
     let rest = &rest[digits.len()..];
     let mid = format!(",\"version\":\"{version}\",\"timestamp\":\"");
     assert!(rest.starts_with(&mid), "{body}");
-    let ts = rest[mid.len()..].strip_suffix("\"}").unwrap_or_else(|| panic!("{body}"));
+    let ts = rest[mid.len()..]
+        .strip_suffix("\"}")
+        .unwrap_or_else(|| panic!("{body}"));
     // RFC 3339 UTC with milliseconds and Z: 2026-02-17T10:00:00.000Z
     assert_eq!(ts.len(), 24, "{ts}");
     let b = ts.as_bytes();
-    for (i, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (23, b'Z')] {
+    for (i, c) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (23, b'Z'),
+    ] {
         assert_eq!(b[i], c, "{ts}");
     }
     let parsed = humantime::parse_rfc3339(ts).unwrap();
-    let skew = std::time::SystemTime::now().duration_since(parsed).unwrap_or_default();
+    let skew = std::time::SystemTime::now()
+        .duration_since(parsed)
+        .unwrap_or_default();
     assert!(skew < Duration::from_secs(5), "{ts}");
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(doc.as_object().unwrap().len(), 4);
@@ -79,12 +99,18 @@ fn other_paths_are_404_and_other_methods_405() {
     for m in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
         let (code, head, _) = v.http(m, "/api/system/heartbeat");
         assert_eq!(code, 405, "{m}");
-        assert!(head.to_ascii_lowercase().contains("allow: get, head"), "{head}");
+        assert!(
+            head.to_ascii_lowercase().contains("allow: get, head"),
+            "{head}"
+        );
     }
     let (code, head, body) = v.http("HEAD", "/api/system/heartbeat");
     assert_eq!(code, 200);
     assert!(body.is_empty(), "HEAD has no body: {body:?}");
-    assert!(head.to_ascii_lowercase().contains("content-length: "), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("content-length: "),
+        "{head}"
+    );
     // A query string does not change the answer.
     assert_eq!(v.http("GET", "/api/system/heartbeat?x=1").0, 200);
 }
@@ -93,10 +119,16 @@ fn other_paths_are_404_and_other_methods_405() {
 fn oversized_heads_and_too_many_headers_are_refused() {
     let v = VigildBuilder::new().start();
     let big = "a".repeat(20 * 1024);
-    let (code, _, _) = http_raw(v.port, &format!("GET /api/system/heartbeat HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n"));
+    let (code, _, _) = http_raw(
+        v.port,
+        &format!("GET /api/system/heartbeat HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n"),
+    );
     assert_eq!(code, 431);
     let many: String = (0..100).map(|i| format!("X-H{i}: v\r\n")).collect();
-    let (code, _, _) = http_raw(v.port, &format!("GET /api/system/heartbeat HTTP/1.1\r\nHost: x\r\n{many}\r\n"));
+    let (code, _, _) = http_raw(
+        v.port,
+        &format!("GET /api/system/heartbeat HTTP/1.1\r\nHost: x\r\n{many}\r\n"),
+    );
     assert_eq!(code, 431);
     // Still serving afterwards.
     assert_eq!(v.http("GET", "/api/system/heartbeat").0, 200);
@@ -109,7 +141,8 @@ fn keep_alive_serves_many_requests_on_one_connection() {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = [0u8; 4096];
     for _ in 0..50 {
-        s.write_all(b"GET /api/system/heartbeat HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        s.write_all(b"GET /api/system/heartbeat HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         let n = s.read(&mut buf).unwrap();
         let text = String::from_utf8_lossy(&buf[..n]);
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
@@ -121,7 +154,8 @@ fn keep_alive_serves_many_requests_on_one_connection() {
 fn a_client_that_never_finishes_its_request_is_cut_off() {
     let v = VigildBuilder::new().start();
     let mut s = TcpStream::connect(("127.0.0.1", v.port)).unwrap();
-    s.write_all(b"GET /api/system/heartbeat HTTP/1.1\r\nHost: x\r\n").unwrap();
+    s.write_all(b"GET /api/system/heartbeat HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let start = Instant::now();
     let mut buf = Vec::new();
@@ -133,7 +167,10 @@ fn a_client_that_never_finishes_its_request_is_cut_off() {
         "closed after {waited:?}"
     );
     let text = String::from_utf8_lossy(&buf);
-    assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
     // Meanwhile others were served.
     assert_eq!(v.http("GET", "/api/system/heartbeat").0, 200);
 }
@@ -142,7 +179,9 @@ fn a_client_that_never_finishes_its_request_is_cut_off() {
 fn hundreds_of_idle_connections_do_not_stop_the_heartbeat() {
     let v = VigildBuilder::new().start();
     // Fewer than the connection cap: every one of them is accepted and the heartbeat works.
-    let idle: Vec<TcpStream> = (0..200).map(|_| TcpStream::connect(("127.0.0.1", v.port)).unwrap()).collect();
+    let idle: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(("127.0.0.1", v.port)).unwrap())
+        .collect();
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(v.http("GET", "/api/system/heartbeat").0, 200);
     drop(idle);

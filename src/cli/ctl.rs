@@ -20,7 +20,10 @@ pub struct Failure {
 }
 
 fn unreachable(message: impl Into<String>) -> Failure {
-    Failure { code: exit::UNREACHABLE, message: message.into() }
+    Failure {
+        code: exit::UNREACHABLE,
+        message: message.into(),
+    }
 }
 
 async fn has_vigild(conn: &Connection) -> bool {
@@ -39,13 +42,22 @@ pub async fn connect(bus: Option<&str>) -> Result<Connection, Failure> {
         let conn = zbus::connection::Builder::address(addr)
             .build()
             .await
-            .map_err(|e| unreachable(format!("vigild is not reachable: cannot connect to {addr}: {e}")))?;
+            .map_err(|e| {
+                unreachable(format!(
+                    "vigild is not reachable: cannot connect to {addr}: {e}"
+                ))
+            })?;
         if has_vigild(&conn).await {
             return Ok(conn);
         }
-        return Err(unreachable(format!("vigild is not running: nobody owns {BUS_NAME} on {addr}")));
+        return Err(unreachable(format!(
+            "vigild is not running: nobody owns {BUS_NAME} on {addr}"
+        )));
     }
-    for conn in [Connection::system().await, Connection::session().await].into_iter().flatten() {
+    for conn in [Connection::system().await, Connection::session().await]
+        .into_iter()
+        .flatten()
+    {
         if has_vigild(&conn).await {
             return Ok(conn);
         }
@@ -67,7 +79,10 @@ async fn call_string(conn: &Connection, method: &str) -> Result<String, Failure>
 
 async fn status_doc(conn: &Connection) -> Result<Value, Failure> {
     let text = call_string(conn, "GetStatus").await?;
-    serde_json::from_str(&text).map_err(|e| Failure { code: exit::BAD, message: format!("vigild sent bad JSON: {e}") })
+    serde_json::from_str(&text).map_err(|e| Failure {
+        code: exit::BAD,
+        message: format!("vigild sent bad JSON: {e}"),
+    })
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
@@ -81,7 +96,10 @@ fn human_uptime(secs: u64) -> String {
 
 fn checks_table(doc: &Value, only_failing: bool) -> Option<Table> {
     let checks = doc.get("checks")?.as_array()?;
-    let rows: Vec<&Value> = checks.iter().filter(|c| !only_failing || s(c, "status") != "ok").collect();
+    let rows: Vec<&Value> = checks
+        .iter()
+        .filter(|c| !only_failing || s(c, "status") != "ok")
+        .collect();
     if rows.is_empty() {
         return None;
     }
@@ -90,14 +108,23 @@ fn checks_table(doc: &Value, only_failing: bool) -> Option<Table> {
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(["CHECK", "PROBE", "STATUS", "SINCE", "DETAIL"]);
     for c in rows {
-        t.add_row([s(c, "name"), s(c, "probe"), s(c, "status"), s(c, "since"), s(c, "detail")]);
+        t.add_row([
+            s(c, "name"),
+            s(c, "probe"),
+            s(c, "status"),
+            s(c, "since"),
+            s(c, "detail"),
+        ]);
     }
     Some(t)
 }
 
 fn policy_sources(paths: &[PathBuf]) -> Result<PolicySet, String> {
     if paths.is_empty() {
-        let dirs = [PathBuf::from(policy::VENDOR_DIR), PathBuf::from(policy::ADMIN_DIR)];
+        let dirs = [
+            PathBuf::from(policy::VENDOR_DIR),
+            PathBuf::from(policy::ADMIN_DIR),
+        ];
         return policy::load_dirs(&dirs, &HostRoots::default()).map_err(|d| d.to_string());
     }
     let mut files = Vec::new();
@@ -109,7 +136,14 @@ fn policy_sources(paths: &[PathBuf]) -> Result<PolicySet, String> {
         }
     }
     if files.is_empty() {
-        return Err(format!("no policy files (*.toml) in {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")));
+        return Err(format!(
+            "no policy files (*.toml) in {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     policy::load_files(&files).map_err(|d| d.to_string())
 }
@@ -144,30 +178,52 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
             if args.json {
                 return Ok(serde_json::to_string_pretty(&doc["checks"]).unwrap_or_default());
             }
-            Ok(checks_table(&doc, false).map(|t| t.to_string()).unwrap_or_else(|| "no checks".into()))
+            Ok(checks_table(&doc, false)
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "no checks".into()))
         }
         CtlCommand::Version => {
             let mut out = format!("vigilctl {}", crate::VERSION);
             match connect(args.bus.as_deref()).await {
                 Ok(conn) => {
-                    let proxy = zbus::Proxy::new(&conn, BUS_NAME, MANAGER_PATH, MANAGER_IFACE).await;
+                    let proxy =
+                        zbus::Proxy::new(&conn, BUS_NAME, MANAGER_PATH, MANAGER_IFACE).await;
                     let v: Option<String> = match proxy {
                         Ok(p) => p.get_property("Version").await.ok(),
                         Err(_) => None,
                     };
-                    out.push_str(&format!("\nvigild {}", v.as_deref().unwrap_or("(version unknown)")));
+                    out.push_str(&format!(
+                        "\nvigild {}",
+                        v.as_deref().unwrap_or("(version unknown)")
+                    ));
                 }
                 Err(_) => out.push_str("\nvigild not running"),
             }
             Ok(out)
         }
-        CtlCommand::Policy { command: PolicyCommand::Check { paths } } => match policy_sources(&paths) {
-            Ok(set) if args.json => Ok(serde_json::json!({"ok": true, "checks": set.checks.len(), "files": set.files}).to_string()),
-            Ok(set) if set.builtin => Ok("no policy files installed: vigild uses its built-in checks".into()),
-            Ok(set) => Ok(format!("ok: {} checks in {} file(s)", set.checks.len(), set.files.len())),
-            Err(e) => Err(Failure { code: exit::BAD, message: e }),
+        CtlCommand::Policy {
+            command: PolicyCommand::Check { paths },
+        } => match policy_sources(&paths) {
+            Ok(set) if args.json => Ok(
+                serde_json::json!({"ok": true, "checks": set.checks.len(), "files": set.files})
+                    .to_string(),
+            ),
+            Ok(set) if set.builtin => {
+                Ok("no policy files installed: vigild uses its built-in checks".into())
+            }
+            Ok(set) => Ok(format!(
+                "ok: {} checks in {} file(s)",
+                set.checks.len(),
+                set.files.len()
+            )),
+            Err(e) => Err(Failure {
+                code: exit::BAD,
+                message: e,
+            }),
         },
-        CtlCommand::Policy { command: PolicyCommand::Show { paths } } => match policy_sources(&paths) {
+        CtlCommand::Policy {
+            command: PolicyCommand::Show { paths },
+        } => match policy_sources(&paths) {
             Ok(set) if args.json => Ok(serde_json::to_string_pretty(&set).unwrap_or_default()),
             Ok(set) => {
                 let mut t = Table::new();
@@ -175,7 +231,12 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
                     .set_content_arrangement(ContentArrangement::Dynamic)
                     .set_header(["CHECK", "PROBE", "EVERY", "WARN", "CRIT", "FROM"]);
                 for c in &set.checks {
-                    let conds = |v: &[policy::threshold::Condition]| v.iter().map(|c| c.text.clone()).collect::<Vec<_>>().join(" or ");
+                    let conds = |v: &[policy::threshold::Condition]| {
+                        v.iter()
+                            .map(|c| c.text.clone())
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    };
                     t.add_row([
                         c.name.clone(),
                         c.probe().to_string(),
@@ -187,7 +248,10 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
                 }
                 Ok(t.to_string())
             }
-            Err(e) => Err(Failure { code: exit::BAD, message: e }),
+            Err(e) => Err(Failure {
+                code: exit::BAD,
+                message: e,
+            }),
         },
     }
 }

@@ -30,9 +30,14 @@ pub const EXIT_CONFIG: i32 = 78;
 /// A request from a surface to the loop.
 pub enum Command {
     /// Re-read settings and policies. Answers a summary or every error.
-    Reload { reply: oneshot::Sender<Result<String, String>> },
+    Reload {
+        reply: oneshot::Sender<Result<String, String>>,
+    },
     /// Probe one check now; answers its state after that reading.
-    RunCheck { name: String, reply: oneshot::Sender<Result<CheckState, String>> },
+    RunCheck {
+        name: String,
+        reply: oneshot::Sender<Result<CheckState, String>>,
+    },
 }
 
 /// How vigild was started.
@@ -77,7 +82,10 @@ fn load_settings(opts: &Options) -> Result<Settings, String> {
 
 fn policy_dirs(opts: &Options) -> Vec<PathBuf> {
     if opts.policies.is_empty() {
-        vec![PathBuf::from(policy::VENDOR_DIR), PathBuf::from(policy::ADMIN_DIR)]
+        vec![
+            PathBuf::from(policy::VENDOR_DIR),
+            PathBuf::from(policy::ADMIN_DIR),
+        ]
     } else {
         opts.policies.clone()
     }
@@ -95,7 +103,10 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let policies = load_policies(&opts, &roots).map_err(DaemonError::Config)?;
     let state_dir = config::state_dir(opts.state_dir.as_deref(), &settings);
     std::fs::create_dir_all(&state_dir).map_err(|e| {
-        DaemonError::Startup(format!("cannot create state directory {}: {e}", state_dir.display()))
+        DaemonError::Startup(format!(
+            "cannot create state directory {}: {e}",
+            state_dir.display()
+        ))
     })?;
     let store = Store::spawn(state_dir.join(DB_FILE));
 
@@ -106,7 +117,11 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     // HTTP first: systemd's sockets when activated, else the configured addresses.
     let listeners = match http::systemd_listeners() {
         Ok(l) if !l.is_empty() => {
-            info!(vigil_event = "http", "serving the heartbeat on {} socket(s) from systemd", l.len());
+            info!(
+                vigil_event = "http",
+                "serving the heartbeat on {} socket(s) from systemd",
+                l.len()
+            );
             l.into_iter()
                 .map(tokio::net::TcpListener::from_std)
                 .collect::<Result<Vec<_>, _>>()
@@ -126,10 +141,20 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
                     .collect()
             };
             let l = http::bind(&addrs).await.map_err(|e| {
-                DaemonError::Startup(format!("{e} — is another vigild running? choose another with --listen"))
+                DaemonError::Startup(format!(
+                    "{e} — is another vigild running? choose another with --listen"
+                ))
             })?;
-            let shown: Vec<String> = l.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
-            info!(vigil_event = "http", "serving the heartbeat on {}", shown.join(", "));
+            let shown: Vec<String> = l
+                .iter()
+                .filter_map(|l| l.local_addr().ok())
+                .map(|a| a.to_string())
+                .collect();
+            info!(
+                vigil_event = "http",
+                "serving the heartbeat on {}",
+                shown.join(", ")
+            );
             l
         }
     };
@@ -149,7 +174,10 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         }
         Err(e) if opts.bus.is_some() => return Err(DaemonError::Startup(e)),
         Err(e) => {
-            warn!(vigil_event = "bus", "{e}; running without D-Bus (the heartbeat still answers)");
+            warn!(
+                vigil_event = "bus",
+                "{e}; running without D-Bus (the heartbeat still answers)"
+            );
             tokio::spawn(async move { while pub_rx.recv().await.is_some() {} });
         }
     }
@@ -171,7 +199,12 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     daemon.install(policies);
     daemon.publish(Vec::new());
     notify::ready(&daemon.status_line);
-    info!(vigil_event = "ready", "vigild {} ready: {}", crate::VERSION, daemon.status_line);
+    info!(
+        vigil_event = "ready",
+        "vigild {} ready: {}",
+        crate::VERSION,
+        daemon.status_line
+    );
 
     let result = daemon.run_loop(cmd_rx).await;
     notify::stopping();
@@ -200,7 +233,9 @@ struct Daemon {
 
 impl Daemon {
     async fn run_loop(&mut self, mut commands: mpsc::Receiver<Command>) -> Result<(), DaemonError> {
-        let sig = |k: SignalKind| signal(k).map_err(|e| DaemonError::Startup(format!("signal handler: {e}")));
+        let sig = |k: SignalKind| {
+            signal(k).map_err(|e| DaemonError::Startup(format!("signal handler: {e}")))
+        };
         let mut hup = sig(SignalKind::hangup())?;
         let mut term = sig(SignalKind::terminate())?;
         let mut int = sig(SignalKind::interrupt())?;
@@ -239,9 +274,12 @@ impl Daemon {
     /// Takes a validated policy set into use.
     fn install(&mut self, set: PolicySet) {
         let now = crate::now_micros();
-        let diff = self
-            .model
-            .set_checks(set.checks.iter().map(|c| (c.name.as_str(), c.probe().as_str())), now);
+        let diff = self.model.set_checks(
+            set.checks
+                .iter()
+                .map(|c| (c.name.as_str(), c.probe().as_str())),
+            now,
+        );
         for name in &diff.removed {
             info!(vigil_event = "check-removed", vigil_check = %name, "check {name} removed");
         }
@@ -250,11 +288,23 @@ impl Daemon {
         }
         self.builtin = set.builtin;
         if set.builtin {
-            info!(vigil_event = "policy", "no policy file found: using the built-in checks for this host");
+            info!(
+                vigil_event = "policy",
+                "no policy file found: using the built-in checks for this host"
+            );
         } else {
-            info!(vigil_event = "policy", "loaded {} checks from {} policy file(s)", set.checks.len(), set.files.len());
+            info!(
+                vigil_event = "policy",
+                "loaded {} checks from {} policy file(s)",
+                set.checks.len(),
+                set.files.len()
+            );
         }
-        self.specs = set.checks.into_iter().map(|c| (c.name.clone(), c)).collect();
+        self.specs = set
+            .checks
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect();
     }
 
     fn restart_probes(&mut self) {
@@ -308,14 +358,21 @@ impl Daemon {
         if !self.probes.is_current(r.generation) {
             return;
         }
-        let Some(spec) = self.specs.get(&r.check) else { return };
+        let Some(spec) = self.specs.get(&r.check) else {
+            return;
+        };
         let (status, detail) = policy::threshold::evaluate(&spec.warn, &spec.crit, &r.reading);
         let metrics = match &r.reading {
             crate::probe::Reading::Value { metrics, .. } => metrics.clone(),
             crate::probe::Reading::Unknown(_) => Default::default(),
         };
-        let before = self.model.get(&r.check).map(|c| (c.last_probe.is_none(), c.detail.clone()));
-        let transition = self.model.observe(&r.check, status, detail.clone(), metrics, r.at);
+        let before = self
+            .model
+            .get(&r.check)
+            .map(|c| (c.last_probe.is_none(), c.detail.clone()));
+        let transition = self
+            .model
+            .observe(&r.check, status, detail.clone(), metrics, r.at);
         if status == Status::Unknown && transition.is_none() {
             // Unknown from the first reading, or unknown for a new reason: say so once.
             if let Some((first, old_detail)) = before {
@@ -325,7 +382,11 @@ impl Daemon {
             }
         }
         if let Some(waiters) = self.pending_runs.remove(&r.check) {
-            let state = self.model.get(&r.check).cloned().ok_or_else(|| "check vanished".to_string());
+            let state = self
+                .model
+                .get(&r.check)
+                .cloned()
+                .ok_or_else(|| "check vanished".to_string());
             for w in waiters {
                 let _ = w.send(state.clone());
             }
@@ -366,8 +427,14 @@ impl Daemon {
 fn log_transition(t: &Transition) {
     let msg = format!("check {} {} → {}: {}", t.check, t.from, t.to, t.detail);
     match t.to {
-        Status::Ok => info!(vigil_event = "transition", vigil_check = %t.check, vigil_from = %t.from, vigil_to = %t.to, "{msg}"),
-        Status::Warn | Status::Unknown => warn!(vigil_event = "transition", vigil_check = %t.check, vigil_from = %t.from, vigil_to = %t.to, "{msg}"),
-        Status::Crit => error!(vigil_event = "transition", vigil_check = %t.check, vigil_from = %t.from, vigil_to = %t.to, "{msg}"),
+        Status::Ok => {
+            info!(vigil_event = "transition", vigil_check = %t.check, vigil_from = %t.from, vigil_to = %t.to, "{msg}")
+        }
+        Status::Warn | Status::Unknown => {
+            warn!(vigil_event = "transition", vigil_check = %t.check, vigil_from = %t.from, vigil_to = %t.to, "{msg}")
+        }
+        Status::Crit => {
+            error!(vigil_event = "transition", vigil_check = %t.check, vigil_from = %t.from, vigil_to = %t.to, "{msg}")
+        }
     }
 }

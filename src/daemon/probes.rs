@@ -32,7 +32,12 @@ pub struct Probes {
 
 impl Probes {
     pub fn new() -> Self {
-        Probes { generation: 0, tasks: Vec::new(), run_now: HashMap::new(), sink: None }
+        Probes {
+            generation: 0,
+            tasks: Vec::new(),
+            run_now: HashMap::new(),
+            sink: None,
+        }
     }
 
     /// Where results go.
@@ -57,11 +62,19 @@ impl Probes {
     pub fn start<'a>(&mut self, specs: impl Iterator<Item = &'a CheckSpec>, roots: &HostRoots) {
         self.stop();
         self.generation += 1;
-        let Some(sink) = self.sink.clone() else { return };
+        let Some(sink) = self.sink.clone() else {
+            return;
+        };
         for spec in specs {
             let now = Arc::new(Notify::new());
             self.run_now.insert(spec.name.clone(), now.clone());
-            let task = tokio::spawn(probe_task(spec.clone(), roots.clone(), self.generation, sink.clone(), now));
+            let task = tokio::spawn(probe_task(
+                spec.clone(),
+                roots.clone(),
+                self.generation,
+                sink.clone(),
+                now,
+            ));
             self.tasks.push(task.abort_handle());
         }
     }
@@ -102,7 +115,12 @@ async fn probe_task(
                 humantime::format_duration(spec.timeout)
             )),
         };
-        let result = ProbeResult { generation, check: spec.name.clone(), reading, at: crate::now_micros() };
+        let result = ProbeResult {
+            generation,
+            check: spec.name.clone(),
+            reading,
+            at: crate::now_micros(),
+        };
         if sink.send(result).await.is_err() {
             return;
         }

@@ -17,7 +17,14 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
     }
 }
 
@@ -80,7 +87,10 @@ mod tests {
 
     #[test]
     fn positions_are_one_based_and_count_characters() {
-        let s = Source { path: Path::new("p.toml"), text: "a = 1\nbé = \"x\"\n" };
+        let s = Source {
+            path: Path::new("p.toml"),
+            text: "a = 1\nbé = \"x\"\n",
+        };
         assert_eq!(s.line_col(0), (1, 1));
         assert_eq!(s.line_col(6), (2, 1));
         // After "bé = " (é is two bytes, one character).

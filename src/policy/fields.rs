@@ -28,8 +28,18 @@ fn type_name(v: &DeValue<'_>) -> &'static str {
 }
 
 impl<'a> Table<'a> {
-    pub fn new(src: &'a Source<'a>, tab: &'a DeTable<'a>, span: Range<usize>, what: &'static str) -> Self {
-        Table { src, tab, span, what }
+    pub fn new(
+        src: &'a Source<'a>,
+        tab: &'a DeTable<'a>,
+        span: Range<usize>,
+        what: &'static str,
+    ) -> Self {
+        Table {
+            src,
+            tab,
+            span,
+            what,
+        }
     }
 
     fn get(&self, key: &str) -> Option<(&'a DeValue<'a>, Range<usize>)> {
@@ -40,21 +50,35 @@ impl<'a> Table<'a> {
     }
 
     /// A string value, if the key is there.
-    pub fn str(&mut self, key: &str, errors: &mut Vec<Diagnostic>) -> Option<(String, Range<usize>)> {
+    pub fn str(
+        &mut self,
+        key: &str,
+        errors: &mut Vec<Diagnostic>,
+    ) -> Option<(String, Range<usize>)> {
         let (v, span) = self.get(key)?;
         match v {
             DeValue::String(s) => Some((s.to_string(), span)),
             other => {
-                errors.push(self.src.at(&span, format!("`{key}` must be a string, not {}", type_name(other))));
+                errors.push(self.src.at(
+                    &span,
+                    format!("`{key}` must be a string, not {}", type_name(other)),
+                ));
                 None
             }
         }
     }
 
     /// A string value that must be there.
-    pub fn required_str(&mut self, key: &str, errors: &mut Vec<Diagnostic>) -> Option<(String, Range<usize>)> {
+    pub fn required_str(
+        &mut self,
+        key: &str,
+        errors: &mut Vec<Diagnostic>,
+    ) -> Option<(String, Range<usize>)> {
         if self.get(key).is_none() {
-            errors.push(self.src.at(&self.span, format!("{} is missing the key `{key}`", self.what)));
+            errors.push(self.src.at(
+                &self.span,
+                format!("{} is missing the key `{key}`", self.what),
+            ));
             return None;
         }
         self.str(key, errors)
@@ -66,7 +90,10 @@ impl<'a> Table<'a> {
         match humantime::parse_duration(&s) {
             Ok(d) if !d.is_zero() => Some(d),
             Ok(_) => {
-                errors.push(self.src.at(&span, format!("`{key}` must be longer than zero")));
+                errors.push(
+                    self.src
+                        .at(&span, format!("`{key}` must be longer than zero")),
+                );
                 None
             }
             Err(e) => {
@@ -80,7 +107,11 @@ impl<'a> Table<'a> {
     }
 
     /// A string or a list of strings.
-    pub fn str_or_list(&mut self, key: &str, errors: &mut Vec<Diagnostic>) -> Option<Vec<(String, Range<usize>)>> {
+    pub fn str_or_list(
+        &mut self,
+        key: &str,
+        errors: &mut Vec<Diagnostic>,
+    ) -> Option<Vec<(String, Range<usize>)>> {
         let (v, span) = self.get(key)?;
         match v {
             DeValue::String(s) => Some(vec![(s.to_string(), span)]),
@@ -100,7 +131,10 @@ impl<'a> Table<'a> {
             other => {
                 errors.push(self.src.at(
                     &span,
-                    format!("`{key}` must be a string or a list of strings, not {}", type_name(other)),
+                    format!(
+                        "`{key}` must be a string or a list of strings, not {}",
+                        type_name(other)
+                    ),
                 ));
                 None
             }
@@ -115,14 +149,20 @@ impl<'a> Table<'a> {
     ) -> Option<Vec<(&'a DeTable<'a>, Range<usize>)>> {
         let (v, span) = self.get(key)?;
         let DeValue::Array(items) = v else {
-            errors.push(self.src.at(&span, format!("`{key}` must be written as [[{key}]] tables")));
+            errors.push(self.src.at(
+                &span,
+                format!("`{key}` must be written as [[{key}]] tables"),
+            ));
             return None;
         };
         let mut out = Vec::new();
         for item in items.iter() {
             match item.get_ref() {
                 DeValue::Table(t) => out.push((t, item.span())),
-                _ => errors.push(self.src.at(&item.span(), format!("`{key}` must be written as [[{key}]] tables"))),
+                _ => errors.push(self.src.at(
+                    &item.span(),
+                    format!("`{key}` must be written as [[{key}]] tables"),
+                )),
             }
         }
         Some(out)
@@ -137,7 +177,11 @@ impl<'a> Table<'a> {
                 clean = false;
                 errors.push(self.src.at(
                     &k.span(),
-                    format!("unknown key `{key}` in {}; expected one of: {}", self.what, allowed.join(", ")),
+                    format!(
+                        "unknown key `{key}` in {}; expected one of: {}",
+                        self.what,
+                        allowed.join(", ")
+                    ),
                 ));
             }
         }

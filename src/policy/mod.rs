@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use diag::{Diagnostic, Diagnostics};
 use diag::Source;
+pub use diag::{Diagnostic, Diagnostics};
 use fields::Table;
 use threshold::Condition;
 
@@ -124,7 +124,12 @@ pub fn policy_files(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostics> {
 }
 
 fn io_diag(path: &Path, message: &str) -> Diagnostic {
-    Diagnostic { file: path.to_path_buf(), line: 1, column: 1, message: message.to_string() }
+    Diagnostic {
+        file: path.to_path_buf(),
+        line: 1,
+        column: 1,
+        message: message.to_string(),
+    }
 }
 
 /// Loads the policies of `dirs`; with no file at all, the built-in defaults for this host.
@@ -154,7 +159,11 @@ pub fn load_files(files: &[PathBuf]) -> Result<PolicySet, Diagnostics> {
         parse_file(&src, &mut checks, &mut seen, &mut errors);
     }
     if errors.is_empty() {
-        Ok(PolicySet { checks, files: files.to_vec(), builtin: false })
+        Ok(PolicySet {
+            checks,
+            files: files.to_vec(),
+            builtin: false,
+        })
     } else {
         Err(Diagnostics(errors))
     }
@@ -225,7 +234,10 @@ fn parse_check(
             )));
             ok = false;
         } else if let Some(first) = seen.get(n) {
-            errors.push(src.at(span, format!("duplicate check name {n:?}: first defined at {first}")));
+            errors.push(src.at(
+                span,
+                format!("duplicate check name {n:?}: first defined at {first}"),
+            ));
             ok = false;
         } else {
             let (line, col) = src.line_col(span.start);
@@ -243,7 +255,10 @@ fn parse_check(
                         supported.join(", ")
                     )
                 } else {
-                    format!("unknown probe {p:?}; expected one of: {}", supported.join(", "))
+                    format!(
+                        "unknown probe {p:?}; expected one of: {}",
+                        supported.join(", ")
+                    )
                 };
                 errors.push(src.at(span, msg));
                 None
@@ -254,7 +269,9 @@ fn parse_check(
     let params = match kind {
         Some(ProbeKind::Disk) => t.required_str("path", errors).and_then(|(p, span)| {
             if Path::new(&p).is_absolute() {
-                Some(ProbeParams::Disk { path: PathBuf::from(p) })
+                Some(ProbeParams::Disk {
+                    path: PathBuf::from(p),
+                })
             } else {
                 errors.push(src.at(&span, format!("path must be absolute, got {p:?}")));
                 None
@@ -291,7 +308,9 @@ fn parse_check(
     let crit = conditions(crit_texts);
     let allowed: &[&str] = match kind {
         Some(ProbeKind::Disk) => &["name", "probe", "every", "timeout", "warn", "crit", "path"],
-        Some(ProbeKind::Thermal) => &["name", "probe", "every", "timeout", "warn", "crit", "sensors"],
+        Some(ProbeKind::Thermal) => &[
+            "name", "probe", "every", "timeout", "warn", "crit", "sensors",
+        ],
         Some(ProbeKind::Memory) => &["name", "probe", "every", "timeout", "warn", "crit"],
         // Unknown probe: already reported; do not pile up key errors.
         None => return None,
@@ -323,7 +342,10 @@ pub fn builtin(roots: &HostRoots) -> PolicySet {
             every: Duration::from_secs(30),
             timeout: Duration::from_secs(TIMEOUT_DEFAULT_SECS),
             warn: vec![kind_cond(ProbeKind::Disk, "used > 85%")],
-            crit: vec![kind_cond(ProbeKind::Disk, "used > 95%"), kind_cond(ProbeKind::Disk, "inodes_used > 95%")],
+            crit: vec![
+                kind_cond(ProbeKind::Disk, "used > 95%"),
+                kind_cond(ProbeKind::Disk, "inodes_used > 95%"),
+            ],
             origin: "built-in".into(),
         },
         CheckSpec {
@@ -336,10 +358,15 @@ pub fn builtin(roots: &HostRoots) -> PolicySet {
             origin: "built-in".into(),
         },
     ];
-    if crate::probe::thermal::scan(&roots.sys).iter().any(|s| s.celsius.is_some()) {
+    if crate::probe::thermal::scan(&roots.sys)
+        .iter()
+        .any(|s| s.celsius.is_some())
+    {
         checks.push(CheckSpec {
             name: "thermal".into(),
-            params: ProbeParams::Thermal { sensors: Vec::new() },
+            params: ProbeParams::Thermal {
+                sensors: Vec::new(),
+            },
             every: Duration::from_secs(EVERY_DEFAULT_SECS),
             timeout: Duration::from_secs(TIMEOUT_DEFAULT_SECS),
             warn: vec![kind_cond(ProbeKind::Thermal, "temperature > 85")],
@@ -347,7 +374,11 @@ pub fn builtin(roots: &HostRoots) -> PolicySet {
             origin: "built-in".into(),
         });
     }
-    PolicySet { checks, files: Vec::new(), builtin: true }
+    PolicySet {
+        checks,
+        files: Vec::new(),
+        builtin: true,
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,10 @@ fn errors_of(text: &str) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "p.toml", text);
     let errs = load_files(&[p]).unwrap_err();
-    errs.0.iter().map(|d| format!("{}:{}: {}", d.line, d.column, d.message)).collect()
+    errs.0
+        .iter()
+        .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+        .collect()
 }
 
 const GOOD: &str = r#"
@@ -52,7 +55,9 @@ fn loads_the_design_schema() {
     assert_eq!(set.checks[1].timeout, Duration::from_secs(1));
     assert_eq!(
         set.checks[2].params,
-        ProbeParams::Thermal { sensors: vec!["cpu-*".into(), "gpu-*".into()] }
+        ProbeParams::Thermal {
+            sensors: vec!["cpu-*".into(), "gpu-*".into()]
+        }
     );
 }
 
@@ -103,7 +108,10 @@ path = "relative/dir"
         "24:8: path must be absolute",
     ];
     for want in expect {
-        assert!(e.iter().any(|got| got.contains(want)), "missing {want:?} in {e:#?}");
+        assert!(
+            e.iter().any(|got| got.contains(want)),
+            "missing {want:?} in {e:#?}"
+        );
     }
     assert_eq!(e.len(), expect.len(), "{e:#?}");
 }
@@ -111,13 +119,27 @@ path = "relative/dir"
 #[test]
 fn duplicate_names_across_files_point_to_the_first() {
     let dir = tempfile::tempdir().unwrap();
-    let a = write(dir.path(), "a.toml", "[[check]]\nname = \"m\"\nprobe = \"memory\"\n");
-    let b = write(dir.path(), "b.toml", "\n[[check]]\nname = \"m\"\nprobe = \"memory\"\n");
+    let a = write(
+        dir.path(),
+        "a.toml",
+        "[[check]]\nname = \"m\"\nprobe = \"memory\"\n",
+    );
+    let b = write(
+        dir.path(),
+        "b.toml",
+        "\n[[check]]\nname = \"m\"\nprobe = \"memory\"\n",
+    );
     let e = load_files(&[a.clone(), b.clone()]).unwrap_err();
     assert_eq!(e.0.len(), 1);
     assert_eq!(e.0[0].file, b);
     assert_eq!(e.0[0].line, 3);
-    assert!(e.0[0].message.contains(&format!("first defined at {}:2:8", a.display())), "{}", e.0[0]);
+    assert!(
+        e.0[0]
+            .message
+            .contains(&format!("first defined at {}:2:8", a.display())),
+        "{}",
+        e.0[0]
+    );
 }
 
 #[test]
@@ -130,20 +152,44 @@ fn rules_are_refused_until_the_engine_exists() {
 #[test]
 fn unknown_sections_and_wrong_types() {
     let e = errors_of("[checks]\nx = 1\n[[check]]\nname = 5\nprobe = \"memory\"\n");
-    assert!(e.iter().any(|m| m.starts_with("1:2: unknown key `checks` in the policy file")), "{e:?}");
-    assert!(e.iter().any(|m| m.contains("`name` must be a string, not an integer")), "{e:?}");
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("1:2: unknown key `checks` in the policy file")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.contains("`name` must be a string, not an integer")),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn directories_merge_by_file_name_later_wins() {
     let vendor = tempfile::tempdir().unwrap();
     let admin = tempfile::tempdir().unwrap();
-    write(vendor.path(), "10-disk.toml", "[[check]]\nname = \"d\"\nprobe = \"disk\"\npath = \"/\"\n");
-    write(vendor.path(), "20-mem.toml", "[[check]]\nname = \"m\"\nprobe = \"memory\"\n");
+    write(
+        vendor.path(),
+        "10-disk.toml",
+        "[[check]]\nname = \"d\"\nprobe = \"disk\"\npath = \"/\"\n",
+    );
+    write(
+        vendor.path(),
+        "20-mem.toml",
+        "[[check]]\nname = \"m\"\nprobe = \"memory\"\n",
+    );
     write(vendor.path(), "README", "not a policy");
-    let over = write(admin.path(), "20-mem.toml", "[[check]]\nname = \"m2\"\nprobe = \"memory\"\n");
+    let over = write(
+        admin.path(),
+        "20-mem.toml",
+        "[[check]]\nname = \"m2\"\nprobe = \"memory\"\n",
+    );
     let set = load_dirs(
-        &[vendor.path().to_path_buf(), admin.path().to_path_buf(), "/nonexistent/x".into()],
+        &[
+            vendor.path().to_path_buf(),
+            admin.path().to_path_buf(),
+            "/nonexistent/x".into(),
+        ],
         &HostRoots::default(),
     )
     .unwrap();
@@ -157,11 +203,18 @@ fn directories_merge_by_file_name_later_wins() {
 fn no_files_means_builtin_defaults_for_this_host() {
     let empty = tempfile::tempdir().unwrap();
     let sys = tempfile::tempdir().unwrap();
-    let roots = HostRoots { proc: "/proc".into(), sys: sys.path().to_path_buf() };
+    let roots = HostRoots {
+        proc: "/proc".into(),
+        sys: sys.path().to_path_buf(),
+    };
     let set = load_dirs(&[empty.path().to_path_buf()], &roots).unwrap();
     assert!(set.builtin);
     let names: Vec<_> = set.checks.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["root-disk", "memory"], "no sensors in this sysfs: no thermal check");
+    assert_eq!(
+        names,
+        ["root-disk", "memory"],
+        "no sensors in this sysfs: no thermal check"
+    );
     let zone = sys.path().join("class/thermal/thermal_zone0");
     std::fs::create_dir_all(&zone).unwrap();
     std::fs::write(zone.join("type"), "cpu-thermal").unwrap();

@@ -92,20 +92,36 @@ pub fn parse(text: &str, probe: ProbeKind) -> Result<Condition, ConditionError> 
     if metric.is_empty() {
         return Err(err(
             trimmed_start,
-            format!("expected a metric name such as `{}`, then an operator and a value", known[0]),
+            format!(
+                "expected a metric name such as `{}`, then an operator and a value",
+                known[0]
+            ),
         ));
     }
     let Some(spec) = probe.metric(metric) else {
         return Err(err(
             trimmed_start,
-            format!("probe `{probe}` has no metric `{metric}`; it has: {}", known.join(", ")),
+            format!(
+                "probe `{probe}` has no metric `{metric}`; it has: {}",
+                known.join(", ")
+            ),
         ));
     };
     let mut pos = trimmed_start + name_len;
     pos += text[pos..].len() - text[pos..].trim_start().len();
-    let ops = [(">=", Op::Ge), ("<=", Op::Le), ("==", Op::Eq), ("!=", Op::Ne), (">", Op::Gt), ("<", Op::Lt)];
+    let ops = [
+        (">=", Op::Ge),
+        ("<=", Op::Le),
+        ("==", Op::Eq),
+        ("!=", Op::Ne),
+        (">", Op::Gt),
+        ("<", Op::Lt),
+    ];
     let Some(&(op_text, op)) = ops.iter().find(|(t, _)| text[pos..].starts_with(t)) else {
-        return Err(err(pos, "expected an operator: >, >=, <, <=, == or !=".into()));
+        return Err(err(
+            pos,
+            "expected an operator: >, >=, <, <=, == or !=".into(),
+        ));
     };
     pos += op_text.len();
     pos += text[pos..].len() - text[pos..].trim_start().len();
@@ -114,9 +130,9 @@ pub fn parse(text: &str, probe: ProbeKind) -> Result<Condition, ConditionError> 
     let num_len = value_text
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
         .unwrap_or(value_text.len());
-    let number: f64 = value_text[..num_len].parse().map_err(|_| {
-        err(value_start, format!("expected a number after `{op_text}`"))
-    })?;
+    let number: f64 = value_text[..num_len]
+        .parse()
+        .map_err(|_| err(value_start, format!("expected a number after `{op_text}`")))?;
     if !number.is_finite() {
         return Err(err(value_start, "expected a finite number".into()));
     }
@@ -199,19 +215,27 @@ fn judge(conds: &[Condition], metrics: &crate::probe::Metrics) -> Verdict {
 pub fn evaluate(warn: &[Condition], crit: &[Condition], reading: &Reading) -> (Status, String) {
     let (probe_status, detail, metrics) = match reading {
         Reading::Unknown(why) => return (Status::Unknown, why.clone()),
-        Reading::Value { status, detail, metrics } => (*status, detail, metrics),
+        Reading::Value {
+            status,
+            detail,
+            metrics,
+        } => (*status, detail, metrics),
     };
     let (threshold_status, why) = match judge(crit, metrics) {
         Verdict::Fired(why) => (Status::Crit, Some(why)),
         Verdict::Missing(m) => (
             Status::Unknown,
-            Some(format!("metric `{m}` was not reported, so the crit threshold cannot be judged")),
+            Some(format!(
+                "metric `{m}` was not reported, so the crit threshold cannot be judged"
+            )),
         ),
         Verdict::Clear => match judge(warn, metrics) {
             Verdict::Fired(why) => (Status::Warn, Some(why)),
             Verdict::Missing(m) => (
                 Status::Unknown,
-                Some(format!("metric `{m}` was not reported, so the warn threshold cannot be judged")),
+                Some(format!(
+                    "metric `{m}` was not reported, so the warn threshold cannot be judged"
+                )),
             ),
             Verdict::Clear => (Status::Ok, None),
         },
@@ -238,7 +262,10 @@ mod tests {
         let x = c("used > 85%");
         assert_eq!((x.metric.as_str(), x.op, x.value), ("used", Op::Gt, 85.0));
         assert_eq!(c("inodes_used >= 95 %").op, Op::Ge);
-        assert_eq!(c("avail_bytes < 2GiB").value, 2.0 * 1024.0 * 1024.0 * 1024.0);
+        assert_eq!(
+            c("avail_bytes < 2GiB").value,
+            2.0 * 1024.0 * 1024.0 * 1024.0
+        );
         assert_eq!(c("  hours_to_full<24").value, 24.0);
         let t = parse("temperature > 90", ProbeKind::Thermal).unwrap();
         assert_eq!(t.value, 90.0);
@@ -249,7 +276,11 @@ mod tests {
     fn errors_point_at_the_problem() {
         let e = parse("usd > 85%", ProbeKind::Disk).unwrap_err();
         assert_eq!(e.offset, 0);
-        assert!(e.message.contains("no metric `usd`") && e.message.contains("used"), "{}", e.message);
+        assert!(
+            e.message.contains("no metric `usd`") && e.message.contains("used"),
+            "{}",
+            e.message
+        );
         let e = parse("used 85%", ProbeKind::Disk).unwrap_err();
         assert_eq!(e.offset, 5);
         assert!(e.message.contains("operator"));
@@ -270,7 +301,10 @@ mod tests {
     fn reading(pairs: &[(&str, f64)]) -> Reading {
         Reading::metrics(
             "base",
-            pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect::<Metrics>(),
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect::<Metrics>(),
         )
     }
 
@@ -278,11 +312,27 @@ mod tests {
     fn crit_wins_over_warn_and_lists_match_any() {
         let warn = vec![c("used > 85%")];
         let crit = vec![c("used > 95%"), c("inodes_used > 95%")];
-        assert_eq!(evaluate(&warn, &crit, &reading(&[("used", 50.0), ("inodes_used", 1.0)])).0, Status::Ok);
-        let (s, d) = evaluate(&warn, &crit, &reading(&[("used", 90.0), ("inodes_used", 1.0)]));
+        assert_eq!(
+            evaluate(
+                &warn,
+                &crit,
+                &reading(&[("used", 50.0), ("inodes_used", 1.0)])
+            )
+            .0,
+            Status::Ok
+        );
+        let (s, d) = evaluate(
+            &warn,
+            &crit,
+            &reading(&[("used", 90.0), ("inodes_used", 1.0)]),
+        );
         assert_eq!(s, Status::Warn);
         assert_eq!(d, "used is 90 (used > 85%); base");
-        let (s, d) = evaluate(&warn, &crit, &reading(&[("used", 10.0), ("inodes_used", 99.5)]));
+        let (s, d) = evaluate(
+            &warn,
+            &crit,
+            &reading(&[("used", 10.0), ("inodes_used", 99.5)]),
+        );
         assert_eq!(s, Status::Crit);
         assert!(d.starts_with("inodes_used is 99.50"), "{d}");
     }
@@ -293,21 +343,37 @@ mod tests {
         let (s, d) = evaluate(&[], &crit, &reading(&[("used", 50.0)]));
         assert_eq!(s, Status::Unknown);
         assert!(d.contains("`inodes_used` was not reported"), "{d}");
-        assert_eq!(evaluate(&[], &crit, &reading(&[("used", 99.0)])).0, Status::Crit);
+        assert_eq!(
+            evaluate(&[], &crit, &reading(&[("used", 99.0)])).0,
+            Status::Crit
+        );
     }
 
     #[test]
     fn probe_status_and_unknown_reading() {
-        let r = Reading::Value { status: Some(Status::Crit), detail: "unit failed".into(), metrics: Metrics::new() };
+        let r = Reading::Value {
+            status: Some(Status::Crit),
+            detail: "unit failed".into(),
+            metrics: Metrics::new(),
+        };
         assert_eq!(evaluate(&[], &[], &r), (Status::Crit, "unit failed".into()));
         let r = Reading::Unknown("no such file".into());
-        assert_eq!(evaluate(&[c("used > 1%")], &[], &r), (Status::Unknown, "no such file".into()));
+        assert_eq!(
+            evaluate(&[c("used > 1%")], &[], &r),
+            (Status::Unknown, "no such file".into())
+        );
     }
 
     #[test]
     fn infinite_hours_to_full_never_fires_below() {
         let crit = vec![c("hours_to_full < 24")];
-        assert_eq!(evaluate(&[], &crit, &reading(&[("hours_to_full", f64::INFINITY)])).0, Status::Ok);
-        assert_eq!(evaluate(&[], &crit, &reading(&[("hours_to_full", 3.5)])).0, Status::Crit);
+        assert_eq!(
+            evaluate(&[], &crit, &reading(&[("hours_to_full", f64::INFINITY)])).0,
+            Status::Ok
+        );
+        assert_eq!(
+            evaluate(&[], &crit, &reading(&[("hours_to_full", 3.5)])).0,
+            Status::Crit
+        );
     }
 }

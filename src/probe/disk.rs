@@ -1,8 +1,9 @@
 //! `disk`: bytes and inodes of the file system holding a path (statvfs), and how fast it
 //! fills.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
@@ -15,20 +16,27 @@ pub const METRICS: &[MetricSpec] = &[
     MetricSpec { name: "avail_bytes", unit: Unit::Bytes, help: "bytes available to unprivileged users" },
     MetricSpec { name: "size_bytes", unit: Unit::Bytes, help: "size of the file system" },
     MetricSpec { name: "inodes_used", unit: Unit::Percent, help: "inodes used (0 on file systems without an inode limit)" },
-    MetricSpec { name: "fill_rate", unit: Unit::BytesPerSecond, help: "growth of used bytes since the previous reading (negative when shrinking; 0 on the first)" },
+    MetricSpec { name: "fill_rate", unit: Unit::BytesPerSecond, help: "growth of used bytes over the last 15 minutes of readings (since start when younger; negative when shrinking; 0 on the first)" },
     MetricSpec { name: "hours_to_full", unit: Unit::Hours, help: "available bytes divided by fill_rate; infinite (never matches `<`) when not growing" },
 ];
 
 /// Reads one path's file system.
 pub struct DiskProbe {
     path: PathBuf,
-    previous: Option<(Instant, f64)>,
+    /// Recent (time, used bytes) readings, oldest first, spanning at most [`RATE_WINDOW`].
+    history: VecDeque<(Instant, f64)>,
 }
+
+/// How far back the fill rate looks, so one burst of writes does not read as a trend.
+pub const RATE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 impl DiskProbe {
     /// A probe for the file system that holds `path`.
     pub fn new(path: PathBuf) -> Self {
-        DiskProbe { path, previous: None }
+        DiskProbe {
+            path,
+            history: VecDeque::new(),
+        }
     }
 }
 
@@ -60,7 +68,11 @@ fn statvfs(path: &std::path::Path) -> Result<Usage, String> {
 
 fn metrics_of(u: Usage, fill_rate: f64) -> Metrics {
     let denom = u.used + u.avail;
-    let used_pct = if denom > 0.0 { u.used * 100.0 / denom } else { 0.0 };
+    let used_pct = if denom > 0.0 {
+        u.used * 100.0 / denom
+    } else {
+        0.0
+    };
     let inodes_pct = if u.inodes > 0.0 {
         (u.inodes - u.inodes_free) * 100.0 / u.inodes
     } else {
@@ -109,14 +121,21 @@ impl Probe for DiskProbe {
             Err(e) => return Reading::Unknown(format!("statvfs task failed: {e}")),
         };
         let now = Instant::now();
-        let fill_rate = match self.previous {
-            Some((then, used)) => {
+        while self.history.len() > 1 && now.duration_since(self.history[1].0) >= RATE_WINDOW {
+            self.history.pop_front();
+        }
+        let fill_rate = match self.history.front() {
+            Some(&(then, used)) => {
                 let dt = now.duration_since(then).as_secs_f64();
-                if dt > 0.0 { (usage.used - used) / dt } else { 0.0 }
+                if dt > 0.0 {
+                    (usage.used - used) / dt
+                } else {
+                    0.0
+                }
             }
             None => 0.0,
         };
-        self.previous = Some((now, usage.used));
+        self.history.push_back((now, usage.used));
         let m = metrics_of(usage, fill_rate);
         let detail = format!(
             "{}: {:.1}% used ({} free of {}), {:.1}% inodes used",
@@ -137,7 +156,13 @@ mod tests {
     #[test]
     fn percentages_follow_df() {
         let m = metrics_of(
-            Usage { size: 1000.0, used: 450.0, avail: 450.0, inodes: 200.0, inodes_free: 50.0 },
+            Usage {
+                size: 1000.0,
+                used: 450.0,
+                avail: 450.0,
+                inodes: 200.0,
+                inodes_free: 50.0,
+            },
             0.0,
         );
         assert_eq!(m["used"], 50.0);
@@ -148,7 +173,13 @@ mod tests {
     #[test]
     fn time_to_full_from_fill_rate() {
         let m = metrics_of(
-            Usage { size: 1e9, used: 0.0, avail: 3600.0 * 100.0, inodes: 0.0, inodes_free: 0.0 },
+            Usage {
+                size: 1e9,
+                used: 0.0,
+                avail: 3600.0 * 100.0,
+                inodes: 0.0,
+                inodes_free: 0.0,
+            },
             100.0,
         );
         assert_eq!(m["hours_to_full"], 1.0);
@@ -160,7 +191,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut p = DiskProbe::new(dir.path().to_path_buf());
         match p.read().await {
-            Reading::Value { metrics, detail, status } => {
+            Reading::Value {
+                metrics,
+                detail,
+                status,
+            } => {
                 assert_eq!(status, None);
                 assert!(metrics["size_bytes"] > 0.0);
                 assert!((0.0..=100.0).contains(&metrics["used"]));

@@ -9,22 +9,86 @@ use super::{MetricSpec, Metrics, Probe, Reading, Unit};
 
 /// Metrics of the `memory` probe.
 pub const METRICS: &[MetricSpec] = &[
-    MetricSpec { name: "available", unit: Unit::Percent, help: "MemAvailable as a share of MemTotal" },
-    MetricSpec { name: "used", unit: Unit::Percent, help: "100 - available" },
-    MetricSpec { name: "available_bytes", unit: Unit::Bytes, help: "MemAvailable" },
-    MetricSpec { name: "total_bytes", unit: Unit::Bytes, help: "MemTotal" },
-    MetricSpec { name: "swap_used", unit: Unit::Percent, help: "swap used (0 without swap)" },
-    MetricSpec { name: "psi_memory_some_avg10", unit: Unit::Percent, help: "share of the last 10 s in which some task stalled on memory (/proc/pressure/memory)" },
-    MetricSpec { name: "psi_memory_full_avg10", unit: Unit::Percent, help: "share of the last 10 s in which all tasks stalled on memory" },
-    MetricSpec { name: "psi_memory_some_avg60", unit: Unit::Percent, help: "as psi_memory_some_avg10, over 60 s" },
-    MetricSpec { name: "psi_cpu_some_avg10", unit: Unit::Percent, help: "share of the last 10 s in which some task waited for a CPU" },
-    MetricSpec { name: "psi_io_some_avg10", unit: Unit::Percent, help: "share of the last 10 s in which some task stalled on I/O" },
-    MetricSpec { name: "psi_io_full_avg10", unit: Unit::Percent, help: "share of the last 10 s in which all tasks stalled on I/O" },
-    MetricSpec { name: "oom_kills", unit: Unit::Count, help: "oom_kill from /proc/vmstat: OOM kills since boot" },
-    MetricSpec { name: "oom_kills_new", unit: Unit::Count, help: "OOM kills since the previous reading (0 on the first)" },
-    MetricSpec { name: "load1", unit: Unit::Number, help: "1-minute load average" },
-    MetricSpec { name: "load5", unit: Unit::Number, help: "5-minute load average" },
-    MetricSpec { name: "load15", unit: Unit::Number, help: "15-minute load average" },
+    MetricSpec {
+        name: "available",
+        unit: Unit::Percent,
+        help: "MemAvailable as a share of MemTotal",
+    },
+    MetricSpec {
+        name: "used",
+        unit: Unit::Percent,
+        help: "100 - available",
+    },
+    MetricSpec {
+        name: "available_bytes",
+        unit: Unit::Bytes,
+        help: "MemAvailable",
+    },
+    MetricSpec {
+        name: "total_bytes",
+        unit: Unit::Bytes,
+        help: "MemTotal",
+    },
+    MetricSpec {
+        name: "swap_used",
+        unit: Unit::Percent,
+        help: "swap used (0 without swap)",
+    },
+    MetricSpec {
+        name: "psi_memory_some_avg10",
+        unit: Unit::Percent,
+        help: "share of the last 10 s in which some task stalled on memory (/proc/pressure/memory)",
+    },
+    MetricSpec {
+        name: "psi_memory_full_avg10",
+        unit: Unit::Percent,
+        help: "share of the last 10 s in which all tasks stalled on memory",
+    },
+    MetricSpec {
+        name: "psi_memory_some_avg60",
+        unit: Unit::Percent,
+        help: "as psi_memory_some_avg10, over 60 s",
+    },
+    MetricSpec {
+        name: "psi_cpu_some_avg10",
+        unit: Unit::Percent,
+        help: "share of the last 10 s in which some task waited for a CPU",
+    },
+    MetricSpec {
+        name: "psi_io_some_avg10",
+        unit: Unit::Percent,
+        help: "share of the last 10 s in which some task stalled on I/O",
+    },
+    MetricSpec {
+        name: "psi_io_full_avg10",
+        unit: Unit::Percent,
+        help: "share of the last 10 s in which all tasks stalled on I/O",
+    },
+    MetricSpec {
+        name: "oom_kills",
+        unit: Unit::Count,
+        help: "oom_kill from /proc/vmstat: OOM kills since boot",
+    },
+    MetricSpec {
+        name: "oom_kills_new",
+        unit: Unit::Count,
+        help: "OOM kills since the previous reading (0 on the first)",
+    },
+    MetricSpec {
+        name: "load1",
+        unit: Unit::Number,
+        help: "1-minute load average",
+    },
+    MetricSpec {
+        name: "load5",
+        unit: Unit::Number,
+        help: "5-minute load average",
+    },
+    MetricSpec {
+        name: "load15",
+        unit: Unit::Number,
+        help: "15-minute load average",
+    },
 ];
 
 /// Reads memory figures under a procfs root.
@@ -36,7 +100,10 @@ pub struct MemoryProbe {
 impl MemoryProbe {
     /// A probe reading `<proc>/meminfo`, `<proc>/pressure/*`, `<proc>/vmstat`, `<proc>/loadavg`.
     pub fn new(proc: PathBuf) -> Self {
-        MemoryProbe { proc, last_oom_kills: None }
+        MemoryProbe {
+            proc,
+            last_oom_kills: None,
+        }
     }
 }
 
@@ -46,10 +113,12 @@ fn read_all(proc: &Path) -> Result<(Metrics, Vec<String>), String> {
     let mi = procfs::Meminfo::from_file(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let total = mi.mem_total as f64;
-    let available = mi
-        .mem_available
-        .ok_or_else(|| format!("{} has no MemAvailable (kernel older than 3.14?)", path.display()))?
-        as f64;
+    let available = mi.mem_available.ok_or_else(|| {
+        format!(
+            "{} has no MemAvailable (kernel older than 3.14?)",
+            path.display()
+        )
+    })? as f64;
     if total <= 0.0 {
         return Err(format!("{} reports MemTotal 0", path.display()));
     }
@@ -121,7 +190,9 @@ impl Probe for MemoryProbe {
             Err(e) => return Reading::Unknown(e),
         };
         if let Some(&kills) = m.get("oom_kills") {
-            let new = self.last_oom_kills.map_or(0.0, |prev| (kills - prev).max(0.0));
+            let new = self
+                .last_oom_kills
+                .map_or(0.0, |prev| (kills - prev).max(0.0));
             self.last_oom_kills = Some(kills);
             m.insert("oom_kills_new".into(), new);
         }
@@ -172,7 +243,11 @@ mod tests {
             "some avg10=0.75 avg60=0.00 avg300=0.00 total=1\nfull avg10=0.25 avg60=0.00 avg300=0.00 total=0\n",
         )
         .unwrap();
-        std::fs::write(dir.join("vmstat"), format!("nr_free_pages 1\noom_kill {oom}\npgfault 3\n")).unwrap();
+        std::fs::write(
+            dir.join("vmstat"),
+            format!("nr_free_pages 1\noom_kill {oom}\npgfault 3\n"),
+        )
+        .unwrap();
         std::fs::write(dir.join("loadavg"), "0.50 1.25 2.00 1/100 4242\n").unwrap();
     }
 
@@ -181,7 +256,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_proc(dir.path(), 250_000, 3);
         let mut p = MemoryProbe::new(dir.path().to_path_buf());
-        let Reading::Value { metrics: m, detail, .. } = p.read().await else { panic!() };
+        let Reading::Value {
+            metrics: m, detail, ..
+        } = p.read().await
+        else {
+            panic!()
+        };
         assert_eq!(m["available"], 25.0);
         assert_eq!(m["used"], 75.0);
         assert_eq!(m["available_bytes"], 250_000.0 * 1024.0);
@@ -196,7 +276,9 @@ mod tests {
         assert!(detail.starts_with("25.0% available"), "{detail}");
         // Two more OOM kills between readings.
         write_proc(dir.path(), 250_000, 5);
-        let Reading::Value { metrics: m, .. } = p.read().await else { panic!() };
+        let Reading::Value { metrics: m, .. } = p.read().await else {
+            panic!()
+        };
         assert_eq!(m["oom_kills_new"], 2.0);
     }
 
@@ -206,23 +288,35 @@ mod tests {
         write_proc(dir.path(), 500_000, 0);
         std::fs::remove_dir_all(dir.path().join("pressure")).unwrap();
         let mut p = MemoryProbe::new(dir.path().to_path_buf());
-        let Reading::Value { metrics: m, detail, .. } = p.read().await else { panic!() };
+        let Reading::Value {
+            metrics: m, detail, ..
+        } = p.read().await
+        else {
+            panic!()
+        };
         assert!(!m.contains_key("psi_memory_some_avg10"));
-        assert!(detail.contains("not available: pressure/memory"), "{detail}");
+        assert!(
+            detail.contains("not available: pressure/memory"),
+            "{detail}"
+        );
     }
 
     #[tokio::test]
     async fn missing_meminfo_is_unknown() {
         let dir = tempfile::tempdir().unwrap();
         let mut p = MemoryProbe::new(dir.path().to_path_buf());
-        let Reading::Unknown(why) = p.read().await else { panic!() };
+        let Reading::Unknown(why) = p.read().await else {
+            panic!()
+        };
         assert!(why.contains("meminfo"), "{why}");
     }
 
     #[tokio::test]
     async fn reads_this_machine() {
         let mut p = MemoryProbe::new("/proc".into());
-        let Reading::Value { metrics: m, .. } = p.read().await else { panic!("no /proc/meminfo") };
+        let Reading::Value { metrics: m, .. } = p.read().await else {
+            panic!("no /proc/meminfo")
+        };
         assert!(m["total_bytes"] > 0.0);
         assert!((0.0..=100.0).contains(&m["available"]));
         assert!(m.contains_key("oom_kills"));

@@ -13,8 +13,16 @@ use super::{glob_match, MetricSpec, Metrics, Probe, Reading, Unit};
 
 /// Metrics of the `thermal` probe.
 pub const METRICS: &[MetricSpec] = &[
-    MetricSpec { name: "temperature", unit: Unit::Celsius, help: "the hottest matched sensor" },
-    MetricSpec { name: "sensors", unit: Unit::Count, help: "number of matched sensors that gave a reading" },
+    MetricSpec {
+        name: "temperature",
+        unit: Unit::Celsius,
+        help: "the hottest matched sensor",
+    },
+    MetricSpec {
+        name: "sensors",
+        unit: Unit::Count,
+        help: "number of matched sensors that gave a reading",
+    },
 ];
 
 /// Millidegrees that mean "sensor off".
@@ -44,7 +52,9 @@ pub struct Sensor {
 }
 
 fn read_trim(p: &Path) -> Option<String> {
-    std::fs::read_to_string(p).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 fn milli_to_c(s: &str) -> Option<f64> {
@@ -69,20 +79,30 @@ fn sorted_entries(dir: &Path, prefix: &str) -> Vec<PathBuf> {
 pub fn scan(sys: &Path) -> Vec<Sensor> {
     let mut out = Vec::new();
     for zone in sorted_entries(&sys.join("class/thermal"), "thermal_zone") {
-        let Some(name) = read_trim(&zone.join("type")) else { continue };
+        let Some(name) = read_trim(&zone.join("type")) else {
+            continue;
+        };
         let celsius = read_trim(&zone.join("temp")).and_then(|t| milli_to_c(&t));
         out.push(Sensor { name, celsius });
     }
     for hw in sorted_entries(&sys.join("class/hwmon"), "hwmon") {
         let chip = read_trim(&hw.join("name")).unwrap_or_else(|| {
-            hw.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+            hw.file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
         });
         for input in sorted_entries(&hw, "temp") {
             let file = input.file_name().unwrap().to_string_lossy().into_owned();
-            let Some(idx) = file.strip_suffix("_input") else { continue };
-            let label = read_trim(&hw.join(format!("{idx}_label"))).unwrap_or_else(|| idx.to_string());
+            let Some(idx) = file.strip_suffix("_input") else {
+                continue;
+            };
+            let label =
+                read_trim(&hw.join(format!("{idx}_label"))).unwrap_or_else(|| idx.to_string());
             let celsius = read_trim(&input).and_then(|t| milli_to_c(&t));
-            out.push(Sensor { name: format!("{chip}/{label}"), celsius });
+            out.push(Sensor {
+                name: format!("{chip}/{label}"),
+                celsius,
+            });
         }
     }
     out
@@ -115,7 +135,10 @@ fn evaluate(sys: &Path, globs: &[String]) -> Reading {
         .collect();
     let Some(&(hot_name, hot)) = live.iter().max_by(|a, b| a.1.total_cmp(&b.1)) else {
         let names: Vec<&str> = matched.iter().map(|s| s.name.as_str()).collect();
-        return Reading::Unknown(format!("every matched sensor is off or unreadable: {}", names.join(", ")));
+        return Reading::Unknown(format!(
+            "every matched sensor is off or unreadable: {}",
+            names.join(", ")
+        ));
     };
     let detail = format!("hottest {hot_name} {hot:.1} °C of {} sensors", live.len());
     Reading::metrics(
@@ -168,7 +191,14 @@ mod tests {
         let names: Vec<_> = all.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
-            ["cpu-thermal", "gpu-thermal", "cv0-thermal", "tj-thermal", "nvme/Composite", "nvme/temp2"]
+            [
+                "cpu-thermal",
+                "gpu-thermal",
+                "cv0-thermal",
+                "tj-thermal",
+                "nvme/Composite",
+                "nvme/temp2"
+            ]
         );
         assert_eq!(all[2].celsius, None);
         assert_eq!(all[4].celsius, Some(39.85));
@@ -177,11 +207,19 @@ mod tests {
     #[test]
     fn hottest_of_all_or_of_matched() {
         let t = jetson_tree();
-        let Reading::Value { metrics, detail, .. } = evaluate(t.path(), &[]) else { panic!() };
+        let Reading::Value {
+            metrics, detail, ..
+        } = evaluate(t.path(), &[])
+        else {
+            panic!()
+        };
         assert_eq!(metrics["temperature"], 52.0);
         assert_eq!(metrics["sensors"], 5.0);
         assert!(detail.contains("tj-thermal"), "{detail}");
-        let Reading::Value { metrics, .. } = evaluate(t.path(), &["gpu-*".into(), "nvme/*".into()]) else { panic!() };
+        let Reading::Value { metrics, .. } = evaluate(t.path(), &["gpu-*".into(), "nvme/*".into()])
+        else {
+            panic!()
+        };
         assert_eq!(metrics["temperature"], 51.25);
         assert_eq!(metrics["sensors"], 3.0);
     }
@@ -189,12 +227,18 @@ mod tests {
     #[test]
     fn off_only_or_nothing_is_unknown() {
         let t = jetson_tree();
-        let Reading::Unknown(why) = evaluate(t.path(), &["cv0-*".into()]) else { panic!() };
+        let Reading::Unknown(why) = evaluate(t.path(), &["cv0-*".into()]) else {
+            panic!()
+        };
         assert!(why.contains("off or unreadable"), "{why}");
-        let Reading::Unknown(why) = evaluate(t.path(), &["soc9-*".into()]) else { panic!() };
+        let Reading::Unknown(why) = evaluate(t.path(), &["soc9-*".into()]) else {
+            panic!()
+        };
         assert!(why.contains("sensors here: cpu-thermal"), "{why}");
         let empty = tempfile::tempdir().unwrap();
-        let Reading::Unknown(why) = evaluate(empty.path(), &[]) else { panic!() };
+        let Reading::Unknown(why) = evaluate(empty.path(), &[]) else {
+            panic!()
+        };
         assert!(why.starts_with("no temperature sensors"), "{why}");
     }
 

@@ -49,7 +49,10 @@ pub fn check_path(name: &str) -> String {
 }
 
 fn not_supported(what: &str) -> fdo::Error {
-    fdo::Error::NotSupported(format!("{what} is not available in vigild {} yet", crate::VERSION))
+    fdo::Error::NotSupported(format!(
+        "{what} is not available in vigild {} yet",
+        crate::VERSION
+    ))
 }
 
 /// Allows root, the daemon's own user, and members of `vigil-admin`.
@@ -58,7 +61,9 @@ async fn authorize(conn: &Connection, header: &Header<'_>, method: &str) -> fdo:
         .sender()
         .ok_or_else(|| fdo::Error::AccessDenied("caller has no bus name".into()))?;
     let proxy = fdo::DBusProxy::new(conn).await?;
-    let creds = proxy.get_connection_credentials(sender.clone().into()).await?;
+    let creds = proxy
+        .get_connection_credentials(sender.clone().into())
+        .await?;
     let uid = creds
         .unix_user_id()
         .ok_or_else(|| fdo::Error::AccessDenied("the bus did not tell the caller's user".into()))?;
@@ -102,7 +107,8 @@ impl Manager {
             .send(make(tx))
             .await
             .map_err(|_| fdo::Error::Failed("vigild is shutting down".into()))?;
-        rx.await.map_err(|_| fdo::Error::Failed("vigild is shutting down".into()))
+        rx.await
+            .map_err(|_| fdo::Error::Failed("vigild is shutting down".into()))
     }
 }
 
@@ -155,7 +161,14 @@ impl Manager {
         self.snap()
             .checks
             .iter()
-            .map(|c| (c.name.clone(), c.probe.clone(), c.status.to_string(), c.since as i64))
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    c.probe.clone(),
+                    c.status.to_string(),
+                    c.since as i64,
+                )
+            })
             .collect()
     }
 
@@ -201,7 +214,10 @@ impl Manager {
     ) -> fdo::Result<String> {
         authorize(conn, &header, "RunCheck").await?;
         let state = self
-            .ask(|reply| Command::RunCheck { name: name.clone(), reply })
+            .ask(|reply| Command::RunCheck {
+                name: name.clone(),
+                reply,
+            })
             .await?
             .map_err(fdo::Error::InvalidArgs)?;
         Ok(serde_json::to_string(&state).unwrap_or_default())
@@ -237,15 +253,30 @@ impl Manager {
 
     /// A check changed status.
     #[zbus(signal)]
-    pub async fn check_changed(e: &SignalEmitter<'_>, name: &str, from: &str, to: &str) -> zbus::Result<()>;
+    pub async fn check_changed(
+        e: &SignalEmitter<'_>,
+        name: &str,
+        from: &str,
+        to: &str,
+    ) -> zbus::Result<()>;
 
     /// A rule opened an incident.
     #[zbus(signal)]
-    pub async fn incident_opened(e: &SignalEmitter<'_>, id: &str, rule: &str, check: &str) -> zbus::Result<()>;
+    pub async fn incident_opened(
+        e: &SignalEmitter<'_>,
+        id: &str,
+        rule: &str,
+        check: &str,
+    ) -> zbus::Result<()>;
 
     /// A recovery action finished.
     #[zbus(signal)]
-    pub async fn action_taken(e: &SignalEmitter<'_>, incident: &str, action: &str, result: &str) -> zbus::Result<()>;
+    pub async fn action_taken(
+        e: &SignalEmitter<'_>,
+        incident: &str,
+        action: &str,
+        result: &str,
+    ) -> zbus::Result<()>;
 
     /// An incident was resolved.
     #[zbus(signal)]
@@ -253,7 +284,12 @@ impl Manager {
 
     /// An update run moved on.
     #[zbus(signal)]
-    pub async fn update_progress(e: &SignalEmitter<'_>, run: &str, state: &str, fraction: f64) -> zbus::Result<()>;
+    pub async fn update_progress(
+        e: &SignalEmitter<'_>,
+        run: &str,
+        state: &str,
+        fraction: f64,
+    ) -> zbus::Result<()>;
 }
 
 /// `org.vigil.Vigil1.Check`, one object per check.
@@ -316,7 +352,13 @@ async fn build(
     commands: &mpsc::Sender<Command>,
 ) -> zbus::Result<Connection> {
     builder
-        .serve_at(MANAGER_PATH, Manager { snap: snap.clone(), commands: commands.clone() })
+        .serve_at(
+            MANAGER_PATH,
+            Manager {
+                snap: snap.clone(),
+                commands: commands.clone(),
+            },
+        )
         .name(BUS_NAME)
         .build()
         .await
@@ -359,12 +401,21 @@ impl DbusSurface {
         };
         info!(vigil_event = "bus", "serving {BUS_NAME} on the {bus:?} bus");
         let last = snap.borrow().clone();
-        Ok(DbusSurface { conn, bus, last, checks: BTreeMap::new() })
+        Ok(DbusSurface {
+            conn,
+            bus,
+            last,
+            checks: BTreeMap::new(),
+        })
     }
 
     /// Publishes a new snapshot: adds and removes check objects, updates their properties,
     /// emits `CheckChanged` for each transition and `PropertiesChanged` for the Manager.
-    pub async fn apply(&mut self, snap: Arc<Snapshot>, transitions: &[Transition]) -> zbus::Result<()> {
+    pub async fn apply(
+        &mut self,
+        snap: Arc<Snapshot>,
+        transitions: &[Transition],
+    ) -> zbus::Result<()> {
         let server = self.conn.object_server();
         // Removed checks.
         let gone: Vec<String> = self
@@ -380,11 +431,15 @@ impl DbusSurface {
         for c in &snap.checks {
             match self.checks.get(&c.name) {
                 None => {
-                    server.at(check_path(&c.name), CheckObject { state: c.clone() }).await?;
+                    server
+                        .at(check_path(&c.name), CheckObject { state: c.clone() })
+                        .await?;
                     self.checks.insert(c.name.clone(), c.clone());
                 }
                 Some(old) if old != c => {
-                    let iref = server.interface::<_, CheckObject>(check_path(&c.name)).await?;
+                    let iref = server
+                        .interface::<_, CheckObject>(check_path(&c.name))
+                        .await?;
                     let mut obj = iref.get_mut().await;
                     let before = std::mem::replace(&mut obj.state, c.clone());
                     let em = iref.signal_emitter();
@@ -437,7 +492,10 @@ mod tests {
     #[test]
     fn escaping_like_systemd() {
         assert_eq!(escape_path_element("root-disk"), "root_2ddisk");
-        assert_eq!(escape_path_element("container:ollama"), "container_3aollama");
+        assert_eq!(
+            escape_path_element("container:ollama"),
+            "container_3aollama"
+        );
         assert_eq!(escape_path_element("a_b"), "a_5fb");
         assert_eq!(escape_path_element("Mem1"), "Mem1");
         assert_eq!(escape_path_element(""), "_");

@@ -41,32 +41,64 @@ pub fn heartbeat_body(snap: &Snapshot, now: crate::health::Micros) -> String {
     )
 }
 
-fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
 /// Answers one request from the current snapshot.
-pub fn handle(method: &Method, path: &str, snap: &Snapshot, now: crate::health::Micros) -> Response<Full<Bytes>> {
+pub fn handle(
+    method: &Method,
+    path: &str,
+    snap: &Snapshot,
+    now: crate::health::Micros,
+) -> Response<Full<Bytes>> {
     let known = matches!(path, "/api/system/heartbeat" | "/healthz");
     if !known {
-        return respond(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found\n");
+        return respond(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found\n",
+        );
     }
     if method != Method::GET && method != Method::HEAD {
-        let mut r = respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "method not allowed\n");
-        r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        let mut r = respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "method not allowed\n",
+        );
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
     match path {
-        "/api/system/heartbeat" => respond(StatusCode::OK, "application/json", heartbeat_body(snap, now)),
+        "/api/system/heartbeat" => respond(
+            StatusCode::OK,
+            "application/json",
+            heartbeat_body(snap, now),
+        ),
         _ => {
             if snap.status == Overall::Critical {
-                respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "critical\n")
+                respond(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain; charset=utf-8",
+                    "critical\n",
+                )
             } else {
-                respond(StatusCode::OK, "text/plain; charset=utf-8", format!("{}\n", snap.status))
+                respond(
+                    StatusCode::OK,
+                    "text/plain; charset=utf-8",
+                    format!("{}\n", snap.status),
+                )
             }
         }
     }
@@ -90,19 +122,30 @@ pub fn systemd_listeners() -> std::io::Result<Vec<std::net::TcpListener>> {
 pub async fn bind(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
     let mut out = Vec::new();
     for a in addrs {
-        out.push(TcpListener::bind(a).await.map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot listen on {a}: {e}"))
-        })?);
+        out.push(
+            TcpListener::bind(a)
+                .await
+                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))?,
+        );
     }
     Ok(out)
 }
 
 /// Serves until `shutdown` fires.
-pub async fn serve(listeners: Vec<TcpListener>, snap: watch::Receiver<Arc<Snapshot>>, shutdown: CancellationToken) {
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    snap: watch::Receiver<Arc<Snapshot>>,
+    shutdown: CancellationToken,
+) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners {
-        tasks.spawn(accept_loop(listener, snap.clone(), permits.clone(), shutdown.clone()));
+        tasks.spawn(accept_loop(
+            listener,
+            snap.clone(),
+            permits.clone(),
+            shutdown.clone(),
+        ));
     }
     while tasks.join_next().await.is_some() {}
 }
@@ -171,22 +214,43 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys.len(), 4);
-        assert!(body.starts_with("{\"status\":\"ok\",\"uptime\":1771322399,\"version\":\""), "{body}");
-        assert!(body.ends_with(",\"timestamp\":\"2026-02-17T10:00:00.000Z\"}"), "{body}");
+        assert!(
+            body.starts_with("{\"status\":\"ok\",\"uptime\":1771322399,\"version\":\""),
+            "{body}"
+        );
+        assert!(
+            body.ends_with(",\"timestamp\":\"2026-02-17T10:00:00.000Z\"}"),
+            "{body}"
+        );
     }
 
     #[test]
     fn routes_and_methods() {
         let mut s = Snapshot::starting(0);
         s.status = Overall::Degraded;
-        assert_eq!(handle(&Method::GET, "/healthz", &s, 0).status(), StatusCode::OK);
+        assert_eq!(
+            handle(&Method::GET, "/healthz", &s, 0).status(),
+            StatusCode::OK
+        );
         s.status = Overall::Critical;
-        assert_eq!(handle(&Method::GET, "/healthz", &s, 0).status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(handle(&Method::GET, "/", &s, 0).status(), StatusCode::NOT_FOUND);
-        assert_eq!(handle(&Method::POST, "/nope", &s, 0).status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            handle(&Method::GET, "/healthz", &s, 0).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            handle(&Method::GET, "/", &s, 0).status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            handle(&Method::POST, "/nope", &s, 0).status(),
+            StatusCode::NOT_FOUND
+        );
         let r = handle(&Method::POST, "/api/system/heartbeat", &s, 0);
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(r.headers()[ALLOW], "GET, HEAD");
-        assert_eq!(handle(&Method::HEAD, "/api/system/heartbeat", &s, 0).status(), StatusCode::OK);
+        assert_eq!(
+            handle(&Method::HEAD, "/api/system/heartbeat", &s, 0).status(),
+            StatusCode::OK
+        );
     }
 }

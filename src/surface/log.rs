@@ -16,10 +16,16 @@ pub enum Sink {
 /// Whether stderr is the journal (systemd sets `JOURNAL_STREAM` to its device:inode).
 fn stderr_is_journal() -> bool {
     use std::os::unix::fs::MetadataExt;
-    let Some(v) = std::env::var_os("JOURNAL_STREAM") else { return false };
+    let Some(v) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
     let v = v.to_string_lossy().into_owned();
-    let Some((dev, ino)) = v.split_once(':') else { return false };
-    let Ok(meta) = std::fs::metadata("/proc/self/fd/2") else { return false };
+    let Some((dev, ino)) = v.split_once(':') else {
+        return false;
+    };
+    let Ok(meta) = std::fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
     dev.parse::<u64>().ok() == Some(meta.dev()) && ino.parse::<u64>().ok() == Some(meta.ino())
 }
 
@@ -36,7 +42,10 @@ pub fn init(verbosity: u8) -> Sink {
             let layer = layer
                 .with_field_prefix(None)
                 .with_syslog_identifier("vigild".into());
-            tracing_subscriber::registry().with(filter).with(layer).init();
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(layer)
+                .init();
             return Sink::Journal;
         }
     }

@@ -64,7 +64,11 @@ impl Snapshot {
                 .collect();
             if !names.is_empty() {
                 let shown = names.iter().take(3).copied().collect::<Vec<_>>().join(", ");
-                let more = if names.len() > 3 { format!(" +{}", names.len() - 3) } else { String::new() };
+                let more = if names.len() > 3 {
+                    format!(" +{}", names.len() - 3)
+                } else {
+                    String::new()
+                };
                 line.push_str(&format!(" · {label}: {shown}{more}"));
             }
         }
@@ -128,18 +132,28 @@ mod tests {
     fn summary_names_failing_checks() {
         let mut s = Snapshot::starting(0);
         s.status = Overall::Ok;
-        s.checks = vec![check("a", Status::Ok), check("b", Status::Ok), check("c", Status::Ok)];
+        s.checks = vec![
+            check("a", Status::Ok),
+            check("b", Status::Ok),
+            check("c", Status::Ok),
+        ];
         assert_eq!(s.summary_line(), "ok · 3 checks · 0 incidents");
         s.status = Overall::Critical;
         s.checks[1].status = Status::Crit;
         s.checks[2].status = Status::Unknown;
         s.open_incidents = 1;
-        assert_eq!(s.summary_line(), "critical · 3 checks · 1 incident · crit: b · unknown: c");
+        assert_eq!(
+            s.summary_line(),
+            "critical · 3 checks · 1 incident · crit: b · unknown: c"
+        );
     }
 
     #[test]
     fn timestamps_have_millis_and_z() {
-        assert_eq!(rfc3339_millis(1_771_322_400_000_000), "2026-02-17T10:00:00.000Z");
+        assert_eq!(
+            rfc3339_millis(1_771_322_400_000_000),
+            "2026-02-17T10:00:00.000Z"
+        );
         assert_eq!(rfc3339_millis(1_500), "1970-01-01T00:00:00.001Z");
     }
 }

@@ -45,9 +45,18 @@ impl Bus {
             .arg(format!("--config-file={}", conf_path.display()))
             .args(["--fork", "--print-pid", "--nopidfile"])
             .output()
-            .expect("dbus-daemon must be installed (apt-get install dbus); scripts/test.sh does it");
-        assert!(out.status.success(), "dbus-daemon failed: {}", String::from_utf8_lossy(&out.stderr));
-        let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("dbus-daemon pid");
+            .expect(
+                "dbus-daemon must be installed (apt-get install dbus); scripts/test.sh does it",
+            );
+        assert!(
+            out.status.success(),
+            "dbus-daemon failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pid: i32 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("dbus-daemon pid");
         Bus { dir, pid, address }
     }
 
@@ -59,12 +68,20 @@ impl Bus {
             .arg("--clear-groups")
             .arg("dbus-send")
             .arg(format!("--bus={}", self.address))
-            .args(["--print-reply", "--dest=org.vigil.Vigil1", "/org/vigil/Vigil1"])
+            .args([
+                "--print-reply",
+                "--dest=org.vigil.Vigil1",
+                "/org/vigil/Vigil1",
+            ])
             .arg(format!("org.vigil.Vigil1.Manager.{method}"))
             .args(args)
             .output()
             .expect("setpriv (util-linux) and dbus-send (dbus)");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         (out.status.success(), text)
     }
 
@@ -75,9 +92,18 @@ impl Bus {
             .args(["--session", "--fork", "--print-pid", "--nopidfile"])
             .arg(format!("--address={address}"))
             .output()
-            .expect("dbus-daemon must be installed (apt-get install dbus); scripts/test.sh does it");
-        assert!(out.status.success(), "dbus-daemon failed: {}", String::from_utf8_lossy(&out.stderr));
-        let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("dbus-daemon pid");
+            .expect(
+                "dbus-daemon must be installed (apt-get install dbus); scripts/test.sh does it",
+            );
+        assert!(
+            out.status.success(),
+            "dbus-daemon failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pid: i32 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("dbus-daemon pid");
         Bus { dir, pid, address }
     }
 
@@ -128,7 +154,11 @@ pub const SIGTERM: i32 = 15;
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A prepared procfs tree for the memory probe.
@@ -147,7 +177,13 @@ pub fn write_proc(dir: &Path, avail_kb: u64) {
         .collect::<Vec<_>>()
         .join("\n");
     write_atomic(&dir.join("meminfo"), &(meminfo + "\n"));
-    for f in ["pressure/memory", "pressure/cpu", "pressure/io", "vmstat", "loadavg"] {
+    for f in [
+        "pressure/memory",
+        "pressure/cpu",
+        "pressure/io",
+        "vmstat",
+        "loadavg",
+    ] {
         std::fs::copy(Path::new("tests/fixtures/proc").join(f), dir.join(f)).unwrap();
     }
 }
@@ -236,7 +272,10 @@ impl VigildBuilder {
         );
         std::fs::write(dir.path().join("vigil.toml"), settings).unwrap();
         let port = free_port();
-        let state = self.state_dir.clone().unwrap_or_else(|| dir.path().join("state"));
+        let state = self
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("state"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigild"));
         cmd.arg("--foreground")
             .arg("--config")
@@ -253,7 +292,9 @@ impl VigildBuilder {
             .env_remove("JOURNAL_STREAM")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(dir.path().join("stderr.log")).unwrap()));
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("stderr.log")).unwrap(),
+            ));
         if let Some(b) = &self.bus {
             cmd.arg("--bus").arg(b);
         } else {
@@ -264,7 +305,8 @@ impl VigildBuilder {
         let notify = if self.notify {
             let path = dir.path().join("notify.sock");
             let sock = UnixDatagram::bind(&path).unwrap();
-            sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+            sock.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
             cmd.env("NOTIFY_SOCKET", &path);
             Some(sock)
         } else {
@@ -274,7 +316,12 @@ impl VigildBuilder {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn vigild");
-        let v = Vigild { child, dir, port, notify };
+        let v = Vigild {
+            child,
+            dir,
+            port,
+            notify,
+        };
         v.wait_http();
         v
     }
@@ -322,7 +369,10 @@ impl Vigild {
 
     /// One HTTP/1.1 request over a fresh connection; returns (status, headers, body).
     pub fn http(&self, method: &str, path: &str) -> (u16, String, String) {
-        http_raw(self.port, &format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+        http_raw(
+            self.port,
+            &format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        )
     }
 
     /// The heartbeat document.
@@ -334,9 +384,11 @@ impl Vigild {
 
     /// Waits until the heartbeat says `status`.
     pub fn wait_status(&self, status: &str) {
-        wait_for(Duration::from_secs(15), &format!("heartbeat status {status}"), || {
-            (self.heartbeat()["status"] == status).then_some(())
-        });
+        wait_for(
+            Duration::from_secs(15),
+            &format!("heartbeat status {status}"),
+            || (self.heartbeat()["status"] == status).then_some(()),
+        );
     }
 
     /// Next sd_notify datagrams until one contains `needle`; returns all read so far.
@@ -355,7 +407,10 @@ impl Vigild {
                 }
             }
         }
-        panic!("no sd_notify message with {needle:?} within {timeout:?}; got {seen:?}\nlog:\n{}", self.log());
+        panic!(
+            "no sd_notify message with {needle:?} within {timeout:?}; got {seen:?}\nlog:\n{}",
+            self.log()
+        );
     }
 
     /// Stops with SIGTERM and waits.
