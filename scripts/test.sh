@@ -24,7 +24,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PACKAGES=(
     dbus docker.io busybox-static systemd-container minisign lintian curl jq
-    wrk nginx-light libxml2-utils
+    wrk nginx-light libxml2-utils systemd util-linux
 )
 TEST_IMAGE=vigil-test/busybox:1
 DOCKERD_LOG=/var/log/dockerd.log
