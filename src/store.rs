@@ -150,17 +150,14 @@ impl Db {
             let _ = std::fs::create_dir_all(dir);
         }
         match try_open(path) {
-            Ok(conn) => {
-                let id = identity(path);
-                return (
-                    Db {
-                        conn,
-                        path: path.to_path_buf(),
-                        identity: id,
-                    },
-                    Opened::Fresh,
-                );
-            }
+            Ok(conn) => (
+                Db {
+                    conn,
+                    path: path.to_path_buf(),
+                    identity: identity(path),
+                },
+                Opened::Fresh,
+            ),
             Err(reason) => {
                 if path.exists() {
                     match move_aside(path) {

@@ -44,7 +44,7 @@ crit = "temperature > 90"
 fn loads_the_design_schema() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "a.toml", GOOD);
-    let set = load_files(&[p.clone()]).unwrap();
+    let set = load_files(std::slice::from_ref(&p)).unwrap();
     assert_eq!(set.checks.len(), 3);
     let disk = &set.checks[0];
     assert_eq!(disk.params, ProbeParams::Disk { path: "/".into() });
