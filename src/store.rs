@@ -81,44 +81,64 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
     )
 }
 
-fn prepare(conn: &mut Connection) -> Result<(), String> {
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(|e| e.to_string())?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .map_err(|e| e.to_string())?;
+/// Why a database could not be used.
+struct OpenError {
+    /// The file itself is bad (corrupt, not SQLite, newer schema): move it aside. Otherwise
+    /// (locked, no permission, I/O error) the file may be fine and is left alone.
+    bad_file: bool,
+    reason: String,
+}
+
+impl From<rusqlite::Error> for OpenError {
+    fn from(e: rusqlite::Error) -> Self {
+        OpenError {
+            bad_file: is_corruption(&e),
+            reason: e.to_string(),
+        }
+    }
+}
+
+fn bad(reason: String) -> OpenError {
+    OpenError {
+        bad_file: true,
+        reason,
+    }
+}
+
+fn prepare(conn: &mut Connection) -> Result<(), OpenError> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if mode != "wal" && mode != "memory" {
-        return Err(format!("cannot switch to WAL (journal_mode is {mode})"));
+        return Err(OpenError {
+            bad_file: false,
+            reason: format!("cannot switch to WAL (journal_mode is {mode})"),
+        });
     }
-    conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
-        .map_err(|e| e.to_string())?;
-    let check: String = conn
-        .query_row("PRAGMA quick_check", [], |r| r.get(0))
-        .map_err(|e| e.to_string())?;
+    conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
     if check != "ok" {
-        return Err(format!("integrity check failed: {check}"));
+        return Err(bad(format!("integrity check failed: {check}")));
     }
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| e.to_string())?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > SCHEMA_VERSION {
-        return Err(format!(
+        return Err(bad(format!(
             "schema version {version} was written by a newer vigild (this one knows {SCHEMA_VERSION})"
-        ));
+        )));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction().map_err(|e| e.to_string())?;
-        tx.execute_batch(sql)
-            .map_err(|e| format!("migration {}: {e}", i + 1))?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)
-            .map_err(|e| e.to_string())?;
-        tx.commit().map_err(|e| e.to_string())?;
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql).map_err(|e| OpenError {
+            bad_file: false,
+            reason: format!("migration {}: {e}", i + 1),
+        })?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
     }
     Ok(())
 }
 
-fn try_open(path: &Path) -> Result<Connection, String> {
-    let mut conn = Connection::open(path).map_err(|e| e.to_string())?;
+fn try_open(path: &Path) -> Result<Connection, OpenError> {
+    let mut conn = Connection::open(path)?;
     prepare(&mut conn)?;
     Ok(conn)
 }
@@ -158,7 +178,17 @@ impl Db {
                 },
                 Opened::Fresh,
             ),
-            Err(reason) => {
+            Err(OpenError {
+                bad_file: false,
+                reason,
+            }) => Db::in_memory(format!(
+                "cannot open {}: {reason}; the file is left as it is",
+                path.display()
+            )),
+            Err(OpenError {
+                bad_file: true,
+                reason,
+            }) => {
                 if path.exists() {
                     match move_aside(path) {
                         Ok(to) => {
@@ -185,7 +215,9 @@ impl Db {
 
     fn in_memory(reason: String) -> (Db, Opened) {
         let mut conn = Connection::open_in_memory().expect("in-memory SQLite");
-        prepare(&mut conn).expect("in-memory schema");
+        if prepare(&mut conn).is_err() {
+            panic!("SQLite cannot create vigil's schema even in memory");
+        }
         (
             Db {
                 conn,
@@ -478,6 +510,22 @@ mod tests {
             panic!("{opened:?}")
         };
         assert!(reason.contains("newer vigild"), "{reason}");
+    }
+
+    #[test]
+    fn a_file_we_may_not_open_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        // A directory where the database should be: SQLite cannot open it, and it is not
+        // corrupt data either; nothing may be renamed.
+        std::fs::create_dir(&path).unwrap();
+        let (_db, opened) = Db::open(&path);
+        let Opened::InMemory { reason } = opened else {
+            panic!("{opened:?}")
+        };
+        assert!(reason.contains("left as it is"), "{reason}");
+        assert!(path.is_dir());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -8,6 +8,15 @@ use std::time::Duration;
 
 use common::*;
 
+/// Kills a process on drop, so a failed assertion leaves nothing running.
+struct Reap(u32);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        kill(self.0, SIGKILL);
+    }
+}
+
 #[test]
 fn runs_on_built_in_defaults_with_no_files_at_all() {
     // Exactly the README's first command: no config, no policies, no state dir, no bus.
@@ -20,9 +29,12 @@ fn runs_on_built_in_defaults_with_no_files_at_all() {
         .env_remove("NOTIFY_SOCKET")
         .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
         .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
-        .stderr(Stdio::piped())
+        .stderr(Stdio::from(
+            std::fs::File::create(cwd.path().join("stderr.log")).unwrap(),
+        ))
         .spawn()
         .unwrap();
+    let _reap = Reap(child.id());
     let doc = wait_for(
         Duration::from_secs(20),
         "heartbeat on 127.0.0.1:9480",
@@ -41,14 +53,19 @@ fn runs_on_built_in_defaults_with_no_files_at_all() {
     wait_for(Duration::from_secs(10), "./state/vigil.db", || {
         cwd.path().join("state/vigil.db").exists().then_some(())
     });
+    let log = || std::fs::read_to_string(cwd.path().join("stderr.log")).unwrap_or_default();
+    wait_for(
+        Duration::from_secs(20),
+        "the first reading of root-disk",
+        || log().contains("check root-disk unknown → ").then_some(()),
+    );
     kill(child.id(), SIGTERM);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
-    let mut err = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let err = log();
     assert!(
-        err.contains("using the built-in checks for this host"),
-        "{err}"
+        err.contains("using the built-in checks for this host") || err.contains("loaded "),
+        "the host's own policy directories decide which: {err}"
     );
     assert!(
         err.contains("running without D-Bus"),
@@ -168,26 +185,64 @@ fn sighup_reloads_and_a_broken_set_keeps_the_old_one() {
 }
 
 #[test]
-fn configuration_errors_stop_startup_with_file_line_column() {
+fn configuration_errors_at_start_run_built_in_checks_and_report_critical() {
+    // A policy with an error: vigild must still watch and answer, and say why it is critical.
+    let bad = "[[check]]\nname = \"d\"\nprobe = \"disk\"\n";
+    let v = VigildBuilder::new().notify().policy(bad).start();
+    v.wait_notify("READY=1", Duration::from_secs(10));
+    v.wait_status("critical");
+    let log = v.log();
+    assert!(
+        log.contains("test.toml:1:1: [[check]] is missing the key `path`"),
+        "{log}"
+    );
+    assert!(
+        log.contains("no usable policy file: using the built-in checks"),
+        "{log}"
+    );
+    v.wait_notify("crit: vigil:config", Duration::from_secs(10));
+    // Fixing the file and reloading clears it.
+    std::fs::write(v.policies_dir().join("test.toml"), MEMORY_POLICY).unwrap();
+    kill(v.pid(), SIGHUP);
+    v.wait_status("ok");
+    assert!(v.log().contains("check vigil:config removed"));
+
+    // A bad settings file: defaults, and the same report.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("vigil.toml"),
         "[http]\nlisten = [\"127.0.0.1:0\"]\nport = 80\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_vigild"))
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigild"))
         .arg("--config")
         .arg(dir.path().join("vigil.toml"))
+        .arg("--policies")
+        .arg(dir.path().join("none"))
         .arg("--state-dir")
         .arg(dir.path().join("state"))
-        .output()
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(78),
-        "EX_CONFIG so systemd does not loop: {out:?}"
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let _reap = Reap(child.id());
+    wait_for(Duration::from_secs(20), "critical heartbeat", || {
+        let r = std::panic::catch_unwind(|| {
+            http_raw(
+                port,
+                "GET /api/system/heartbeat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+        })
+        .ok()?;
+        r.2.contains("\"status\":\"critical\"").then_some(())
+    });
+    kill(child.id(), SIGTERM);
+    child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(
         err.contains(&format!(
             "{}:3:1: unknown field `port`",
@@ -195,38 +250,6 @@ fn configuration_errors_stop_startup_with_file_line_column() {
         )),
         "{err}"
     );
-
-    std::fs::write(dir.path().join("vigil.toml"), "").unwrap();
-    let pol = dir.path().join("pol");
-    std::fs::create_dir(&pol).unwrap();
-    std::fs::write(
-        pol.join("a.toml"),
-        "[[check]]\nname = \"d\"\nprobe = \"disk\"\n",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_vigild"))
-        .arg("--config")
-        .arg(dir.path().join("vigil.toml"))
-        .arg("--policies")
-        .arg(&pol)
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(78));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("a.toml:1:1: [[check]] is missing the key `path`"),
-        "{err}"
-    );
-
-    let out = Command::new(env!("CARGO_BIN_EXE_vigild"))
-        .args(["--config", "/nonexistent/vigil.toml"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(78));
-    assert!(String::from_utf8_lossy(&out.stderr)
-        .contains("/nonexistent/vigil.toml:1:1: cannot read settings"));
 }
 
 #[test]
@@ -281,11 +304,10 @@ fn a_corrupt_database_is_moved_aside_and_the_heartbeat_keeps_answering() {
         .filter(|n| n.starts_with("vigil.db.corrupt-"))
         .collect();
     assert_eq!(aside.len(), 1, "{aside:?}");
-    let log = v.log();
-    assert!(
-        log.contains("was unusable") && log.contains("moved it to"),
-        "{log}"
-    );
+    wait_for(Duration::from_secs(10), "the store's report", || {
+        let log = v.log();
+        (log.contains("was unusable") && log.contains("moved it to")).then_some(())
+    });
     // The fresh database takes transitions.
     v.set_available_kb(50_000);
     v.wait_status("critical");

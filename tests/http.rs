@@ -176,13 +176,33 @@ fn a_client_that_never_finishes_its_request_is_cut_off() {
 }
 
 #[test]
-fn hundreds_of_idle_connections_do_not_stop_the_heartbeat() {
+fn connections_beyond_the_cap_wait_and_are_served_when_slots_free() {
     let v = VigildBuilder::new().start();
-    // Fewer than the connection cap: every one of them is accepted and the heartbeat works.
-    let idle: Vec<TcpStream> = (0..200)
+    // Fill every slot with a connection that sends nothing.
+    let idle: Vec<TcpStream> = (0..256)
         .map(|_| TcpStream::connect(("127.0.0.1", v.port)).unwrap())
         .collect();
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(v.http("GET", "/api/system/heartbeat").0, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    // One more: the kernel accepts it, vigild does not serve it yet.
+    let mut extra = TcpStream::connect(("127.0.0.1", v.port)).unwrap();
+    extra
+        .write_all(b"GET /api/system/heartbeat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let early = extra.read(&mut buf);
+    assert!(
+        early.is_err(),
+        "served beyond the cap: {:?}",
+        early.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+    );
+    // Slots free up: the waiting request is answered.
     drop(idle);
+    extra
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let n = extra.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }

@@ -26,7 +26,10 @@ fn main() {
         bus: args.bus,
         listen: args.listen,
     };
-    if let Err(e) = runtime.block_on(daemon::run(opts)) {
+    let result = runtime.block_on(daemon::run(opts));
+    // Do not wait for a read stuck in the kernel (a hung mount) to end the process.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    if let Err(e) = result {
         tracing::error!(vigil_event = "fatal", "{e}");
         std::process::exit(e.exit_code());
     }

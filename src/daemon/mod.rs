@@ -24,8 +24,8 @@ use crate::surface::dbus::DbusSurface;
 use crate::surface::{http, notify, Snapshot};
 use probes::{ProbeResult, Probes};
 
-/// Exit status for a configuration error (sysexits EX_CONFIG); the unit does not restart on it.
-pub const EXIT_CONFIG: i32 = 78;
+/// The check that reports a bad settings file or policy set at start.
+pub const CONFIG_CHECK: &str = "vigil:config";
 
 /// A request from a surface to the loop.
 pub enum Command {
@@ -57,8 +57,6 @@ pub struct Options {
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("{0}")]
-    Config(String),
-    #[error("{0}")]
     Startup(String),
 }
 
@@ -66,10 +64,25 @@ impl DaemonError {
     /// The process exit status.
     pub fn exit_code(&self) -> i32 {
         match self {
-            DaemonError::Config(_) => EXIT_CONFIG,
             DaemonError::Startup(_) => 1,
         }
     }
+}
+
+/// One line for a check's detail from a (possibly long) list of errors.
+fn config_detail(errors: &str) -> String {
+    let mut lines = errors.lines();
+    let first = lines.next().unwrap_or("bad configuration");
+    let more = lines.count();
+    let tail = if more > 0 {
+        format!(" (and {more} more)")
+    } else {
+        String::new()
+    };
+    format!(
+        "running on built-in checks because the configuration is bad: {first}{tail}; \
+         fix it (vigilctl policy check) and reload"
+    )
 }
 
 fn load_settings(opts: &Options) -> Result<Settings, String> {
@@ -98,16 +111,34 @@ fn load_policies(opts: &Options, roots: &HostRoots) -> Result<PolicySet, String>
 /// Runs vigild until SIGTERM or SIGINT.
 pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let started_at = crate::now_micros();
-    let settings = load_settings(&opts).map_err(DaemonError::Config)?;
+    // A bad file at start must not leave an unattended box without its watchdog: vigild
+    // runs on defaults and built-in checks and reports `critical` with the reason.
+    let mut config_errors = Vec::new();
+    let settings = load_settings(&opts).unwrap_or_else(|e| {
+        config_errors.push(e);
+        Settings::default()
+    });
     let roots = settings.host_roots();
-    let policies = load_policies(&opts, &roots).map_err(DaemonError::Config)?;
+    let policies = load_policies(&opts, &roots).unwrap_or_else(|e| {
+        config_errors.push(e);
+        policy::builtin(&roots)
+    });
+    let config_error = (!config_errors.is_empty()).then(|| config_errors.join("\n"));
+    if let Some(e) = &config_error {
+        error!(
+            vigil_event = "config-error",
+            "configuration refused, running on built-in checks:\n{e}"
+        );
+    }
     let state_dir = config::state_dir(opts.state_dir.as_deref(), &settings);
-    std::fs::create_dir_all(&state_dir).map_err(|e| {
-        DaemonError::Startup(format!(
+    if let Err(e) = std::fs::create_dir_all(&state_dir) {
+        // The store falls back to memory and says so; watching goes on.
+        warn!(
+            vigil_event = "store",
             "cannot create state directory {}: {e}",
             state_dir.display()
-        ))
-    })?;
+        );
+    }
     let store = Store::spawn(state_dir.join(DB_FILE));
 
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::starting(started_at)));
@@ -165,9 +196,20 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     match DbusSurface::connect(opts.bus.as_deref(), snap_rx.clone(), cmd_tx.clone()).await {
         Ok(mut surface) => {
             tokio::spawn(async move {
+                let mut failing = false;
                 while let Some((snap, transitions)) = pub_rx.recv().await {
-                    if let Err(e) = surface.apply(snap, &transitions).await {
-                        warn!(vigil_event = "bus", "cannot publish on D-Bus: {e}");
+                    match surface.apply(snap, &transitions).await {
+                        Ok(()) if failing => {
+                            failing = false;
+                            info!(vigil_event = "bus", "publishing on D-Bus again");
+                        }
+                        Ok(()) => {}
+                        // Said once, not on every reading, until it works again.
+                        Err(e) if !failing => {
+                            failing = true;
+                            warn!(vigil_event = "bus", "cannot publish on D-Bus: {e}");
+                        }
+                        Err(_) => {}
                     }
                 }
             });
@@ -183,6 +225,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     }
 
     let mut daemon = Daemon {
+        config_error: None,
         opts,
         roots,
         model: HealthModel::new(),
@@ -196,8 +239,10 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         started_at,
         status_line: String::new(),
     };
-    daemon.install(policies);
-    daemon.publish(Vec::new());
+    // Handlers before READY=1: a reload right after start must not kill vigild.
+    let signals = Signals::new()?;
+    let transitions = daemon.install(policies, config_error);
+    daemon.publish(transitions);
     notify::ready(&daemon.status_line);
     info!(
         vigil_event = "ready",
@@ -206,7 +251,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         daemon.status_line
     );
 
-    let result = daemon.run_loop(cmd_rx).await;
+    let result = daemon.run_loop(cmd_rx, signals).await;
     notify::stopping();
     shutdown.cancel();
     daemon.probes.stop();
@@ -216,7 +261,33 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     result
 }
 
+/// The signals vigild handles.
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    #[cfg(feature = "test-hooks")]
+    stall: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals, DaemonError> {
+        let sig = |k: SignalKind| {
+            signal(k).map_err(|e| DaemonError::Startup(format!("signal handler: {e}")))
+        };
+        Ok(Signals {
+            hup: sig(SignalKind::hangup())?,
+            term: sig(SignalKind::terminate())?,
+            int: sig(SignalKind::interrupt())?,
+            #[cfg(feature = "test-hooks")]
+            stall: sig(SignalKind::user_defined2())?,
+        })
+    }
+}
+
 struct Daemon {
+    /// The errors that put vigild on built-in checks, while they last.
+    config_error: Option<String>,
     opts: Options,
     roots: HostRoots,
     model: HealthModel,
@@ -232,15 +303,19 @@ struct Daemon {
 }
 
 impl Daemon {
-    async fn run_loop(&mut self, mut commands: mpsc::Receiver<Command>) -> Result<(), DaemonError> {
-        let sig = |k: SignalKind| {
-            signal(k).map_err(|e| DaemonError::Startup(format!("signal handler: {e}")))
-        };
-        let mut hup = sig(SignalKind::hangup())?;
-        let mut term = sig(SignalKind::terminate())?;
-        let mut int = sig(SignalKind::interrupt())?;
+    async fn run_loop(
+        &mut self,
+        mut commands: mpsc::Receiver<Command>,
+        signals: Signals,
+    ) -> Result<(), DaemonError> {
+        let Signals {
+            mut hup,
+            mut term,
+            mut int,
+            ..
+        } = signals;
         #[cfg(feature = "test-hooks")]
-        let mut stall = sig(SignalKind::user_defined2())?;
+        let mut stall = signals.stall;
         let watchdog = notify::watchdog_interval();
         let mut wd_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
         wd_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -271,17 +346,25 @@ impl Daemon {
         }
     }
 
-    /// Takes a validated policy set into use.
-    fn install(&mut self, set: PolicySet) {
+    /// Takes a validated policy set into use; with `config_error`, the set is the built-in
+    /// one and the `vigil:config` check reports why. Returns the transitions it caused.
+    fn install(&mut self, set: PolicySet, config_error: Option<String>) -> Vec<Transition> {
         let now = crate::now_micros();
-        let diff = self.model.set_checks(
-            set.checks
-                .iter()
-                .map(|c| (c.name.as_str(), c.probe().as_str())),
-            now,
-        );
+        let mut names: Vec<(&str, &str)> = set
+            .checks
+            .iter()
+            .map(|c| (c.name.as_str(), c.probe().as_str()))
+            .collect();
+        if config_error.is_some() {
+            names.push((CONFIG_CHECK, "config"));
+        }
+        let diff = self.model.set_checks(names, now);
         for name in &diff.removed {
             info!(vigil_event = "check-removed", vigil_check = %name, "check {name} removed");
+            // A RunCheck waiting on a check that is gone gets its answer now.
+            for w in self.pending_runs.remove(name).unwrap_or_default() {
+                let _ = w.send(Err(format!("check {name:?} was removed by a reload")));
+            }
         }
         for name in &diff.added {
             info!(vigil_event = "check-added", vigil_check = %name, "check {name} added");
@@ -290,7 +373,7 @@ impl Daemon {
         if set.builtin {
             info!(
                 vigil_event = "policy",
-                "no policy file found: using the built-in checks for this host"
+                "no usable policy file: using the built-in checks for this host"
             );
         } else {
             info!(
@@ -305,6 +388,25 @@ impl Daemon {
             .into_iter()
             .map(|c| (c.name.clone(), c))
             .collect();
+        self.config_error = config_error;
+        self.report_config_error(now)
+    }
+
+    /// Puts the current configuration error, if any, into the `vigil:config` check.
+    fn report_config_error(&mut self, now: u64) -> Vec<Transition> {
+        let Some(e) = &self.config_error else {
+            return Vec::new();
+        };
+        let detail = config_detail(e);
+        let t = self
+            .model
+            .observe(CONFIG_CHECK, Status::Crit, detail, Default::default(), now);
+        t.into_iter()
+            .inspect(|t| {
+                log_transition(t);
+                self.store.record_transition(t.clone());
+            })
+            .collect()
     }
 
     fn restart_probes(&mut self) {
@@ -322,10 +424,21 @@ impl Daemon {
             Ok((roots, set)) => {
                 let n = set.checks.len();
                 self.roots = roots;
-                self.install(set);
+                let transitions = self.install(set, None);
                 self.restart_probes();
-                self.publish(Vec::new());
+                self.publish(transitions);
                 Ok(format!("reloaded: {n} checks"))
+            }
+            Err(e) if self.config_error.is_some() => {
+                // Still on built-in checks: the new errors replace the old ones.
+                error!(
+                    vigil_event = "reload-refused",
+                    "reload refused, still on built-in checks:\n{e}"
+                );
+                self.config_error = Some(e.clone());
+                let transitions = self.report_config_error(crate::now_micros());
+                self.publish(transitions);
+                Err(e)
             }
             Err(e) => {
                 error!(

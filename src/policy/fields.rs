@@ -84,10 +84,18 @@ impl<'a> Table<'a> {
         self.str(key, errors)
     }
 
-    /// A duration such as `"10s"`, `"1m30s"`, `"2h"`; must be above zero.
+    /// A duration such as `"10s"`, `"1m30s"`, `"2h"`; above zero and at most a day.
     pub fn duration(&mut self, key: &str, errors: &mut Vec<Diagnostic>) -> Option<Duration> {
+        const MAX: Duration = Duration::from_secs(24 * 3600);
         let (s, span) = self.str(key, errors)?;
         match humantime::parse_duration(&s) {
+            Ok(d) if d > MAX => {
+                errors.push(
+                    self.src
+                        .at(&span, format!("`{key}` = {s:?} is longer than a day")),
+                );
+                None
+            }
             Ok(d) if !d.is_zero() => Some(d),
             Ok(_) => {
                 errors.push(

@@ -228,7 +228,13 @@ fn parse_check(
         format!("{}:{}", src.path.display(), line)
     };
     if let Some((n, span)) = &name {
-        if !valid_name(n) {
+        if n.starts_with("vigil:") {
+            errors.push(src.at(
+                span,
+                format!("check name {n:?}: names starting with `vigil:` are vigild's own"),
+            ));
+            ok = false;
+        } else if !valid_name(n) {
             errors.push(src.at(span, format!(
                 "invalid check name {n:?}: use lowercase letters, digits and _ . : - (starting with a letter or digit)"
             )));

@@ -49,6 +49,8 @@ pub struct Condition {
     pub value: f64,
     /// The text as written, for details and `policy show`.
     pub text: String,
+    /// The metric may be absent on some hosts; the condition is then skipped.
+    pub optional: bool,
 }
 
 impl fmt::Display for Condition {
@@ -175,6 +177,7 @@ pub fn parse(text: &str, probe: ProbeKind) -> Result<Condition, ConditionError> 
         op,
         value,
         text: format!("{metric} {} {}", op.as_str(), value_text.trim()),
+        optional: spec.optional,
     })
 }
 
@@ -205,6 +208,7 @@ fn judge(conds: &[Condition], metrics: &crate::probe::Metrics) -> Verdict {
                 return Verdict::Fired(format!("{} is {} ({})", c.metric, fmt_value(v), c.text));
             }
             Some(_) => {}
+            None if c.optional => {}
             None => missing = missing.or(Some(c.metric.clone())),
         }
     }
@@ -345,6 +349,27 @@ mod tests {
         assert!(d.contains("`inodes_used` was not reported"), "{d}");
         assert_eq!(
             evaluate(&[], &crit, &reading(&[("used", 99.0)])).0,
+            Status::Crit
+        );
+    }
+
+    #[test]
+    fn optional_metrics_are_skipped_when_absent() {
+        let crit = vec![
+            parse("psi_memory_full_avg10 > 10%", ProbeKind::Memory).unwrap(),
+            parse("available < 5%", ProbeKind::Memory).unwrap(),
+        ];
+        assert_eq!(
+            evaluate(&[], &crit, &reading(&[("available", 50.0)])).0,
+            Status::Ok
+        );
+        assert_eq!(
+            evaluate(
+                &[],
+                &crit,
+                &reading(&[("available", 50.0), ("psi_memory_full_avg10", 20.0)])
+            )
+            .0,
             Status::Crit
         );
     }

@@ -11,30 +11,34 @@ use super::{MetricSpec, Metrics, Probe, Reading, Unit};
 
 /// Metrics of the `disk` probe.
 pub const METRICS: &[MetricSpec] = &[
-    MetricSpec { name: "used", unit: Unit::Percent, help: "space used, as df computes Use%: used / (used + available to unprivileged users)" },
-    MetricSpec { name: "used_bytes", unit: Unit::Bytes, help: "bytes used" },
-    MetricSpec { name: "avail_bytes", unit: Unit::Bytes, help: "bytes available to unprivileged users" },
-    MetricSpec { name: "size_bytes", unit: Unit::Bytes, help: "size of the file system" },
-    MetricSpec { name: "inodes_used", unit: Unit::Percent, help: "inodes used (0 on file systems without an inode limit)" },
-    MetricSpec { name: "fill_rate", unit: Unit::BytesPerSecond, help: "growth of used bytes over the last 15 minutes of readings (since start when younger; negative when shrinking; 0 on the first)" },
-    MetricSpec { name: "hours_to_full", unit: Unit::Hours, help: "available bytes divided by fill_rate; infinite (never matches `<`) when not growing" },
+    MetricSpec { name: "used", unit: Unit::Percent, help: "space used, as df computes Use%: used / (used + available to unprivileged users)", optional: false },
+    MetricSpec { name: "used_bytes", unit: Unit::Bytes, help: "bytes used", optional: false },
+    MetricSpec { name: "avail_bytes", unit: Unit::Bytes, help: "bytes available to unprivileged users", optional: false },
+    MetricSpec { name: "size_bytes", unit: Unit::Bytes, help: "size of the file system", optional: false },
+    MetricSpec { name: "inodes_used", unit: Unit::Percent, help: "inodes used (0 on file systems without an inode limit)", optional: false },
+    MetricSpec { name: "fill_rate", unit: Unit::BytesPerSecond, help: "growth of used bytes over the last 15 minutes of readings (negative when shrinking; 0 until 5 minutes of readings exist)", optional: false },
+    MetricSpec { name: "hours_to_full", unit: Unit::Hours, help: "available bytes divided by fill_rate; infinite (never matches `<`) when not growing", optional: false },
 ];
 
 /// Reads one path's file system.
 pub struct DiskProbe {
     path: PathBuf,
+    statvfs: super::Blocking<Result<Usage, String>>,
     /// Recent (time, used bytes) readings, oldest first, spanning at most [`RATE_WINDOW`].
     history: VecDeque<(Instant, f64)>,
 }
 
 /// How far back the fill rate looks, so one burst of writes does not read as a trend.
 pub const RATE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// History needed before a fill rate is reported at all (0 until then).
+pub const RATE_MIN_HISTORY: Duration = Duration::from_secs(5 * 60);
 
 impl DiskProbe {
     /// A probe for the file system that holds `path`.
     pub fn new(path: PathBuf) -> Self {
         DiskProbe {
             path,
+            statvfs: Default::default(),
             history: VecDeque::new(),
         }
     }
@@ -42,7 +46,7 @@ impl DiskProbe {
 
 /// Raw statvfs figures.
 #[derive(Debug, Clone, Copy)]
-struct Usage {
+pub struct Usage {
     size: f64,
     used: f64,
     avail: f64,
@@ -115,10 +119,9 @@ impl Probe for DiskProbe {
     async fn read(&mut self) -> Reading {
         let path = self.path.clone();
         // statvfs on a hung network mount blocks: keep it off the runtime threads.
-        let usage = match tokio::task::spawn_blocking(move || statvfs(&path)).await {
+        let usage = match self.statvfs.run(move || statvfs(&path)).await {
             Ok(Ok(u)) => u,
-            Ok(Err(e)) => return Reading::Unknown(e),
-            Err(e) => return Reading::Unknown(format!("statvfs task failed: {e}")),
+            Ok(Err(e)) | Err(e) => return Reading::Unknown(e),
         };
         let now = Instant::now();
         while self.history.len() > 1 && now.duration_since(self.history[1].0) >= RATE_WINDOW {

@@ -13,87 +13,104 @@ pub const METRICS: &[MetricSpec] = &[
         name: "available",
         unit: Unit::Percent,
         help: "MemAvailable as a share of MemTotal",
+        optional: false,
     },
     MetricSpec {
         name: "used",
         unit: Unit::Percent,
         help: "100 - available",
+        optional: false,
     },
     MetricSpec {
         name: "available_bytes",
         unit: Unit::Bytes,
         help: "MemAvailable",
+        optional: false,
     },
     MetricSpec {
         name: "total_bytes",
         unit: Unit::Bytes,
         help: "MemTotal",
+        optional: false,
     },
     MetricSpec {
         name: "swap_used",
         unit: Unit::Percent,
         help: "swap used (0 without swap)",
+        optional: false,
     },
     MetricSpec {
         name: "psi_memory_some_avg10",
         unit: Unit::Percent,
         help: "share of the last 10 s in which some task stalled on memory (/proc/pressure/memory)",
+        optional: true,
     },
     MetricSpec {
         name: "psi_memory_full_avg10",
         unit: Unit::Percent,
         help: "share of the last 10 s in which all tasks stalled on memory",
+        optional: true,
     },
     MetricSpec {
         name: "psi_memory_some_avg60",
         unit: Unit::Percent,
         help: "as psi_memory_some_avg10, over 60 s",
+        optional: true,
     },
     MetricSpec {
         name: "psi_cpu_some_avg10",
         unit: Unit::Percent,
         help: "share of the last 10 s in which some task waited for a CPU",
+        optional: true,
     },
     MetricSpec {
         name: "psi_io_some_avg10",
         unit: Unit::Percent,
         help: "share of the last 10 s in which some task stalled on I/O",
+        optional: true,
     },
     MetricSpec {
         name: "psi_io_full_avg10",
         unit: Unit::Percent,
         help: "share of the last 10 s in which all tasks stalled on I/O",
+        optional: true,
     },
     MetricSpec {
         name: "oom_kills",
         unit: Unit::Count,
         help: "oom_kill from /proc/vmstat: OOM kills since boot",
+        optional: true,
     },
     MetricSpec {
         name: "oom_kills_new",
         unit: Unit::Count,
         help: "OOM kills since the previous reading (0 on the first)",
+        optional: true,
     },
     MetricSpec {
         name: "load1",
         unit: Unit::Number,
         help: "1-minute load average",
+        optional: true,
     },
     MetricSpec {
         name: "load5",
         unit: Unit::Number,
         help: "5-minute load average",
+        optional: true,
     },
     MetricSpec {
         name: "load15",
         unit: Unit::Number,
         help: "15-minute load average",
+        optional: true,
     },
 ];
 
 /// Reads memory figures under a procfs root.
 pub struct MemoryProbe {
     proc: PathBuf,
+    reader: super::Blocking<Result<(Metrics, Vec<String>), String>>,
     last_oom_kills: Option<f64>,
 }
 
@@ -102,6 +119,7 @@ impl MemoryProbe {
     pub fn new(proc: PathBuf) -> Self {
         MemoryProbe {
             proc,
+            reader: Default::default(),
             last_oom_kills: None,
         }
     }
@@ -184,10 +202,10 @@ fn read_all(proc: &Path) -> Result<(Metrics, Vec<String>), String> {
 #[async_trait]
 impl Probe for MemoryProbe {
     async fn read(&mut self) -> Reading {
-        // procfs reads are a few microseconds and never block on I/O; no thread hop needed.
-        let (mut m, missing) = match read_all(&self.proc) {
-            Ok(v) => v,
-            Err(e) => return Reading::Unknown(e),
+        let proc = self.proc.clone();
+        let (mut m, missing) = match self.reader.run(move || read_all(&proc)).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) | Err(e) => return Reading::Unknown(e),
         };
         if let Some(&kills) = m.get("oom_kills") {
             let new = self

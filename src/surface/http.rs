@@ -28,6 +28,11 @@ pub const MAX_HEADERS: usize = 32;
 pub const HEAD_TIMEOUT_SECS: u64 = 10;
 /// Most connections served at once; more wait in the kernel's accept queue.
 pub const MAX_CONNECTIONS: usize = 256;
+/// Longest life of one connection: a client that sends requests but never reads the
+/// answers cannot hold a connection slot for longer than this.
+pub const CONNECTION_LIFETIME_SECS: u64 = 60;
+/// Grace for an answer in flight when a connection's life or vigild ends.
+const CLOSE_GRACE_SECS: u64 = 5;
 
 /// The exact heartbeat body of the contract.
 pub fn heartbeat_body(snap: &Snapshot, now: crate::health::Micros) -> String {
@@ -194,10 +199,18 @@ async fn accept_loop(
                 .keep_alive(true);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
+            let lifetime = tokio::time::sleep(Duration::from_secs(CONNECTION_LIFETIME_SECS));
             tokio::select! {
-                r = conn.as_mut() => if let Err(e) = r { debug!("heartbeat connection from {peer}: {e}") },
-                _ = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+                r = conn.as_mut() => {
+                    if let Err(e) = r { debug!("heartbeat connection from {peer}: {e}") }
+                    return;
+                }
+                _ = lifetime => debug!("heartbeat connection from {peer}: closing after {CONNECTION_LIFETIME_SECS}s"),
+                _ = shutdown.cancelled() => {}
             }
+            // Finish the answer in flight, then close; a peer that does not read is dropped.
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(CLOSE_GRACE_SECS), conn).await;
         });
     }
 }

@@ -382,6 +382,25 @@ impl Vigild {
         serde_json::from_str(&body).unwrap()
     }
 
+    /// Waits until D-Bus says `status` too (the D-Bus publisher runs after the snapshot).
+    pub fn wait_dbus_status(&self, bus: &Bus, status: &str) {
+        let want = format!("s \"{status}\"");
+        wait_for(
+            Duration::from_secs(15),
+            &format!("D-Bus Status {status}"),
+            || {
+                let out = bus.busctl_raw(&[
+                    "get-property",
+                    "org.vigil.Vigil1",
+                    "/org/vigil/Vigil1",
+                    "org.vigil.Vigil1.Manager",
+                    "Status",
+                ]);
+                (String::from_utf8_lossy(&out.stdout).trim() == want).then_some(())
+            },
+        );
+    }
+
     /// Waits until the heartbeat says `status`.
     pub fn wait_status(&self, status: &str) {
         wait_for(
