@@ -181,6 +181,31 @@ impl HealthModel {
         diff
     }
 
+    /// Adds one check (a member discovered by a group probe). False if it exists.
+    pub fn add_check(&mut self, name: &str, probe: &str, now: Micros) -> bool {
+        if self.checks.contains_key(name) {
+            return false;
+        }
+        self.checks.insert(
+            name.to_string(),
+            CheckState {
+                name: name.to_string(),
+                probe: probe.to_string(),
+                status: Status::Unknown,
+                since: now,
+                detail: NOT_PROBED_DETAIL.to_string(),
+                metrics: BTreeMap::new(),
+                last_probe: None,
+            },
+        );
+        true
+    }
+
+    /// Removes one check (its thing is gone). False if there was none.
+    pub fn remove_check(&mut self, name: &str) -> bool {
+        self.checks.remove(name).is_some()
+    }
+
     /// Records a probe result. Returns the transition when the status changed.
     pub fn observe(
         &mut self,
@@ -391,6 +416,18 @@ mod tests {
         }
         assert_eq!(transitions, expected);
         assert!(transitions > 500);
+    }
+
+    #[test]
+    fn members_come_and_go() {
+        let mut m = model(&[("stack", "containers")]);
+        assert!(m.add_check("container:a", "containers", 5));
+        assert!(!m.add_check("container:a", "containers", 6));
+        assert_eq!(m.get("container:a").unwrap().since, 5);
+        assert_eq!(m.len(), 2);
+        assert!(m.remove_check("container:a"));
+        assert!(!m.remove_check("container:a"));
+        assert_eq!(m.len(), 1);
     }
 
     #[test]

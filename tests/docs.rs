@@ -7,7 +7,7 @@ fn docs_metrics_lists_every_metric_of_every_probe() {
     let doc = std::fs::read_to_string("docs/metrics.md").unwrap();
     for kind in ProbeKind::ALL {
         assert!(
-            doc.contains(&format!("## `{}`", kind.as_str())),
+            doc.contains(&format!("`{}` —", kind.as_str())),
             "no section for {kind}"
         );
         for m in kind.metrics() {

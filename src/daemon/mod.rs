@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 use crate::config::{self, Settings};
 use crate::health::{CheckState, HealthModel, Status, Transition};
 use crate::policy::{self, CheckSpec, PolicySet};
-use crate::probe::HostRoots;
+use crate::probe::{Context, HostRoots, Reading};
 use crate::store::{Store, DB_FILE};
 use crate::surface::dbus::DbusSurface;
 use crate::surface::{http, notify, Snapshot};
@@ -104,6 +104,15 @@ fn policy_dirs(opts: &Options) -> Vec<PathBuf> {
     }
 }
 
+/// What the probes need from the settings.
+fn probe_context(settings: &Settings) -> Context {
+    Context {
+        roots: settings.host_roots(),
+        docker_host: settings.docker.host.clone(),
+        systemd_bus: None,
+    }
+}
+
 fn load_policies(opts: &Options, roots: &HostRoots) -> Result<PolicySet, String> {
     policy::load_dirs(&policy_dirs(opts), roots).map_err(|d| d.to_string())
 }
@@ -118,7 +127,8 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         config_errors.push(e);
         Settings::default()
     });
-    let roots = settings.host_roots();
+    let ctx = probe_context(&settings);
+    let roots = ctx.roots.clone();
     let policies = load_policies(&opts, &roots).unwrap_or_else(|e| {
         config_errors.push(e);
         policy::builtin(&roots)
@@ -227,7 +237,8 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let mut daemon = Daemon {
         config_error: None,
         opts,
-        roots,
+        ctx,
+        members: BTreeMap::new(),
         model: HealthModel::new(),
         specs: BTreeMap::new(),
         builtin: false,
@@ -289,7 +300,9 @@ struct Daemon {
     /// The errors that put vigild on built-in checks, while they last.
     config_error: Option<String>,
     opts: Options,
-    roots: HostRoots,
+    ctx: Context,
+    /// Checks discovered by group probes (`containers`), by group check name.
+    members: BTreeMap<String, std::collections::BTreeSet<String>>,
     model: HealthModel,
     specs: BTreeMap<String, CheckSpec>,
     builtin: bool,
@@ -358,6 +371,19 @@ impl Daemon {
         if config_error.is_some() {
             names.push((CONFIG_CHECK, "config"));
         }
+        // Members of group checks that survive keep their state until the next reading.
+        self.members.retain(|group, _| {
+            set.checks
+                .iter()
+                .any(|c| &c.name == group && c.probe() == crate::probe::ProbeKind::Containers)
+        });
+        let member_names: Vec<(String, String)> = self
+            .members
+            .values()
+            .flatten()
+            .map(|m| (m.clone(), "containers".to_string()))
+            .collect();
+        names.extend(member_names.iter().map(|(a, b)| (a.as_str(), b.as_str())));
         let diff = self.model.set_checks(names, now);
         for name in &diff.removed {
             info!(vigil_event = "check-removed", vigil_check = %name, "check {name} removed");
@@ -410,20 +436,20 @@ impl Daemon {
     }
 
     fn restart_probes(&mut self) {
-        self.probes.start(self.specs.values(), &self.roots);
+        self.probes.start(self.specs.values(), &self.ctx);
     }
 
     /// Re-reads settings and policies. On any error the running set stays.
     fn reload(&mut self) -> Result<String, String> {
         notify::reloading();
         let result = load_settings(&self.opts).and_then(|settings| {
-            let roots = settings.host_roots();
-            load_policies(&self.opts, &roots).map(|set| (roots, set))
+            let ctx = probe_context(&settings);
+            load_policies(&self.opts, &ctx.roots).map(|set| (ctx, set))
         });
         let answer = match result {
-            Ok((roots, set)) => {
+            Ok((ctx, set)) => {
                 let n = set.checks.len();
-                self.roots = roots;
+                self.ctx = ctx;
                 let transitions = self.install(set, None);
                 self.restart_probes();
                 self.publish(transitions);
@@ -458,7 +484,12 @@ impl Daemon {
                 let _ = reply.send(self.reload());
             }
             Command::RunCheck { name, reply } => {
-                if self.probes.run_now(&name) {
+                let group = self
+                    .members
+                    .iter()
+                    .find(|(_, ms)| ms.contains(&name))
+                    .map(|(g, _)| g.clone());
+                if self.probes.run_now(group.as_deref().unwrap_or(&name)) {
                     self.pending_runs.entry(name).or_default().push(reply);
                 } else {
                     let _ = reply.send(Err(format!("no check named {name:?}")));
@@ -474,43 +505,100 @@ impl Daemon {
         let Some(spec) = self.specs.get(&r.check) else {
             return;
         };
-        let (status, detail) = policy::threshold::evaluate(&spec.warn, &spec.crit, &r.reading);
-        let metrics = match &r.reading {
-            crate::probe::Reading::Value { metrics, .. } => metrics.clone(),
-            crate::probe::Reading::Unknown(_) => Default::default(),
+        let mut transitions = Vec::new();
+        if let Reading::Group(members) = &r.reading {
+            let (warn, crit, probe) = (spec.warn.clone(), spec.crit.clone(), spec.probe().as_str());
+            let names: std::collections::BTreeSet<String> = members.keys().cloned().collect();
+            let known = self.members.entry(r.check.clone()).or_default();
+            for gone in known.difference(&names) {
+                if self.model.remove_check(gone) {
+                    info!(vigil_event = "check-removed", vigil_check = %gone, "check {gone} removed: it no longer exists");
+                }
+            }
+            for new in names.difference(known) {
+                if self.model.add_check(new, probe, r.at) {
+                    info!(vigil_event = "check-added", vigil_check = %new, "check {new} added");
+                }
+            }
+            *known = names;
+            let mut statuses = Vec::new();
+            for (member, reading) in members {
+                let (status, detail) = policy::threshold::evaluate(&warn, &crit, reading);
+                statuses.push(status);
+                transitions.extend(self.observe(member, status, detail, reading, r.at));
+            }
+            let counts = |s: Status| statuses.iter().filter(|x| **x == s).count();
+            let status = statuses.iter().fold(Status::Ok, |a, b| a.worst(*b));
+            let detail = format!(
+                "{} matched: {} ok, {} warn, {} crit, {} unknown",
+                statuses.len(),
+                counts(Status::Ok),
+                counts(Status::Warn),
+                counts(Status::Crit),
+                counts(Status::Unknown)
+            );
+            let summary = Reading::Value {
+                status: Some(status),
+                detail,
+                metrics: Default::default(),
+            };
+            transitions.extend(self.observe(
+                &r.check,
+                status,
+                summary_detail(&summary),
+                &summary,
+                r.at,
+            ));
+        } else {
+            let (status, detail) = policy::threshold::evaluate(&spec.warn, &spec.crit, &r.reading);
+            transitions.extend(self.observe(&r.check, status, detail, &r.reading, r.at));
+        }
+        self.publish(transitions);
+    }
+
+    /// Puts one check's new status into the model; logs, stores and returns a transition.
+    fn observe(
+        &mut self,
+        check: &str,
+        status: Status,
+        detail: String,
+        reading: &Reading,
+        at: u64,
+    ) -> Option<Transition> {
+        let metrics = match reading {
+            Reading::Value { metrics, .. } => metrics.clone(),
+            _ => Default::default(),
         };
         let before = self
             .model
-            .get(&r.check)
+            .get(check)
             .map(|c| (c.last_probe.is_none(), c.detail.clone()));
         let transition = self
             .model
-            .observe(&r.check, status, detail.clone(), metrics, r.at);
+            .observe(check, status, detail.clone(), metrics, at);
         if status == Status::Unknown && transition.is_none() {
             // Unknown from the first reading, or unknown for a new reason: say so once.
             if let Some((first, old_detail)) = before {
                 if first || old_detail != detail {
-                    warn!(vigil_event = "unknown", vigil_check = %r.check, "check {} is unknown: {detail}", r.check);
+                    warn!(vigil_event = "unknown", vigil_check = %check, "check {check} is unknown: {detail}");
                 }
             }
         }
-        if let Some(waiters) = self.pending_runs.remove(&r.check) {
+        if let Some(waiters) = self.pending_runs.remove(check) {
             let state = self
                 .model
-                .get(&r.check)
+                .get(check)
                 .cloned()
                 .ok_or_else(|| "check vanished".to_string());
             for w in waiters {
                 let _ = w.send(state.clone());
             }
         }
-        let mut transitions = Vec::new();
-        if let Some(t) = transition {
-            log_transition(&t);
+        if let Some(t) = &transition {
+            log_transition(t);
             self.store.record_transition(t.clone());
-            transitions.push(t);
         }
-        self.publish(transitions);
+        transition
     }
 
     /// Sends the current state to every surface.
@@ -534,6 +622,14 @@ impl Daemon {
         let snap = Arc::new(snap);
         self.snap_tx.send_replace(snap.clone());
         let _ = self.pub_tx.send((snap, transitions));
+    }
+}
+
+fn summary_detail(r: &Reading) -> String {
+    match r {
+        Reading::Value { detail, .. } => detail.clone(),
+        Reading::Unknown(why) => why.clone(),
+        Reading::Group(_) => String::new(),
     }
 }
 

@@ -11,7 +11,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::health::Micros;
 use crate::policy::CheckSpec;
-use crate::probe::{self, HostRoots, Reading};
+use crate::probe::{self, Context, Reading};
 
 /// A reading on its way to the loop.
 pub struct ProbeResult {
@@ -59,7 +59,7 @@ impl Probes {
     }
 
     /// Restarts the tasks for these checks.
-    pub fn start<'a>(&mut self, specs: impl Iterator<Item = &'a CheckSpec>, roots: &HostRoots) {
+    pub fn start<'a>(&mut self, specs: impl Iterator<Item = &'a CheckSpec>, ctx: &Context) {
         self.stop();
         self.generation += 1;
         let Some(sink) = self.sink.clone() else {
@@ -70,7 +70,7 @@ impl Probes {
             self.run_now.insert(spec.name.clone(), now.clone());
             let task = tokio::spawn(probe_task(
                 spec.clone(),
-                roots.clone(),
+                ctx.clone(),
                 self.generation,
                 sink.clone(),
                 now,
@@ -93,12 +93,12 @@ impl Probes {
 
 async fn probe_task(
     spec: CheckSpec,
-    roots: HostRoots,
+    ctx: Context,
     generation: u64,
     sink: mpsc::Sender<ProbeResult>,
     run_now: Arc<Notify>,
 ) {
-    let mut probe = probe::build(&spec, &roots);
+    let mut probe = probe::build(&spec, &ctx);
     let wake = probe.wake().unwrap_or_else(|| Arc::new(Notify::new()));
     let mut tick = tokio::time::interval(spec.every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -49,6 +49,75 @@ impl<'a> Table<'a> {
             .map(|(_, v)| (v.get_ref(), v.span()))
     }
 
+    /// Whether the key is there.
+    pub fn has(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    fn int_of(
+        &self,
+        key: &str,
+        v: &DeValue<'_>,
+        span: &Range<usize>,
+        min: i64,
+        max: i64,
+        errors: &mut Vec<Diagnostic>,
+    ) -> Option<i64> {
+        let DeValue::Integer(i) = v else {
+            errors.push(self.src.at(
+                span,
+                format!("`{key}` must be an integer, not {}", type_name(v)),
+            ));
+            return None;
+        };
+        match i64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                errors.push(
+                    self.src
+                        .at(span, format!("`{key}` must be between {min} and {max}")),
+                );
+                None
+            }
+        }
+    }
+
+    /// An integer within `min..=max`, if the key is there.
+    pub fn integer(
+        &mut self,
+        key: &str,
+        min: i64,
+        max: i64,
+        errors: &mut Vec<Diagnostic>,
+    ) -> Option<i64> {
+        let (v, span) = self.get(key)?;
+        self.int_of(key, v, &span, min, max, errors)
+    }
+
+    /// An integer or a list of integers within `min..=max`.
+    pub fn integer_or_list(
+        &mut self,
+        key: &str,
+        min: i64,
+        max: i64,
+        errors: &mut Vec<Diagnostic>,
+    ) -> Option<Vec<i64>> {
+        let (v, span) = self.get(key)?;
+        match v {
+            DeValue::Array(items) => Some(
+                items
+                    .iter()
+                    .filter_map(|item| {
+                        self.int_of(key, item.get_ref(), &item.span(), min, max, errors)
+                    })
+                    .collect(),
+            ),
+            other => self
+                .int_of(key, other, &span, min, max, errors)
+                .map(|n| vec![n]),
+        }
+    }
+
     /// A string value, if the key is there.
     pub fn str(
         &mut self,

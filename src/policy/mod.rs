@@ -36,10 +36,50 @@ pub const TIMEOUT_DEFAULT_SECS: u64 = 5;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "probe", rename_all = "lowercase")]
 pub enum ProbeParams {
-    Disk { path: PathBuf },
+    Disk {
+        path: PathBuf,
+    },
     Memory,
-    Thermal { sensors: Vec<String> },
+    Thermal {
+        sensors: Vec<String>,
+    },
+    /// One systemd unit.
+    Systemd {
+        unit: String,
+    },
+    /// One container by name (`container = "…"`, default: the check's name).
+    Container {
+        container: String,
+    },
+    /// Every container whose name matches a glob: one check `container:NAME` each.
+    Containers {
+        #[serde(rename = "match")]
+        patterns: Vec<String>,
+    },
+    Ollama {
+        url: String,
+        probe_model: Option<String>,
+    },
+    Gpu {
+        /// `auto`, `nvml`, `jetson` or `none`.
+        backend: String,
+        /// NVML device index.
+        device: u32,
+    },
+    Http {
+        url: String,
+        expect_status: Vec<u16>,
+    },
+    Tcp {
+        address: String,
+    },
+    Exec {
+        command: Vec<String>,
+    },
 }
+
+/// Default Ollama address.
+pub const OLLAMA_URL_DEFAULT: &str = "http://127.0.0.1:11434";
 
 impl ProbeParams {
     /// The probe kind these settings are for.
@@ -48,6 +88,14 @@ impl ProbeParams {
             ProbeParams::Disk { .. } => ProbeKind::Disk,
             ProbeParams::Memory => ProbeKind::Memory,
             ProbeParams::Thermal { .. } => ProbeKind::Thermal,
+            ProbeParams::Systemd { .. } => ProbeKind::Systemd,
+            ProbeParams::Container { .. } => ProbeKind::Container,
+            ProbeParams::Containers { .. } => ProbeKind::Containers,
+            ProbeParams::Ollama { .. } => ProbeKind::Ollama,
+            ProbeParams::Gpu { .. } => ProbeKind::Gpu,
+            ProbeParams::Http { .. } => ProbeKind::Http,
+            ProbeParams::Tcp { .. } => ProbeKind::Tcp,
+            ProbeParams::Exec { .. } => ProbeKind::Exec,
         }
     }
 }
@@ -169,6 +217,10 @@ pub fn load_files(files: &[PathBuf]) -> Result<PolicySet, Diagnostics> {
     }
 }
 
+fn strings(v: Option<Vec<(String, std::ops::Range<usize>)>>) -> Vec<String> {
+    v.unwrap_or_default().into_iter().map(|(s, _)| s).collect()
+}
+
 /// A check name: `[a-z0-9][a-z0-9_.:-]*`.
 pub fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -285,13 +337,108 @@ fn parse_check(
         }),
         Some(ProbeKind::Memory) => Some(ProbeParams::Memory),
         Some(ProbeKind::Thermal) => Some(ProbeParams::Thermal {
-            sensors: t
-                .str_or_list("sensors", errors)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(s, _)| s)
-                .collect(),
+            sensors: strings(t.str_or_list("sensors", errors)),
         }),
+        Some(ProbeKind::Systemd) => t
+            .required_str("unit", errors)
+            .map(|(unit, _)| ProbeParams::Systemd { unit }),
+        Some(ProbeKind::Container) => Some(ProbeParams::Container {
+            container: t
+                .str("container", errors)
+                .map(|(c, _)| c)
+                .or_else(|| name.as_ref().map(|(n, _)| n.clone()))
+                .unwrap_or_default(),
+        }),
+        Some(ProbeKind::Containers) => {
+            let present = t.has("match");
+            let patterns = strings(t.str_or_list("match", errors));
+            if !present {
+                errors.push(src.at(&t.span, "[[check]] with probe \"containers\" is missing the key `match` (a glob or a list of globs)"));
+                None
+            } else {
+                Some(ProbeParams::Containers { patterns })
+            }
+        }
+        Some(ProbeKind::Ollama) => {
+            let url = t.str("url", errors).map(|(u, span)| (u, Some(span)));
+            let (url, span) = url.unwrap_or((OLLAMA_URL_DEFAULT.to_string(), None));
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                errors.push(src.at(
+                    &span.unwrap_or(t.span.clone()),
+                    format!("url must start with http:// or https://, got {url:?}"),
+                ));
+                None
+            } else {
+                Some(ProbeParams::Ollama {
+                    url,
+                    probe_model: t.str("probe_model", errors).map(|(m, _)| m),
+                })
+            }
+        }
+        Some(ProbeKind::Gpu) => {
+            let backend = t.str("backend", errors);
+            match backend {
+                Some((b, span)) if !["auto", "nvml", "jetson", "none"].contains(&b.as_str()) => {
+                    errors.push(src.at(
+                        &span,
+                        format!("backend must be auto, nvml, jetson or none, got {b:?}"),
+                    ));
+                    None
+                }
+                b => Some(ProbeParams::Gpu {
+                    backend: b.map(|(b, _)| b).unwrap_or_else(|| "auto".into()),
+                    device: t.integer("device", 0, u32::MAX as i64, errors).unwrap_or(0) as u32,
+                }),
+            }
+        }
+        Some(ProbeKind::Http) => t.required_str("url", errors).and_then(|(url, span)| {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                errors.push(src.at(
+                    &span,
+                    format!("url must start with http:// or https://, got {url:?}"),
+                ));
+                return None;
+            }
+            let expect = t.integer_or_list("expect_status", 100, 599, errors);
+            Some(ProbeParams::Http {
+                url,
+                expect_status: expect
+                    .map(|v| v.into_iter().map(|x| x as u16).collect())
+                    .unwrap_or_else(|| vec![200]),
+            })
+        }),
+        Some(ProbeKind::Tcp) => t
+            .required_str("address", errors)
+            .and_then(|(address, span)| {
+                match address.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
+                    Some((h, Ok(p))) if !h.is_empty() && p > 0 => {
+                        Some(ProbeParams::Tcp { address })
+                    }
+                    _ => {
+                        errors.push(
+                            src.at(&span, format!("address must be HOST:PORT, got {address:?}")),
+                        );
+                        None
+                    }
+                }
+            }),
+        Some(ProbeKind::Exec) => {
+            if !t.has("command") {
+                errors.push(src.at(&t.span, "[[check]] with probe \"exec\" is missing the key `command` (argv, e.g. [\"/usr/bin/test\", \"-e\", \"/run/x\"])"));
+                None
+            } else {
+                let argv = strings(t.str_or_list("command", errors));
+                match argv.first() {
+                    Some(prog) if Path::new(prog).is_absolute() => {
+                        Some(ProbeParams::Exec { command: argv })
+                    }
+                    _ => {
+                        errors.push(src.at(&t.span, "exec `command` must start with an absolute path (no shell, no PATH lookup)"));
+                        None
+                    }
+                }
+            }
+        }
         None => None,
     };
     let mut conditions = |texts: Option<Vec<(String, std::ops::Range<usize>)>>| -> Vec<Condition> {
@@ -312,16 +459,24 @@ fn parse_check(
     };
     let warn = conditions(warn_texts);
     let crit = conditions(crit_texts);
-    let allowed: &[&str] = match kind {
-        Some(ProbeKind::Disk) => &["name", "probe", "every", "timeout", "warn", "crit", "path"],
-        Some(ProbeKind::Thermal) => &[
-            "name", "probe", "every", "timeout", "warn", "crit", "sensors",
-        ],
-        Some(ProbeKind::Memory) => &["name", "probe", "every", "timeout", "warn", "crit"],
+    const COMMON: [&str; 6] = ["name", "probe", "every", "timeout", "warn", "crit"];
+    let extra: &[&str] = match kind {
+        Some(ProbeKind::Disk) => &["path"],
+        Some(ProbeKind::Thermal) => &["sensors"],
+        Some(ProbeKind::Memory) => &[],
+        Some(ProbeKind::Systemd) => &["unit"],
+        Some(ProbeKind::Container) => &["container"],
+        Some(ProbeKind::Containers) => &["match"],
+        Some(ProbeKind::Ollama) => &["url", "probe_model"],
+        Some(ProbeKind::Gpu) => &["backend", "device"],
+        Some(ProbeKind::Http) => &["url", "expect_status"],
+        Some(ProbeKind::Tcp) => &["address"],
+        Some(ProbeKind::Exec) => &["command"],
         // Unknown probe: already reported; do not pile up key errors.
         None => return None,
     };
-    let finished = t.finish(errors, allowed);
+    let allowed: Vec<&str> = COMMON.iter().chain(extra).copied().collect();
+    let finished = t.finish(errors, &allowed);
     let (name, _) = name?;
     if !ok || !finished {
         return None;

@@ -86,6 +86,7 @@ crit = ["available < 5"]
 [[check]]
 name = "g"
 probe = "gpu"
+backend = "cuda"
 
 [[check]]
 name = "x"
@@ -102,10 +103,10 @@ path = "relative/dir"
         "10:9: `every` = \"soon\" is not a duration",
         "11:9: probe `memory` has no metric `availble`",
         "12:23: `available` is a percentage",
-        "16:9: probe \"gpu\" is not supported by this version of vigild",
-        "20:9: unknown probe \"warp-drive\"",
+        "17:11: backend must be auto, nvml, jetson or none, got \"cuda\"",
+        "21:9: unknown probe \"warp-drive\"",
         "[[check]] is missing the key `name`",
-        "24:8: path must be absolute",
+        "25:8: path must be absolute",
     ];
     for want in expect {
         assert!(
@@ -140,6 +141,122 @@ fn duplicate_names_across_files_point_to_the_first() {
         "{}",
         e.0[0]
     );
+}
+
+#[test]
+fn probe_specific_keys() {
+    let text = r#"
+[[check]]
+name = "docker-unit"
+probe = "systemd"
+unit = "docker.service"
+
+[[check]]
+name = "ollama"
+probe = "container"
+
+[[check]]
+name = "stack"
+probe = "containers"
+match = ["arasul-*", "ollama"]
+
+[[check]]
+name = "llm"
+probe = "ollama"
+probe_model = "llama3.2:1b"
+timeout = "3s"
+
+[[check]]
+name = "web"
+probe = "http"
+url = "http://127.0.0.1:8080/health"
+expect_status = [200, 204]
+
+[[check]]
+name = "db"
+probe = "tcp"
+address = "127.0.0.1:5432"
+
+[[check]]
+name = "marker"
+probe = "exec"
+command = ["/usr/bin/test", "-e", "/run/ok"]
+
+[[check]]
+name = "gpu"
+probe = "gpu"
+crit = ["memory_used > 95%", "temperature > 90"]
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "p.toml", text);
+    let set = load_files(&[p]).unwrap();
+    let params: Vec<_> = set.checks.iter().map(|c| c.params.clone()).collect();
+    assert_eq!(
+        params[0],
+        ProbeParams::Systemd {
+            unit: "docker.service".into()
+        }
+    );
+    assert_eq!(
+        params[1],
+        ProbeParams::Container {
+            container: "ollama".into()
+        }
+    );
+    assert_eq!(
+        params[2],
+        ProbeParams::Containers {
+            patterns: vec!["arasul-*".into(), "ollama".into()]
+        }
+    );
+    assert_eq!(
+        params[3],
+        ProbeParams::Ollama {
+            url: OLLAMA_URL_DEFAULT.into(),
+            probe_model: Some("llama3.2:1b".into())
+        }
+    );
+    assert_eq!(
+        params[4],
+        ProbeParams::Http {
+            url: "http://127.0.0.1:8080/health".into(),
+            expect_status: vec![200, 204]
+        }
+    );
+    assert_eq!(
+        params[5],
+        ProbeParams::Tcp {
+            address: "127.0.0.1:5432".into()
+        }
+    );
+    assert_eq!(
+        params[6],
+        ProbeParams::Exec {
+            command: vec!["/usr/bin/test".into(), "-e".into(), "/run/ok".into()]
+        }
+    );
+    assert_eq!(
+        params[7],
+        ProbeParams::Gpu {
+            backend: "auto".into(),
+            device: 0
+        }
+    );
+
+    let e = errors_of("[[check]]\nname = \"s\"\nprobe = \"containers\"\n\n[[check]]\nname = \"x\"\nprobe = \"exec\"\ncommand = [\"sh\", \"-c\", \"true\"]\n\n[[check]]\nname = \"t\"\nprobe = \"tcp\"\naddress = \"localhost\"\n\n[[check]]\nname = \"h\"\nprobe = \"http\"\nurl = \"ftp://x\"\nexpect_status = 700\n\n[[check]]\nname = \"u\"\nprobe = \"systemd\"\npath = \"/\"\n");
+    for want in [
+        "1:1: [[check]] with probe \"containers\" is missing the key `match`",
+        "5:1: exec `command` must start with an absolute path",
+        "13:11: address must be HOST:PORT",
+        "18:7: url must start with http:// or https://",
+        "21:1: [[check]] is missing the key `unit`",
+        "24:1: unknown key `path` in [[check]]",
+    ] {
+        assert!(
+            e.iter().any(|got| got.contains(want)),
+            "missing {want:?} in {e:#?}"
+        );
+    }
 }
 
 #[test]

@@ -219,6 +219,10 @@ fn judge(conds: &[Condition], metrics: &crate::probe::Metrics) -> Verdict {
 pub fn evaluate(warn: &[Condition], crit: &[Condition], reading: &Reading) -> (Status, String) {
     let (probe_status, detail, metrics) = match reading {
         Reading::Unknown(why) => return (Status::Unknown, why.clone()),
+        Reading::Group(members) => {
+            // A group is judged member by member; on its own it is only a count.
+            return (Status::Ok, format!("{} matched", members.len()));
+        }
         Reading::Value {
             status,
             detail,

@@ -5,8 +5,15 @@
 //! policy's thresholds turn readings into statuses. A probe whose source is missing or
 //! broken returns [`Reading::Unknown`] with the reason; it never panics or blocks the runtime.
 
+pub mod container;
 pub mod disk;
+pub mod exec;
+pub mod gpu;
+pub mod http;
 pub mod memory;
+pub mod ollama;
+pub mod systemd;
+pub mod tcp;
 pub mod thermal;
 
 use std::collections::BTreeMap;
@@ -33,7 +40,9 @@ pub enum Unit {
     /// Bytes per second.
     BytesPerSecond,
     Hours,
-    /// A ratio such as a load average.
+    Milliseconds,
+    Watts,
+    /// A ratio such as a load average, or a code (exit status, HTTP status).
     Number,
 }
 
@@ -46,6 +55,8 @@ impl fmt::Display for Unit {
             Unit::Count => "count",
             Unit::BytesPerSecond => "bytes/s",
             Unit::Hours => "hours",
+            Unit::Milliseconds => "ms",
+            Unit::Watts => "W",
             Unit::Number => "number",
         })
     }
@@ -68,24 +79,35 @@ pub enum ProbeKind {
     Disk,
     Memory,
     Thermal,
+    Systemd,
+    Container,
+    Containers,
+    Ollama,
+    Gpu,
+    Http,
+    Tcp,
+    Exec,
 }
 
 impl ProbeKind {
     /// Every kind this build supports, in the order `--help` and errors list them.
-    pub const ALL: &'static [ProbeKind] = &[ProbeKind::Disk, ProbeKind::Memory, ProbeKind::Thermal];
+    pub const ALL: &'static [ProbeKind] = &[
+        ProbeKind::Systemd,
+        ProbeKind::Container,
+        ProbeKind::Containers,
+        ProbeKind::Ollama,
+        ProbeKind::Gpu,
+        ProbeKind::Thermal,
+        ProbeKind::Disk,
+        ProbeKind::Memory,
+        ProbeKind::Http,
+        ProbeKind::Tcp,
+        ProbeKind::Exec,
+    ];
 
     /// Kinds named by the design that later versions add; named in errors so an operator
     /// knows the policy is ahead of the daemon rather than misspelt.
-    pub const PLANNED: &'static [&'static str] = &[
-        "systemd",
-        "container",
-        "containers",
-        "ollama",
-        "gpu",
-        "http",
-        "tcp",
-        "exec",
-    ];
+    pub const PLANNED: &'static [&'static str] = &[];
 
     /// The name used in policies (`probe = "disk"`).
     pub fn as_str(self) -> &'static str {
@@ -93,6 +115,14 @@ impl ProbeKind {
             ProbeKind::Disk => "disk",
             ProbeKind::Memory => "memory",
             ProbeKind::Thermal => "thermal",
+            ProbeKind::Systemd => "systemd",
+            ProbeKind::Container => "container",
+            ProbeKind::Containers => "containers",
+            ProbeKind::Ollama => "ollama",
+            ProbeKind::Gpu => "gpu",
+            ProbeKind::Http => "http",
+            ProbeKind::Tcp => "tcp",
+            ProbeKind::Exec => "exec",
         }
     }
 
@@ -107,6 +137,13 @@ impl ProbeKind {
             ProbeKind::Disk => disk::METRICS,
             ProbeKind::Memory => memory::METRICS,
             ProbeKind::Thermal => thermal::METRICS,
+            ProbeKind::Systemd => systemd::METRICS,
+            ProbeKind::Container | ProbeKind::Containers => container::METRICS,
+            ProbeKind::Ollama => ollama::METRICS,
+            ProbeKind::Gpu => gpu::METRICS,
+            ProbeKind::Http => http::METRICS,
+            ProbeKind::Tcp => tcp::METRICS,
+            ProbeKind::Exec => exec::METRICS,
         }
     }
 
@@ -138,6 +175,9 @@ pub enum Reading {
     },
     /// The probe could not tell, and why.
     Unknown(String),
+    /// One reading per discovered thing (`containers`): keys are the full names of the
+    /// checks they become (`container:NAME`). Members appear and disappear with the things.
+    Group(BTreeMap<String, Reading>),
 }
 
 impl Reading {
@@ -149,6 +189,16 @@ impl Reading {
             metrics,
         }
     }
+}
+
+/// What probes need from the daemon's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Context {
+    pub roots: HostRoots,
+    /// Docker Engine address (`[docker] host`); `None` means the standard socket.
+    pub docker_host: Option<String>,
+    /// D-Bus address for the systemd probe; `None` means the system bus.
+    pub systemd_bus: Option<String>,
 }
 
 /// Where probes read procfs and sysfs; settable so tests use prepared trees.
@@ -207,14 +257,36 @@ pub trait Probe: Send {
 }
 
 /// Builds the probe for a check.
-pub fn build(spec: &CheckSpec, roots: &HostRoots) -> Box<dyn Probe> {
+pub fn build(spec: &CheckSpec, ctx: &Context) -> Box<dyn Probe> {
     match &spec.params {
         ProbeParams::Disk { path } => Box::new(disk::DiskProbe::new(path.clone())),
-        ProbeParams::Memory => Box::new(memory::MemoryProbe::new(roots.proc.clone())),
+        ProbeParams::Memory => Box::new(memory::MemoryProbe::new(ctx.roots.proc.clone())),
         ProbeParams::Thermal { sensors } => Box::new(thermal::ThermalProbe::new(
-            roots.sys.clone(),
+            ctx.roots.sys.clone(),
             sensors.clone(),
         )),
+        ProbeParams::Systemd { unit } => Box::new(systemd::SystemdProbe::new(unit.clone(), ctx)),
+        ProbeParams::Container { container } => {
+            Box::new(container::ContainerProbe::new(container.clone(), ctx))
+        }
+        ProbeParams::Containers { patterns } => {
+            Box::new(container::ContainersProbe::new(patterns.clone(), ctx))
+        }
+        ProbeParams::Ollama { url, probe_model } => Box::new(ollama::OllamaProbe::new(
+            url.clone(),
+            probe_model.clone(),
+            spec.timeout,
+        )),
+        ProbeParams::Gpu { backend, device } => Box::new(gpu::GpuProbe::new(backend, *device, ctx)),
+        ProbeParams::Http { url, expect_status } => Box::new(http::HttpProbe::new(
+            url.clone(),
+            expect_status.clone(),
+            spec.timeout,
+        )),
+        ProbeParams::Tcp { address } => Box::new(tcp::TcpProbe::new(address.clone(), spec.timeout)),
+        ProbeParams::Exec { command } => {
+            Box::new(exec::ExecProbe::new(command.clone(), spec.timeout))
+        }
     }
 }
 
