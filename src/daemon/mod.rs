@@ -551,6 +551,25 @@ impl Daemon {
             ));
         } else {
             let (status, detail) = policy::threshold::evaluate(&spec.warn, &spec.crit, &r.reading);
+            if let Reading::Unknown(why) = &r.reading {
+                // The source of a group is gone (dockerd down): its members cannot tell either.
+                let members: Vec<String> = self
+                    .members
+                    .get(&r.check)
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
+                for m in members {
+                    transitions.extend(self.observe(
+                        &m,
+                        Status::Unknown,
+                        why.clone(),
+                        &r.reading,
+                        r.at,
+                    ));
+                }
+            }
             transitions.extend(self.observe(&r.check, status, detail, &r.reading, r.at));
         }
         self.publish(transitions);
