@@ -1,0 +1,254 @@
+//! Recovery actions as written in a rule's ladder (`"restart container:ollama"`).
+
+use std::fmt;
+use std::time::Duration;
+
+/// What kind of thing an action targets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `unit:NAME`
+    Unit(String),
+    /// `container:NAME`
+    Container(String),
+    /// `process:NAME`
+    Process(String),
+    /// `{target}`: the thing behind the check that matched a glob rule.
+    Matched,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Unit(n) => write!(f, "unit:{n}"),
+            Target::Container(n) => write!(f, "container:{n}"),
+            Target::Process(n) => write!(f, "process:{n}"),
+            Target::Matched => f.write_str("{target}"),
+        }
+    }
+}
+
+/// One step of a ladder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Restart(Target),
+    Start(Target),
+    Stop(Target),
+    /// Unload every model of the Ollama behind this check.
+    UnloadModels(String),
+    PruneDocker,
+    Clean {
+        dir: String,
+        older_than: Duration,
+    },
+    VacuumJournal(String),
+    Signal {
+        process: String,
+        signal: String,
+    },
+    Hook(String),
+    Notify,
+    Reboot,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Restart(t) => write!(f, "restart {t}"),
+            Action::Start(t) => write!(f, "start {t}"),
+            Action::Stop(t) => write!(f, "stop {t}"),
+            Action::UnloadModels(c) => write!(f, "unload-models {c}"),
+            Action::PruneDocker => f.write_str("prune docker"),
+            Action::Clean { dir, older_than } => {
+                write!(
+                    f,
+                    "clean {dir} older-than {}",
+                    humantime::format_duration(*older_than)
+                )
+            }
+            Action::VacuumJournal(size) => write!(f, "vacuum journal {size}"),
+            Action::Signal { process, signal } => write!(f, "signal process:{process} {signal}"),
+            Action::Hook(h) => write!(f, "hook {h}"),
+            Action::Notify => f.write_str("notify"),
+            Action::Reboot => f.write_str("reboot"),
+        }
+    }
+}
+
+impl Action {
+    /// Replaces `{target}` with the thing behind a matched check (`container:ollama` →
+    /// container `ollama`). None when the check names nothing an action can act on.
+    pub fn resolve(&self, check: &str) -> Option<Action> {
+        let matched = || -> Option<Target> {
+            let (kind, name) = check.split_once(':')?;
+            match kind {
+                "container" => Some(Target::Container(name.to_string())),
+                "unit" => Some(Target::Unit(name.to_string())),
+                _ => None,
+            }
+        };
+        let fix = |t: &Target| -> Option<Target> {
+            match t {
+                Target::Matched => matched(),
+                t => Some(t.clone()),
+            }
+        };
+        Some(match self {
+            Action::Restart(t) => Action::Restart(fix(t)?),
+            Action::Start(t) => Action::Start(fix(t)?),
+            Action::Stop(t) => Action::Stop(fix(t)?),
+            a => a.clone(),
+        })
+    }
+
+    /// Whether this is a reboot (globally limited).
+    pub fn is_reboot(&self) -> bool {
+        matches!(self, Action::Reboot)
+    }
+}
+
+/// Parses `VERB TARGET…`; the error says what was expected.
+pub fn parse(text: &str) -> Result<Action, String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let target = |w: Option<&&str>| -> Result<Target, String> {
+        let w = w.ok_or("expected a target: unit:NAME, container:NAME or {target}")?;
+        if *w == "{target}" {
+            return Ok(Target::Matched);
+        }
+        match w.split_once(':') {
+            Some(("unit", n)) if !n.is_empty() => Ok(Target::Unit(n.into())),
+            Some(("container", n)) if !n.is_empty() => Ok(Target::Container(n.into())),
+            _ => Err(format!(
+                "unknown target `{w}`: expected unit:NAME, container:NAME or {{target}}"
+            )),
+        }
+    };
+    let arity = |n: usize| -> Result<(), String> {
+        if words.len() == n {
+            Ok(())
+        } else {
+            Err(format!("`{}` takes {} word(s) after it", words[0], n - 1))
+        }
+    };
+    let Some(verb) = words.first() else {
+        return Err("empty action".into());
+    };
+    Ok(match *verb {
+        "restart" | "start" | "stop" => {
+            arity(2)?;
+            let t = target(words.get(1))?;
+            match *verb {
+                "restart" => Action::Restart(t),
+                "start" => Action::Start(t),
+                _ => Action::Stop(t),
+            }
+        }
+        "unload-models" => {
+            arity(2)?;
+            Action::UnloadModels(words[1].into())
+        }
+        "prune" => {
+            if words.get(1) != Some(&"docker") || words.len() != 2 {
+                return Err("write `prune docker`".into());
+            }
+            Action::PruneDocker
+        }
+        "clean" => {
+            if words.len() != 4 || words[2] != "older-than" {
+                return Err("write `clean DIR older-than DURATION`".into());
+            }
+            if !words[1].starts_with('/') {
+                return Err(format!("clean: {} is not an absolute directory", words[1]));
+            }
+            let older_than = humantime::parse_duration(words[3])
+                .map_err(|e| format!("clean: {} is not a duration ({e})", words[3]))?;
+            Action::Clean { dir: words[1].into(), older_than }
+        }
+        "vacuum" => {
+            if words.len() != 3 || words[1] != "journal" {
+                return Err("write `vacuum journal SIZE` (e.g. 500M)".into());
+            }
+            Action::VacuumJournal(words[2].into())
+        }
+        "signal" => {
+            arity(3)?;
+            let Some(p) = words[1].strip_prefix("process:").filter(|p| !p.is_empty()) else {
+                return Err("write `signal process:NAME SIGNAL`".into());
+            };
+            Action::Signal { process: p.into(), signal: words[2].into() }
+        }
+        "hook" => {
+            arity(2)?;
+            Action::Hook(words[1].into())
+        }
+        "notify" => {
+            arity(1)?;
+            Action::Notify
+        }
+        "reboot" => {
+            arity(1)?;
+            Action::Reboot
+        }
+        other => {
+            return Err(format!(
+                "unknown action `{other}`: expected restart, start, stop, unload-models, prune, clean, vacuum, signal, hook, notify or reboot"
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_verb_of_the_design() {
+        for text in [
+            "restart container:ollama",
+            "restart unit:docker.service",
+            "start unit:x.service",
+            "stop container:y",
+            "restart {target}",
+            "unload-models ollama",
+            "prune docker",
+            "clean /var/log/arasul older-than 7d",
+            "vacuum journal 500M",
+            "signal process:ollama SIGUSR1",
+            "hook db-backup",
+            "notify",
+            "reboot",
+        ] {
+            let a = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(parse(&a.to_string()).unwrap(), a, "{text} round-trips");
+        }
+    }
+
+    #[test]
+    fn errors_say_what_was_expected() {
+        assert!(parse("reboot now").unwrap_err().contains("takes 0 word"));
+        assert!(parse("restart pod:x")
+            .unwrap_err()
+            .contains("unknown target"));
+        assert!(parse("restart").unwrap_err().contains("takes 1 word"));
+        assert!(parse("fix everything")
+            .unwrap_err()
+            .contains("unknown action `fix`"));
+        assert!(parse("clean var older-than 1d")
+            .unwrap_err()
+            .contains("absolute"));
+        assert!(parse("clean /x older-than soon")
+            .unwrap_err()
+            .contains("not a duration"));
+        assert!(parse("").unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn target_placeholder_resolves_to_the_matched_thing() {
+        let a = parse("restart {target}").unwrap();
+        assert_eq!(
+            a.resolve("container:ollama"),
+            Some(Action::Restart(Target::Container("ollama".into())))
+        );
+        assert_eq!(a.resolve("root-disk"), None);
+        assert_eq!(parse("notify").unwrap().resolve("x"), Some(Action::Notify));
+    }
+}

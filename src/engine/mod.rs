@@ -1,0 +1,396 @@
+//! The policy engine: rules over check statuses → decisions. Pure: it takes statuses and
+//! `now`, and returns what to do; the daemon carries the decisions out and records them.
+//!
+//! Per rule and target (the check a rule matched) the engine keeps a track: since when the
+//! rule's condition holds (`for` hysteresis), the open incident, the ladder step, the time
+//! of the last action (`cooldown`), and the times of recent actions (`limit`, a sliding
+//! window that forgets on its own). A check that stays `ok` for a whole limit window resets
+//! its ladder to the first step.
+
+pub mod action;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use crate::health::{Micros, Status};
+pub use action::Action;
+
+/// When a rule's condition holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    Crit,
+    Warn,
+    NotOk,
+    Unknown,
+}
+
+impl When {
+    /// Parses `crit | warn | not-ok | unknown`.
+    pub fn parse(s: &str) -> Option<When> {
+        Some(match s {
+            "crit" => When::Crit,
+            "warn" => When::Warn,
+            "not-ok" => When::NotOk,
+            "unknown" => When::Unknown,
+            _ => return None,
+        })
+    }
+
+    /// Whether a status meets the condition. `warn` means warn or worse (crit).
+    pub fn holds(self, s: Status) -> bool {
+        match self {
+            When::Crit => s == Status::Crit,
+            When::Warn => matches!(s, Status::Warn | Status::Crit),
+            When::NotOk => s != Status::Ok,
+            When::Unknown => s == Status::Unknown,
+        }
+    }
+}
+
+/// `enforce` acts; `observe` records what it would do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Enforce,
+    Observe,
+}
+
+/// `N per DURATION`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub count: u32,
+    pub window: Duration,
+}
+
+impl Limit {
+    /// Parses `"4 per 1h"`.
+    pub fn parse(s: &str) -> Result<Limit, String> {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        match words.as_slice() {
+            [n, "per", d] => {
+                let count: u32 = n
+                    .parse()
+                    .map_err(|_| format!("`{n}` is not a whole number"))?;
+                if count == 0 {
+                    return Err("a limit of 0 would never act; use mode = \"observe\"".into());
+                }
+                let window = humantime::parse_duration(d)
+                    .map_err(|e| format!("`{d}` is not a duration ({e})"))?;
+                if window.is_zero() {
+                    return Err("the window must be longer than zero".into());
+                }
+                Ok(Limit { count, window })
+            }
+            _ => Err(format!(
+                "expected `N per DURATION` such as \"4 per 1h\", got {s:?}"
+            )),
+        }
+    }
+}
+
+/// A validated rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub name: String,
+    /// A check name or a glob (`container:*`).
+    pub on: String,
+    pub when: When,
+    pub hold: Duration,
+    pub ladder: Vec<Action>,
+    pub cooldown: Duration,
+    pub limit: Limit,
+    pub mode: Mode,
+}
+
+/// Engine-wide settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Globals {
+    /// Reboots across all rules.
+    pub reboot_limit: Limit,
+}
+
+impl Default for Globals {
+    fn default() -> Self {
+        Globals {
+            reboot_limit: Limit {
+                count: 1,
+                window: Duration::from_secs(6 * 3600),
+            },
+        }
+    }
+}
+
+/// An incident's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentState {
+    Open,
+    Acting,
+    Exhausted,
+    Resolved,
+}
+
+/// What the engine decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// A rule's condition held for `for`: an incident begins.
+    Opened {
+        incident: u64,
+        rule: String,
+        check: String,
+    },
+    /// Carry out this action (or, with `observe`, record that it would have been).
+    Act {
+        incident: u64,
+        rule: String,
+        check: String,
+        step: usize,
+        action: Action,
+        observe: bool,
+    },
+    /// An action was due but not taken, and why (maintenance, reboot limit, `{target}`).
+    Held {
+        incident: u64,
+        rule: String,
+        check: String,
+        action: Action,
+        reason: String,
+    },
+    /// The rule reached its limit: no more actions until the check is ok.
+    Exhausted {
+        incident: u64,
+        rule: String,
+        check: String,
+    },
+    /// The check is ok again.
+    Resolved {
+        incident: u64,
+        rule: String,
+        check: String,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+struct Track {
+    condition_since: Option<Micros>,
+    ok_since: Option<Micros>,
+    incident: Option<(u64, IncidentState)>,
+    step: usize,
+    last_action: Option<Micros>,
+    actions: VecDeque<Micros>,
+    /// The reason of the last `Held`, so a held action is reported once, not every tick.
+    held: Option<String>,
+}
+
+/// The engine's state.
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    rules: Vec<Rule>,
+    globals: Globals,
+    tracks: BTreeMap<(String, String), Track>,
+    reboots: VecDeque<Micros>,
+    next_incident: u64,
+}
+
+fn micros(d: Duration) -> Micros {
+    d.as_micros() as Micros
+}
+
+impl Engine {
+    /// An engine with these rules.
+    pub fn new(rules: Vec<Rule>, globals: Globals) -> Engine {
+        Engine {
+            rules,
+            globals,
+            next_incident: 1,
+            ..Default::default()
+        }
+    }
+
+    /// Replaces the rules (reload). Tracks of rules that still exist, with open incidents,
+    /// ladders and limit windows, are kept.
+    pub fn set_rules(&mut self, rules: Vec<Rule>, globals: Globals) {
+        self.tracks
+            .retain(|(rule, _), _| rules.iter().any(|r| &r.name == rule));
+        self.rules = rules;
+        self.globals = globals;
+    }
+
+    /// Open (not resolved) incidents: (id, rule, check, state).
+    pub fn open_incidents(&self) -> Vec<(u64, String, String, IncidentState)> {
+        self.tracks
+            .iter()
+            .filter_map(|((rule, check), t)| {
+                t.incident
+                    .map(|(id, st)| (id, rule.clone(), check.clone(), st))
+            })
+            .collect()
+    }
+
+    /// One evaluation: the current status of every check, and whether maintenance is on.
+    pub fn tick(
+        &mut self,
+        now: Micros,
+        checks: &[(String, Status)],
+        maintenance: bool,
+    ) -> Vec<Decision> {
+        let mut out = Vec::new();
+        let reboot_window = micros(self.globals.reboot_limit.window);
+        while self
+            .reboots
+            .front()
+            .is_some_and(|&t| now.saturating_sub(t) >= reboot_window)
+        {
+            self.reboots.pop_front();
+        }
+        for rule in &self.rules {
+            for (check, status) in checks {
+                if !crate::probe::glob_match(&rule.on, check) {
+                    continue;
+                }
+                let track = self
+                    .tracks
+                    .entry((rule.name.clone(), check.clone()))
+                    .or_default();
+                step_track(
+                    rule,
+                    check,
+                    *status,
+                    now,
+                    maintenance,
+                    track,
+                    &mut self.reboots,
+                    self.globals.reboot_limit.count,
+                    &mut self.next_incident,
+                    &mut out,
+                );
+            }
+        }
+        out
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn step_track(
+    rule: &Rule,
+    check: &str,
+    status: Status,
+    now: Micros,
+    maintenance: bool,
+    t: &mut Track,
+    reboots: &mut VecDeque<Micros>,
+    reboot_count: u32,
+    next_incident: &mut u64,
+    out: &mut Vec<Decision>,
+) {
+    let window = micros(rule.limit.window);
+    while t
+        .actions
+        .front()
+        .is_some_and(|&a| now.saturating_sub(a) >= window)
+    {
+        t.actions.pop_front();
+    }
+    // Ok for a whole window: the ladder starts again at its first step.
+    if status == Status::Ok {
+        let since = *t.ok_since.get_or_insert(now);
+        if now.saturating_sub(since) >= window {
+            t.step = 0;
+        }
+    } else {
+        t.ok_since = None;
+    }
+    let holds = rule.when.holds(status);
+    if !holds {
+        t.condition_since = None;
+        if status == Status::Ok {
+            if let Some((id, _)) = t.incident.take() {
+                out.push(Decision::Resolved {
+                    incident: id,
+                    rule: rule.name.clone(),
+                    check: check.into(),
+                });
+            }
+        }
+        return;
+    }
+    let since = *t.condition_since.get_or_insert(now);
+    if now.saturating_sub(since) < micros(rule.hold) {
+        return;
+    }
+    let (id, state) = match t.incident {
+        Some(i) => i,
+        None => {
+            let id = *next_incident;
+            *next_incident += 1;
+            t.incident = Some((id, IncidentState::Open));
+            out.push(Decision::Opened {
+                incident: id,
+                rule: rule.name.clone(),
+                check: check.into(),
+            });
+            (id, IncidentState::Open)
+        }
+    };
+    if state == IncidentState::Exhausted {
+        return;
+    }
+    if t.last_action
+        .is_some_and(|at| now.saturating_sub(at) < micros(rule.cooldown))
+    {
+        return;
+    }
+    if t.actions.len() as u32 >= rule.limit.count {
+        t.incident = Some((id, IncidentState::Exhausted));
+        out.push(Decision::Exhausted {
+            incident: id,
+            rule: rule.name.clone(),
+            check: check.into(),
+        });
+        return;
+    }
+    let step = t.step.min(rule.ladder.len() - 1);
+    let planned = &rule.ladder[step];
+    let mut held = |reason: String| {
+        if t.held.as_deref() != Some(reason.as_str()) {
+            t.held = Some(reason.clone());
+            out.push(Decision::Held {
+                incident: id,
+                rule: rule.name.clone(),
+                check: check.into(),
+                action: planned.clone(),
+                reason,
+            });
+        }
+    };
+    if maintenance {
+        // Nothing happens in maintenance; the ladder does not move.
+        held("maintenance mode".into());
+        return;
+    }
+    let Some(action) = planned.resolve(check) else {
+        held(format!("{{target}} has no meaning for check {check}"));
+        return;
+    };
+    if action.is_reboot() && rule.mode == Mode::Enforce && reboots.len() as u32 >= reboot_count {
+        held("the global reboot limit is reached".into());
+        return;
+    }
+    t.held = None;
+    if action.is_reboot() && rule.mode == Mode::Enforce {
+        reboots.push_back(now);
+    }
+    t.actions.push_back(now);
+    t.last_action = Some(now);
+    t.step = step + 1;
+    t.incident = Some((id, IncidentState::Acting));
+    out.push(Decision::Act {
+        incident: id,
+        rule: rule.name.clone(),
+        check: check.into(),
+        step,
+        action,
+        observe: rule.mode == Mode::Observe,
+    });
+}
+
+#[cfg(test)]
+mod tests;

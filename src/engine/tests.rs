@@ -1,0 +1,313 @@
+//! The engine on a fake clock: hours of simulated time in milliseconds.
+
+use super::*;
+
+const S: Micros = 1_000_000;
+
+fn rule(on: &str, ladder: &[&str], limit: &str) -> Rule {
+    Rule {
+        name: "heal".into(),
+        on: on.into(),
+        when: When::Crit,
+        hold: Duration::from_secs(30),
+        ladder: ladder.iter().map(|a| action::parse(a).unwrap()).collect(),
+        cooldown: Duration::from_secs(60),
+        limit: Limit::parse(limit).unwrap(),
+        mode: Mode::Enforce,
+    }
+}
+
+fn acts(d: &[Decision]) -> Vec<String> {
+    d.iter()
+        .filter_map(|d| match d {
+            Decision::Act { action, .. } => Some(action.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn st(name: &str, s: Status) -> Vec<(String, Status)> {
+    vec![(name.to_string(), s)]
+}
+
+#[test]
+fn hysteresis_then_the_ladder_one_step_per_cooldown() {
+    let mut e = Engine::new(
+        vec![rule(
+            "ollama",
+            &[
+                "unload-models ollama",
+                "restart container:ollama",
+                "restart unit:docker.service",
+            ],
+            "4 per 1h",
+        )],
+        Globals::default(),
+    );
+    // A blip shorter than `for` does nothing.
+    assert!(e.tick(0, &st("ollama", Status::Crit), false).is_empty());
+    assert!(e.tick(20 * S, &st("ollama", Status::Ok), false).is_empty());
+    assert!(e
+        .tick(25 * S, &st("ollama", Status::Crit), false)
+        .is_empty());
+    // Held for 30 s: incident and the first step.
+    let d = e.tick(55 * S, &st("ollama", Status::Crit), false);
+    assert!(matches!(d[0], Decision::Opened { .. }), "{d:?}");
+    assert_eq!(acts(&d), ["unload-models ollama"]);
+    // Within the cooldown: nothing.
+    assert!(e
+        .tick(100 * S, &st("ollama", Status::Crit), false)
+        .is_empty());
+    assert_eq!(
+        acts(&e.tick(115 * S, &st("ollama", Status::Crit), false)),
+        ["restart container:ollama"]
+    );
+    assert_eq!(
+        acts(&e.tick(175 * S, &st("ollama", Status::Crit), false)),
+        ["restart unit:docker.service"]
+    );
+    // Past the end of the ladder the last step repeats, until the limit.
+    assert_eq!(
+        acts(&e.tick(235 * S, &st("ollama", Status::Crit), false)),
+        ["restart unit:docker.service"]
+    );
+    let d = e.tick(295 * S, &st("ollama", Status::Crit), false);
+    assert!(matches!(d[..], [Decision::Exhausted { .. }]), "{d:?}");
+    assert!(
+        e.tick(400 * S, &st("ollama", Status::Crit), false)
+            .is_empty(),
+        "exhausted: no more actions"
+    );
+    let d = e.tick(500 * S, &st("ollama", Status::Ok), false);
+    assert!(matches!(d[..], [Decision::Resolved { .. }]), "{d:?}");
+    assert!(e.open_incidents().is_empty());
+}
+
+#[test]
+fn limit_forgets_on_its_own_and_ok_for_a_window_resets_the_ladder() {
+    let mut e = Engine::new(
+        vec![rule(
+            "c",
+            &["restart container:c", "restart unit:docker.service"],
+            "1 per 10m",
+        )],
+        Globals::default(),
+    );
+    e.tick(0, &st("c", Status::Crit), false);
+    assert_eq!(
+        acts(&e.tick(30 * S, &st("c", Status::Crit), false)),
+        ["restart container:c"]
+    );
+    // Recovers for 2 minutes (less than the window), fails again: next step, but the
+    // window still holds the first action → exhausted.
+    e.tick(60 * S, &st("c", Status::Ok), false);
+    e.tick(180 * S, &st("c", Status::Crit), false);
+    let d = e.tick(210 * S, &st("c", Status::Crit), false);
+    assert!(
+        d.iter().any(|d| matches!(d, Decision::Exhausted { .. })),
+        "{d:?}"
+    );
+    // Ok for a whole window: resolved, and the ladder back at step one.
+    e.tick(300 * S, &st("c", Status::Ok), false);
+    e.tick(300 * S + 10 * 60 * S, &st("c", Status::Ok), false);
+    let t0 = 300 * S + 11 * 60 * S;
+    e.tick(t0, &st("c", Status::Crit), false);
+    assert_eq!(
+        acts(&e.tick(t0 + 30 * S, &st("c", Status::Crit), false)),
+        ["restart container:c"]
+    );
+}
+
+#[test]
+fn glob_rules_heal_whichever_container_failed() {
+    let mut e = Engine::new(
+        vec![rule("container:*", &["restart {target}"], "3 per 1h")],
+        Globals::default(),
+    );
+    let checks = vec![
+        ("container:db".to_string(), Status::Crit),
+        ("container:web".to_string(), Status::Ok),
+        ("root-disk".to_string(), Status::Crit),
+    ];
+    e.tick(0, &checks, false);
+    let d = e.tick(30 * S, &checks, false);
+    assert_eq!(acts(&d), ["restart container:db"]);
+}
+
+#[test]
+fn observe_mode_records_and_maintenance_holds() {
+    let mut r = rule("x", &["restart unit:x.service"], "5 per 1h");
+    r.mode = Mode::Observe;
+    let mut e = Engine::new(vec![r], Globals::default());
+    e.tick(0, &st("x", Status::Crit), false);
+    let d = e.tick(30 * S, &st("x", Status::Crit), false);
+    assert!(
+        d.iter()
+            .any(|d| matches!(d, Decision::Act { observe: true, .. })),
+        "{d:?}"
+    );
+
+    let mut e = Engine::new(
+        vec![rule("x", &["restart unit:x.service"], "5 per 1h")],
+        Globals::default(),
+    );
+    e.tick(0, &st("x", Status::Crit), true);
+    let d = e.tick(30 * S, &st("x", Status::Crit), true);
+    assert!(acts(&d).is_empty());
+    assert!(
+        d.iter()
+            .any(|d| matches!(d, Decision::Held { reason, .. } if reason == "maintenance mode")),
+        "{d:?}"
+    );
+    // Said once, not every tick.
+    assert!(e.tick(31 * S, &st("x", Status::Crit), true).is_empty());
+    // Maintenance ends: the held step is taken.
+    assert_eq!(
+        acts(&e.tick(40 * S, &st("x", Status::Crit), false)),
+        ["restart unit:x.service"]
+    );
+}
+
+#[test]
+fn reboots_are_limited_globally() {
+    let mut a = rule("a", &["reboot"], "5 per 1h");
+    a.name = "a".into();
+    let mut b = rule("b", &["reboot"], "5 per 1h");
+    b.name = "b".into();
+    let mut e = Engine::new(vec![a, b], Globals::default());
+    let checks = vec![
+        ("a".to_string(), Status::Crit),
+        ("b".to_string(), Status::Crit),
+    ];
+    e.tick(0, &checks, false);
+    let d = e.tick(30 * S, &checks, false);
+    assert_eq!(acts(&d), ["reboot"], "only one of the two: {d:?}");
+    assert!(d
+        .iter()
+        .any(|d| matches!(d, Decision::Held { reason, .. } if reason.contains("reboot limit"))));
+}
+
+#[test]
+fn limits_parse() {
+    assert_eq!(
+        Limit::parse("4 per 1h").unwrap(),
+        Limit {
+            count: 4,
+            window: Duration::from_secs(3600)
+        }
+    );
+    assert!(Limit::parse("0 per 1h").unwrap_err().contains("never act"));
+    assert!(Limit::parse("four per hour").is_err());
+    assert!(Limit::parse("4/1h").unwrap_err().contains("N per DURATION"));
+}
+
+/// xorshift: reproducible random fault sequences without a dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn thousands_of_random_fault_sequences_keep_every_invariant() {
+    let statuses = [Status::Ok, Status::Warn, Status::Crit, Status::Unknown];
+    for seed in 1..=2000u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let limit_count = 1 + (rng.next() % 4) as u32;
+        let window = Duration::from_secs(60 * (1 + rng.next() % 30));
+        let mut r = rule(
+            "c",
+            &[
+                "restart container:c",
+                "restart unit:docker.service",
+                "reboot",
+            ],
+            "1 per 1h",
+        );
+        r.limit = Limit {
+            count: limit_count,
+            window,
+        };
+        r.hold = Duration::from_secs(rng.next() % 90);
+        r.cooldown = Duration::from_secs(rng.next() % 120);
+        if rng.next() % 4 == 0 {
+            r.mode = Mode::Observe;
+        }
+        let mut e = Engine::new(vec![r.clone()], Globals::default());
+        let mut now: Micros = 0;
+        let mut acted: Vec<Micros> = Vec::new();
+        let mut reboots: Vec<Micros> = Vec::new();
+        let mut open: Option<u64> = None;
+        let mut maintenance = false;
+        for _ in 0..400 {
+            now += (1 + rng.next() % 60) * S;
+            if rng.next() % 50 == 0 {
+                maintenance = !maintenance;
+            }
+            let status = statuses[(rng.next() % 4) as usize];
+            let status = if rng.next() % 3 == 0 {
+                Status::Crit
+            } else {
+                status
+            };
+            for d in e.tick(now, &st("c", status), maintenance) {
+                match d {
+                    Decision::Opened { incident, .. } => {
+                        assert!(open.is_none(), "seed {seed}: two incidents at once");
+                        open = Some(incident);
+                    }
+                    Decision::Act {
+                        incident,
+                        action,
+                        observe,
+                        ..
+                    } => {
+                        assert_eq!(
+                            Some(incident),
+                            open,
+                            "seed {seed}: action outside an incident"
+                        );
+                        assert!(!maintenance, "seed {seed}: action during maintenance");
+                        assert_eq!(observe, r.mode == Mode::Observe, "seed {seed}");
+                        acted.push(now);
+                        if action.is_reboot() && !observe {
+                            reboots.push(now);
+                        }
+                    }
+                    Decision::Resolved { incident, .. } => {
+                        assert_eq!(Some(incident), open, "seed {seed}");
+                        assert_eq!(status, Status::Ok, "seed {seed}: resolved while not ok");
+                        open = None;
+                    }
+                    Decision::Exhausted { incident, .. } | Decision::Held { incident, .. } => {
+                        assert_eq!(Some(incident), open, "seed {seed}");
+                    }
+                }
+            }
+            // The limit holds in every window ending now.
+            let w = micros(window);
+            let in_window = acted.iter().filter(|&&t| now - t < w).count() as u32;
+            assert!(
+                in_window <= limit_count,
+                "seed {seed}: {in_window} actions in a window of {window:?}, limit {limit_count}"
+            );
+            let rw = 6 * 3600 * S;
+            assert!(
+                reboots.iter().filter(|&&t| now - t < rw).count() <= 1,
+                "seed {seed}: reboot limit"
+            );
+            // Every incident is open for a reason: its condition held, or it waits for ok.
+            if let Some(id) = open {
+                let listed = e.open_incidents();
+                assert!(
+                    listed.iter().any(|(i, ..)| *i == id),
+                    "seed {seed}: open incident not listed"
+                );
+            }
+        }
+    }
+}
