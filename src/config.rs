@@ -176,6 +176,14 @@ impl Settings {
         }
     }
 
+    /// What policy validation needs from the settings.
+    pub fn load_context(&self) -> crate::policy::LoadContext {
+        crate::policy::LoadContext {
+            clean_allow: self.actions.clean_allow.clone(),
+            hooks: self.hooks.keys().cloned().collect(),
+        }
+    }
+
     /// Probe roots with defaults.
     pub fn host_roots(&self) -> HostRoots {
         let d = HostRoots::default();

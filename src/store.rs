@@ -169,12 +169,14 @@ impl Db {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
+        // Taken before opening, so a file swapped in right after is noticed, not adopted.
+        let before = identity(path);
         match try_open(path) {
             Ok(conn) => (
                 Db {
                     conn,
                     path: path.to_path_buf(),
-                    identity: identity(path),
+                    identity: before.or_else(|| identity(path)),
                 },
                 Opened::Fresh,
             ),

@@ -324,6 +324,18 @@ fn a_database_that_goes_bad_while_running_is_replaced_and_nothing_stops() {
     let v = VigildBuilder::new().start();
     v.wait_status("ok");
     let db = v.state_dir().join("vigil.db");
+    // The store has the file open once the first transition is in it.
+    wait_for(
+        Duration::from_secs(10),
+        "the first stored transition",
+        || {
+            let c = rusqlite::Connection::open(&db).ok()?;
+            let n: i64 = c
+                .query_row("SELECT count(*) FROM transitions", [], |r| r.get(0))
+                .ok()?;
+            (n >= 1).then_some(())
+        },
+    );
     // Replace the file under the running daemon with junk (a careless restore, a bad copy).
     std::fs::remove_file(&db).unwrap();
     let _ = std::fs::remove_file(v.state_dir().join("vigil.db-wal"));

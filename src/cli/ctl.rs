@@ -119,13 +119,23 @@ fn checks_table(doc: &Value, only_failing: bool) -> Option<Table> {
     Some(t)
 }
 
-fn policy_sources(paths: &[PathBuf]) -> Result<PolicySet, String> {
+fn policy_sources(paths: &[PathBuf], config: Option<&PathBuf>) -> Result<PolicySet, String> {
+    // Rules are checked against the settings (clean_allow, hooks) the daemon would use.
+    let settings = match config {
+        Some(p) => crate::config::Settings::load(p, true),
+        None => crate::config::Settings::load(
+            std::path::Path::new(crate::config::DEFAULT_CONFIG),
+            false,
+        ),
+    }
+    .map_err(|d| d.to_string())?;
+    let ctx = settings.load_context();
     if paths.is_empty() {
         let dirs = [
             PathBuf::from(policy::VENDOR_DIR),
             PathBuf::from(policy::ADMIN_DIR),
         ];
-        return policy::load_dirs(&dirs, &HostRoots::default()).map_err(|d| d.to_string());
+        return policy::load_dirs(&dirs, &HostRoots::default(), &ctx).map_err(|d| d.to_string());
     }
     let mut files = Vec::new();
     for p in paths {
@@ -145,7 +155,7 @@ fn policy_sources(paths: &[PathBuf]) -> Result<PolicySet, String> {
                 .join(", ")
         ));
     }
-    policy::load_files(&files).map_err(|d| d.to_string())
+    policy::load_files(&files, &ctx).map_err(|d| d.to_string())
 }
 
 /// Runs one vigilctl command; returns the text to print.
@@ -202,8 +212,8 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
             Ok(out)
         }
         CtlCommand::Policy {
-            command: PolicyCommand::Check { paths },
-        } => match policy_sources(&paths) {
+            command: PolicyCommand::Check { paths, config },
+        } => match policy_sources(&paths, config.as_ref()) {
             Ok(set) if args.json => Ok(
                 serde_json::json!({"ok": true, "checks": set.checks.len(), "files": set.files})
                     .to_string(),
@@ -222,8 +232,8 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
             }),
         },
         CtlCommand::Policy {
-            command: PolicyCommand::Show { paths },
-        } => match policy_sources(&paths) {
+            command: PolicyCommand::Show { paths, config },
+        } => match policy_sources(&paths, config.as_ref()) {
             Ok(set) if args.json => Ok(serde_json::to_string_pretty(&set).unwrap_or_default()),
             Ok(set) => {
                 let mut t = Table::new();

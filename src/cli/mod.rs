@@ -73,11 +73,17 @@ pub enum PolicyCommand {
     Check {
         /// Files or directories.
         paths: Vec<PathBuf>,
+        /// Settings to check rules against (clean_allow, hooks) [default: /etc/vigil/vigil.toml].
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Show the effective, merged checks of policy files or directories (default: installed).
     Show {
         /// Files or directories.
         paths: Vec<PathBuf>,
+        /// Settings to check rules against [default: /etc/vigil/vigil.toml].
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
 }
 

@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 use crate::config::{self, Settings};
 use crate::health::{CheckState, HealthModel, Status, Transition};
 use crate::policy::{self, CheckSpec, PolicySet};
-use crate::probe::{Context, HostRoots, Reading};
+use crate::probe::{Context, Reading};
 use crate::store::{Store, DB_FILE};
 use crate::surface::dbus::DbusSurface;
 use crate::surface::{http, notify, Snapshot};
@@ -113,8 +113,13 @@ fn probe_context(settings: &Settings) -> Context {
     }
 }
 
-fn load_policies(opts: &Options, roots: &HostRoots) -> Result<PolicySet, String> {
-    policy::load_dirs(&policy_dirs(opts), roots).map_err(|d| d.to_string())
+fn load_policies(opts: &Options, settings: &Settings) -> Result<PolicySet, String> {
+    policy::load_dirs(
+        &policy_dirs(opts),
+        &settings.host_roots(),
+        &settings.load_context(),
+    )
+    .map_err(|d| d.to_string())
 }
 
 /// Runs vigild until SIGTERM or SIGINT.
@@ -129,7 +134,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     });
     let ctx = probe_context(&settings);
     let roots = ctx.roots.clone();
-    let policies = load_policies(&opts, &roots).unwrap_or_else(|e| {
+    let policies = load_policies(&opts, &settings).unwrap_or_else(|e| {
         config_errors.push(e);
         policy::builtin(&roots)
     });
@@ -444,7 +449,7 @@ impl Daemon {
         notify::reloading();
         let result = load_settings(&self.opts).and_then(|settings| {
             let ctx = probe_context(&settings);
-            load_policies(&self.opts, &ctx.roots).map(|set| (ctx, set))
+            load_policies(&self.opts, &settings).map(|set| (ctx, set))
         });
         let answer = match result {
             Ok((ctx, set)) => {

@@ -183,6 +183,32 @@ impl<'a> Table<'a> {
         }
     }
 
+    /// A duration that may be zero (`for = "0s"`), at most a day.
+    pub fn duration_or_zero(
+        &mut self,
+        key: &str,
+        errors: &mut Vec<Diagnostic>,
+    ) -> Option<Duration> {
+        let (s, span) = self.str(key, errors)?;
+        match humantime::parse_duration(&s) {
+            Ok(d) if d <= Duration::from_secs(24 * 3600) => Some(d),
+            Ok(_) => {
+                errors.push(
+                    self.src
+                        .at(&span, format!("`{key}` = {s:?} is longer than a day")),
+                );
+                None
+            }
+            Err(e) => {
+                errors.push(self.src.at(
+                    &span,
+                    format!("`{key}` = {s:?} is not a duration ({e}); write e.g. \"30s\", \"5m\", \"1h\""),
+                ));
+                None
+            }
+        }
+    }
+
     /// A string or a list of strings.
     pub fn str_or_list(
         &mut self,

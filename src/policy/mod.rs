@@ -7,6 +7,7 @@
 
 pub mod diag;
 mod fields;
+pub mod rules;
 pub mod threshold;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use serde::Serialize;
 use diag::Source;
 pub use diag::{Diagnostic, Diagnostics};
 use fields::Table;
+pub use rules::LoadContext;
 use threshold::Condition;
 
 use crate::probe::{HostRoots, ProbeKind};
@@ -126,6 +128,21 @@ fn ser_conditions<S: serde::Serializer>(c: &[Condition], s: S) -> Result<S::Ok, 
     s.collect_seq(c.iter().map(|c| c.text.as_str()))
 }
 
+fn ser_rules<S: serde::Serializer>(rules: &[crate::engine::Rule], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(rules.iter().map(|r| {
+        serde_json::json!({
+            "name": r.name,
+            "on": r.on,
+            "when": format!("{:?}", r.when).to_lowercase(),
+            "for": humantime::format_duration(r.hold).to_string(),
+            "do": r.ladder.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "cooldown": humantime::format_duration(r.cooldown).to_string(),
+            "limit": format!("{} per {}", r.limit.count, humantime::format_duration(r.limit.window)),
+            "mode": format!("{:?}", r.mode).to_lowercase(),
+        })
+    }))
+}
+
 impl CheckSpec {
     /// The probe kind of this check.
     pub fn probe(&self) -> ProbeKind {
@@ -137,6 +154,9 @@ impl CheckSpec {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct PolicySet {
     pub checks: Vec<CheckSpec>,
+    /// Rules, in file order.
+    #[serde(serialize_with = "ser_rules")]
+    pub rules: Vec<crate::engine::Rule>,
     /// The files it was read from, in order.
     pub files: Vec<PathBuf>,
     /// True when no policy file existed and the built-in defaults are in force.
@@ -181,18 +201,24 @@ fn io_diag(path: &Path, message: &str) -> Diagnostic {
 }
 
 /// Loads the policies of `dirs`; with no file at all, the built-in defaults for this host.
-pub fn load_dirs(dirs: &[PathBuf], roots: &HostRoots) -> Result<PolicySet, Diagnostics> {
+pub fn load_dirs(
+    dirs: &[PathBuf],
+    roots: &HostRoots,
+    ctx: &LoadContext,
+) -> Result<PolicySet, Diagnostics> {
     let files = policy_files(dirs)?;
     if files.is_empty() {
         return Ok(builtin(roots));
     }
-    load_files(&files)
+    load_files(&files, ctx)
 }
 
 /// Loads exactly these files (`vigilctl policy check FILE…`).
-pub fn load_files(files: &[PathBuf]) -> Result<PolicySet, Diagnostics> {
+pub fn load_files(files: &[PathBuf], ctx: &LoadContext) -> Result<PolicySet, Diagnostics> {
     let mut errors = Vec::new();
     let mut checks: Vec<CheckSpec> = Vec::new();
+    let mut rules: Vec<rules::ParsedRule> = Vec::new();
+    let mut seen_rules: BTreeMap<String, String> = BTreeMap::new();
     // name → where it was first defined
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for path in files {
@@ -204,11 +230,21 @@ pub fn load_files(files: &[PathBuf]) -> Result<PolicySet, Diagnostics> {
             }
         };
         let src = Source { path, text: &text };
-        parse_file(&src, &mut checks, &mut seen, &mut errors);
+        parse_file(
+            &src,
+            &mut checks,
+            &mut seen,
+            &mut rules,
+            &mut seen_rules,
+            ctx,
+            &mut errors,
+        );
     }
+    rules::check_references(&rules, &checks, &mut errors);
     if errors.is_empty() {
         Ok(PolicySet {
             checks,
+            rules: rules.into_iter().map(|r| r.rule).collect(),
             files: files.to_vec(),
             builtin: false,
         })
@@ -228,10 +264,14 @@ pub fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.:-".contains(c))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn parse_file(
     src: &Source<'_>,
     checks: &mut Vec<CheckSpec>,
     seen: &mut BTreeMap<String, String>,
+    rules: &mut Vec<rules::ParsedRule>,
+    seen_rules: &mut BTreeMap<String, String>,
+    ctx: &LoadContext,
     errors: &mut Vec<Diagnostic>,
 ) {
     let (root, parse_errors) = toml::de::DeTable::parse_recoverable(src.text);
@@ -242,12 +282,11 @@ fn parse_file(
     let root_span = root.span();
     let mut top = Table::new(src, root.get_ref(), root_span, "the policy file");
     if let Some(items) = top.array_of_tables("rule", errors) {
-        for (_, span) in items {
-            errors.push(src.at(
-                &span,
-                "[[rule]] is not supported by this version of vigild: it watches and reports, \
-                 recovery rules come with a later release; remove the rule or upgrade vigild",
-            ));
+        for (table, span) in items {
+            let mut t = Table::new(src, table, span, "[[rule]]");
+            if let Some(r) = rules::parse_rule(&mut t, seen_rules, ctx, errors) {
+                rules.push(r);
+            }
         }
     }
     if let Some(items) = top.array_of_tables("check", errors) {
@@ -537,6 +576,7 @@ pub fn builtin(roots: &HostRoots) -> PolicySet {
     }
     PolicySet {
         checks,
+        rules: Vec::new(),
         files: Vec::new(),
         builtin: true,
     }

@@ -11,7 +11,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 fn errors_of(text: &str) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "p.toml", text);
-    let errs = load_files(&[p]).unwrap_err();
+    let errs = load_files(&[p], &LoadContext::default()).unwrap_err();
     errs.0
         .iter()
         .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
@@ -44,7 +44,7 @@ crit = "temperature > 90"
 fn loads_the_design_schema() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "a.toml", GOOD);
-    let set = load_files(std::slice::from_ref(&p)).unwrap();
+    let set = load_files(std::slice::from_ref(&p), &LoadContext::default()).unwrap();
     assert_eq!(set.checks.len(), 3);
     let disk = &set.checks[0];
     assert_eq!(disk.params, ProbeParams::Disk { path: "/".into() });
@@ -130,7 +130,7 @@ fn duplicate_names_across_files_point_to_the_first() {
         "b.toml",
         "\n[[check]]\nname = \"m\"\nprobe = \"memory\"\n",
     );
-    let e = load_files(&[a.clone(), b.clone()]).unwrap_err();
+    let e = load_files(&[a.clone(), b.clone()], &LoadContext::default()).unwrap_err();
     assert_eq!(e.0.len(), 1);
     assert_eq!(e.0[0].file, b);
     assert_eq!(e.0[0].line, 3);
@@ -189,7 +189,7 @@ crit = ["memory_used > 95%", "temperature > 90"]
 "#;
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "p.toml", text);
-    let set = load_files(&[p]).unwrap();
+    let set = load_files(&[p], &LoadContext::default()).unwrap();
     let params: Vec<_> = set.checks.iter().map(|c| c.params.clone()).collect();
     assert_eq!(
         params[0],
@@ -259,11 +259,121 @@ crit = ["memory_used > 95%", "temperature > 90"]
     }
 }
 
+const RULES: &str = r#"
+[[check]]
+name = "ollama"
+probe = "ollama"
+
+[[check]]
+name = "stack"
+probe = "containers"
+match = ["arasul-*"]
+
+[[rule]]
+name = "heal-ollama"
+on = "ollama"
+when = "crit"
+for = "30s"
+do = [
+  "unload-models ollama",
+  "restart container:ollama",
+  "restart unit:docker.service",
+]
+cooldown = "1m"
+limit = "4 per 1h"
+mode = "enforce"
+
+[[rule]]
+name = "heal-stack"
+on = "container:*"
+do = ["restart {target}"]
+mode = "observe"
+"#;
+
 #[test]
-fn rules_are_refused_until_the_engine_exists() {
-    let e = errors_of("[[rule]]\nname = \"r\"\n");
-    assert_eq!(e.len(), 1);
-    assert!(e[0].contains("[[rule]] is not supported"), "{e:?}");
+fn rules_of_the_design_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "r.toml", RULES);
+    let set = load_files(&[p], &LoadContext::default()).unwrap();
+    assert_eq!(set.rules.len(), 2);
+    let r = &set.rules[0];
+    assert_eq!((r.name.as_str(), r.on.as_str()), ("heal-ollama", "ollama"));
+    assert_eq!(r.hold, Duration::from_secs(30));
+    assert_eq!(r.ladder.len(), 3);
+    assert_eq!(r.limit.count, 4);
+    assert_eq!(set.rules[1].mode, crate::engine::Mode::Observe);
+    assert_eq!(
+        set.rules[1].cooldown,
+        Duration::from_secs(rules::COOLDOWN_DEFAULT_SECS)
+    );
+}
+
+#[test]
+fn rule_errors_are_located() {
+    let text = r#"[[check]]
+name = "m"
+probe = "memory"
+
+[[rule]]
+name = "r1"
+on = "nope"
+when = "sometimes"
+do = ["restart pod:x", "clean /etc older-than 1d", "hook backup", "unload-models m"]
+limit = "lots"
+mode = "yolo"
+colour = "red"
+
+[[rule]]
+name = "r1"
+on = "m"
+do = []
+"#;
+    let e = errors_of(text);
+    let expect = [
+        "8:8: when must be crit, warn, not-ok or unknown",
+        "9:8: unknown target `pod:x`",
+        "9:25: clean /etc: not under a directory allowed by [actions] clean_allow",
+        "9:53: hook \"backup\" is not defined in vigil.toml",
+        "10:9: limit: expected `N per DURATION`",
+        "11:8: mode must be enforce or observe",
+        "12:1: unknown key `colour` in [[rule]]",
+        "15:8: duplicate rule name \"r1\"",
+        "`do` is empty",
+    ];
+    for want in expect {
+        assert!(
+            e.iter().any(|got| got.contains(want)),
+            "missing {want:?} in {e:#?}"
+        );
+    }
+    // A rule on a check that does not exist, and unload-models on a non-ollama check.
+    let e = errors_of("[[check]]\nname = \"m\"\nprobe = \"memory\"\n\n[[rule]]\nname = \"r\"\non = \"nope\"\ndo = [\"unload-models m\"]\n");
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("7:6: rule \"r\" is on \"nope\", but no check has that name")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("8:8: unload-models m: no check \"m\" with probe \"ollama\"")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn clean_inside_the_allow_list_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "r.toml", "[[check]]\nname = \"d\"\nprobe = \"disk\"\npath = \"/\"\n\n[[rule]]\nname = \"r\"\non = \"d\"\ndo = [\"clean /var/log/arasul/old older-than 7d\", \"clean /var/log/arasul/../../etc older-than 1d\"]\n");
+    let ctx = LoadContext {
+        clean_allow: vec!["/var/log/arasul".into()],
+        hooks: vec![],
+    };
+    let e = load_files(&[p], &ctx).unwrap_err();
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert!(
+        e.0[0].message.contains("clean /var/log/arasul/../../etc"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -308,6 +418,7 @@ fn directories_merge_by_file_name_later_wins() {
             "/nonexistent/x".into(),
         ],
         &HostRoots::default(),
+        &LoadContext::default(),
     )
     .unwrap();
     let names: Vec<_> = set.checks.iter().map(|c| c.name.as_str()).collect();
@@ -324,7 +435,12 @@ fn no_files_means_builtin_defaults_for_this_host() {
         proc: "/proc".into(),
         sys: sys.path().to_path_buf(),
     };
-    let set = load_dirs(&[empty.path().to_path_buf()], &roots).unwrap();
+    let set = load_dirs(
+        &[empty.path().to_path_buf()],
+        &roots,
+        &LoadContext::default(),
+    )
+    .unwrap();
     assert!(set.builtin);
     let names: Vec<_> = set.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
@@ -336,7 +452,12 @@ fn no_files_means_builtin_defaults_for_this_host() {
     std::fs::create_dir_all(&zone).unwrap();
     std::fs::write(zone.join("type"), "cpu-thermal").unwrap();
     std::fs::write(zone.join("temp"), "40000").unwrap();
-    let set = load_dirs(&[empty.path().to_path_buf()], &roots).unwrap();
+    let set = load_dirs(
+        &[empty.path().to_path_buf()],
+        &roots,
+        &LoadContext::default(),
+    )
+    .unwrap();
     assert_eq!(set.checks.len(), 3);
 }
 
