@@ -34,6 +34,24 @@ const MIGRATIONS: &[&str] = &[
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
      );",
+    // 2: incidents of rules and the actions taken (or that would have been) for them.
+    "CREATE TABLE incidents (
+        id          INTEGER PRIMARY KEY,
+        rule        TEXT NOT NULL,
+        check_name  TEXT NOT NULL,
+        opened_us   INTEGER NOT NULL,
+        state       TEXT NOT NULL,
+        closed_us   INTEGER
+     );
+     CREATE TABLE actions (
+        id          INTEGER PRIMARY KEY,
+        incident    INTEGER NOT NULL REFERENCES incidents(id),
+        step        INTEGER NOT NULL,
+        action      TEXT NOT NULL,
+        started_us  INTEGER NOT NULL,
+        result      TEXT
+     );
+     CREATE INDEX actions_incident ON actions (incident);",
 ];
 
 /// The schema version this build writes.
@@ -48,6 +66,28 @@ pub struct TransitionRow {
     pub to: Status,
     pub at: Micros,
     pub detail: String,
+}
+
+/// A stored incident.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct IncidentRow {
+    pub id: u64,
+    pub rule: String,
+    pub check: String,
+    pub opened: Micros,
+    pub state: String,
+    pub closed: Option<Micros>,
+    pub actions: Vec<ActionRow>,
+}
+
+/// A stored action of an incident.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ActionRow {
+    pub step: usize,
+    pub action: String,
+    pub started: Micros,
+    /// None while it runs (or if vigild died during it).
+    pub result: Option<String>,
 }
 
 /// How the database was opened.
@@ -293,6 +333,113 @@ impl Db {
         rows.collect()
     }
 
+    /// The id the next incident should get (ids stay unique across restarts).
+    pub fn next_incident_id(&self) -> rusqlite::Result<u64> {
+        let max: Option<i64> = self
+            .conn
+            .query_row("SELECT max(id) FROM incidents", [], |r| r.get(0))?;
+        Ok(max.unwrap_or(0) as u64 + 1)
+    }
+
+    /// Closes what a previous run left open: incidents become `interrupted` (the new run
+    /// opens its own if the condition still holds) and actions without a result say so.
+    pub fn close_interrupted(&self, at: Micros) -> rusqlite::Result<usize> {
+        self.conn.execute(
+            "UPDATE actions SET result = 'interrupted: vigild stopped before it finished' WHERE result IS NULL",
+            [],
+        )?;
+        self.conn.execute(
+            "UPDATE incidents SET state = 'interrupted', closed_us = ?1 WHERE state != 'resolved' AND state != 'interrupted'",
+            [at as i64],
+        )
+    }
+
+    /// Records a new incident.
+    pub fn incident_opened(
+        &self,
+        id: u64,
+        rule: &str,
+        check: &str,
+        at: Micros,
+    ) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT INTO incidents (id, rule, check_name, opened_us, state) VALUES (?1, ?2, ?3, ?4, 'open')",
+            params![id as i64, rule, check, at as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Moves an incident to `state` (`acting`, `exhausted`, `resolved`).
+    pub fn incident_state(&self, id: u64, state: &str, at: Micros) -> rusqlite::Result<()> {
+        let closed = (state == "resolved").then_some(at as i64);
+        self.conn.execute(
+            "UPDATE incidents SET state = ?2, closed_us = coalesce(?3, closed_us) WHERE id = ?1",
+            params![id as i64, state, closed],
+        )?;
+        Ok(())
+    }
+
+    /// Records an action before it runs; returns its row id for the result.
+    pub fn action_started(
+        &self,
+        incident: u64,
+        step: usize,
+        action: &str,
+        at: Micros,
+    ) -> rusqlite::Result<i64> {
+        self.conn.execute(
+            "INSERT INTO actions (incident, step, action, started_us) VALUES (?1, ?2, ?3, ?4)",
+            params![incident as i64, step as i64, action, at as i64],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records an action's result.
+    pub fn action_finished(&self, id: i64, result: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE actions SET result = ?2 WHERE id = ?1",
+            params![id, result],
+        )?;
+        Ok(())
+    }
+
+    /// Incidents, newest first, with their actions; only unresolved ones unless `all`.
+    pub fn incidents(&self, limit: u32, all: bool) -> rusqlite::Result<Vec<IncidentRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, rule, check_name, opened_us, state, closed_us FROM incidents
+             WHERE ?2 OR state != 'resolved' ORDER BY id DESC LIMIT ?1",
+        )?;
+        let mut rows: Vec<IncidentRow> = stmt
+            .query_map(params![limit, all], |r| {
+                Ok(IncidentRow {
+                    id: r.get::<_, i64>(0)? as u64,
+                    rule: r.get(1)?,
+                    check: r.get(2)?,
+                    opened: r.get::<_, i64>(3)? as u64,
+                    state: r.get(4)?,
+                    closed: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
+                    actions: Vec::new(),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut astmt = self.conn.prepare_cached(
+            "SELECT step, action, started_us, result FROM actions WHERE incident = ?1 ORDER BY id",
+        )?;
+        for row in &mut rows {
+            row.actions = astmt
+                .query_map([row.id as i64], |r| {
+                    Ok(ActionRow {
+                        step: r.get::<_, i64>(0)? as usize,
+                        action: r.get(1)?,
+                        started: r.get::<_, i64>(2)? as u64,
+                        result: r.get(3)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(rows)
+    }
+
     /// A stored setting.
     pub fn setting(&self, key: &str) -> rusqlite::Result<Option<String>> {
         self.conn
@@ -395,6 +542,20 @@ impl Store {
         let _ = self.tx.send(Cmd::Transition(t));
     }
 
+    /// Runs `f` on the store thread; does not wait. Errors are logged there.
+    pub fn submit(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&mut Db) -> rusqlite::Result<()> + Send + 'static,
+    ) {
+        let job: Job = Box::new(move |db| {
+            if let Err(e) = f(db) {
+                warn!(vigil_event = "store", "cannot record {what}: {e}");
+            }
+        });
+        let _ = self.tx.send(Cmd::Run(job));
+    }
+
     /// Runs `f` on the store thread and returns its result (queries, and a barrier that
     /// waits for every earlier write).
     pub async fn call<T: Send + 'static>(
@@ -452,6 +613,26 @@ mod tests {
             (Status::Ok, Status::Crit, 20)
         );
         assert_eq!(db.transitions(None, 1).unwrap()[0].check, "mem");
+    }
+
+    #[test]
+    fn incidents_and_actions_are_recorded_before_and_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = Db::open(&dir.path().join(DB_FILE));
+        assert_eq!(db.next_incident_id().unwrap(), 1);
+        db.incident_opened(1, "heal", "ollama", 10).unwrap();
+        let a = db
+            .action_started(1, 0, "restart container:ollama", 11)
+            .unwrap();
+        let open = db.incidents(10, false).unwrap();
+        assert_eq!(open[0].actions[0].result, None, "recorded before it runs");
+        db.action_finished(a, "restarted").unwrap();
+        db.incident_state(1, "resolved", 20).unwrap();
+        assert!(db.incidents(10, false).unwrap().is_empty());
+        let all = db.incidents(10, true).unwrap();
+        assert_eq!(all[0].closed, Some(20));
+        assert_eq!(all[0].actions[0].result.as_deref(), Some("restarted"));
+        assert_eq!(db.next_incident_id().unwrap(), 2);
     }
 
     #[test]

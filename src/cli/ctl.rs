@@ -77,6 +77,20 @@ async fn call_string(conn: &Connection, method: &str) -> Result<String, Failure>
         .map_err(|e| unreachable(format!("vigild did not answer {method}: {e}")))
 }
 
+async fn incidents(conn: &Connection) -> Result<Value, Failure> {
+    let proxy = zbus::Proxy::new(conn, BUS_NAME, MANAGER_PATH, MANAGER_IFACE)
+        .await
+        .map_err(|e| unreachable(format!("vigild: {e}")))?;
+    let text: String = proxy
+        .call("ListIncidents", &(0u32,))
+        .await
+        .map_err(|e| unreachable(format!("vigild did not answer ListIncidents: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| Failure {
+        code: exit::BAD,
+        message: format!("vigild sent bad JSON: {e}"),
+    })
+}
+
 async fn status_doc(conn: &Connection) -> Result<Value, Failure> {
     let text = call_string(conn, "GetStatus").await?;
     serde_json::from_str(&text).map_err(|e| Failure {
@@ -191,6 +205,90 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
             Ok(checks_table(&doc, false)
                 .map(|t| t.to_string())
                 .unwrap_or_else(|| "no checks".into()))
+        }
+        CtlCommand::Incidents { all } => {
+            let conn = connect(args.bus.as_deref()).await?;
+            let rows = incidents(&conn).await?;
+            let rows: Vec<&Value> = rows
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter(|r| all || s(r, "state") != "resolved")
+                        .collect()
+                })
+                .unwrap_or_default();
+            if args.json {
+                return Ok(serde_json::to_string_pretty(&rows).unwrap_or_default());
+            }
+            if rows.is_empty() {
+                return Ok(if all {
+                    "no incidents".into()
+                } else {
+                    "no open incidents".into()
+                });
+            }
+            let mut t = Table::new();
+            t.load_style(NOTHING)
+                .set_content_arrangement(ContentArrangement::Dynamic)
+                .set_header(["ID", "RULE", "CHECK", "STATE", "OPENED", "ACTIONS"]);
+            for r in rows {
+                let n = r
+                    .get("actions")
+                    .and_then(Value::as_array)
+                    .map_or(0, |a| a.len());
+                t.add_row([
+                    r["id"].to_string(),
+                    s(r, "rule").to_string(),
+                    s(r, "check").to_string(),
+                    s(r, "state").to_string(),
+                    crate::surface::rfc3339_millis(r["opened"].as_u64().unwrap_or(0)),
+                    n.to_string(),
+                ]);
+            }
+            Ok(t.to_string())
+        }
+        CtlCommand::Incident { id } => {
+            let conn = connect(args.bus.as_deref()).await?;
+            let rows = incidents(&conn).await?;
+            let Some(r) = rows
+                .as_array()
+                .and_then(|a| a.iter().find(|r| r["id"].as_u64() == Some(id)))
+            else {
+                return Err(Failure {
+                    code: exit::BAD,
+                    message: format!("no incident {id} (see vigilctl incidents --all)"),
+                });
+            };
+            if args.json {
+                return Ok(serde_json::to_string_pretty(r).unwrap_or_default());
+            }
+            let mut out = format!(
+                "incident {id}: rule {} on {} — {}\nopened {}",
+                s(r, "rule"),
+                s(r, "check"),
+                s(r, "state"),
+                crate::surface::rfc3339_millis(r["opened"].as_u64().unwrap_or(0))
+            );
+            if let Some(c) = r["closed"].as_u64() {
+                out.push_str(&format!(", closed {}", crate::surface::rfc3339_millis(c)));
+            }
+            for a in r
+                .get("actions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                out.push_str(&format!(
+                    "\n  {} step {}: {} → {}",
+                    crate::surface::rfc3339_millis(a["started"].as_u64().unwrap_or(0)),
+                    a["step"].as_u64().unwrap_or(0) + 1,
+                    s(a, "action"),
+                    a.get("result")
+                        .and_then(Value::as_str)
+                        .unwrap_or("(no result: interrupted)")
+                ));
+            }
+            Ok(out)
         }
         CtlCommand::Version => {
             let mut out = format!("vigilctl {}", crate::VERSION);

@@ -57,6 +57,17 @@ pub enum CtlCommand {
     Status,
     /// Every check with its status, since when, and why.
     Checks,
+    /// Incidents: open ones, or all with --all.
+    Incidents {
+        /// Include resolved incidents.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One incident with every action taken for it.
+    Incident {
+        /// The incident's id.
+        id: u64,
+    },
     /// Policy files: check them, or show the effective set.
     Policy {
         #[command(subcommand)]

@@ -16,12 +16,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::{self, Settings};
+use crate::engine::{Decision, Engine, Globals, Limit};
 use crate::health::{CheckState, HealthModel, Status, Transition};
 use crate::policy::{self, CheckSpec, PolicySet};
 use crate::probe::{Context, Reading};
 use crate::store::{Store, DB_FILE};
 use crate::surface::dbus::DbusSurface;
-use crate::surface::{http, notify, Snapshot};
+use crate::surface::{http, notify, Event, Snapshot};
 use probes::{ProbeResult, Probes};
 
 /// The check that reports a bad settings file or policy set at start.
@@ -207,13 +208,20 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     tokio::spawn(http::serve(listeners, snap_rx.clone(), shutdown.clone()));
 
     // D-Bus: an explicit address must work; otherwise a missing bus is one warning.
-    let (pub_tx, mut pub_rx) = mpsc::unbounded_channel::<(Arc<Snapshot>, Vec<Transition>)>();
-    match DbusSurface::connect(opts.bus.as_deref(), snap_rx.clone(), cmd_tx.clone()).await {
+    let (pub_tx, mut pub_rx) = mpsc::unbounded_channel::<(Arc<Snapshot>, Vec<Event>)>();
+    match DbusSurface::connect(
+        opts.bus.as_deref(),
+        snap_rx.clone(),
+        cmd_tx.clone(),
+        store.clone(),
+    )
+    .await
+    {
         Ok(mut surface) => {
             tokio::spawn(async move {
                 let mut failing = false;
-                while let Some((snap, transitions)) = pub_rx.recv().await {
-                    match surface.apply(snap, &transitions).await {
+                while let Some((snap, events)) = pub_rx.recv().await {
+                    match surface.apply(snap, &events).await {
                         Ok(()) if failing => {
                             failing = false;
                             info!(vigil_event = "bus", "publishing on D-Bus again");
@@ -240,6 +248,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     }
 
     let mut daemon = Daemon {
+        globals: Globals::default(),
         config_error: None,
         opts,
         ctx,
@@ -252,9 +261,28 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         store: store.clone(),
         snap_tx,
         pub_tx,
+        engine: Engine::new(Vec::new(), Globals::default()),
         started_at,
         status_line: String::new(),
     };
+    let start = crate::now_micros();
+    let next_incident = store
+        .call(move |db| {
+            if let Ok(n) = db.close_interrupted(start) {
+                if n > 0 {
+                    info!(
+                        vigil_event = "incident-interrupted",
+                        "{n} incident(s) of the previous run marked interrupted"
+                    );
+                }
+            }
+            db.next_incident_id()
+        })
+        .await
+        .and_then(|r| r.ok())
+        .unwrap_or(1);
+    daemon.engine.set_next_incident(next_incident);
+    daemon.globals = globals_of(&settings);
     // Handlers before READY=1: a reload right after start must not kill vigild.
     let signals = Signals::new()?;
     let transitions = daemon.install(policies, config_error);
@@ -301,7 +329,23 @@ impl Signals {
     }
 }
 
+/// Engine settings from `vigil.toml`.
+fn globals_of(settings: &Settings) -> Globals {
+    let mut g = Globals::default();
+    if let Some(l) = &settings.actions.reboot_limit {
+        match Limit::parse(l) {
+            Ok(l) => g.reboot_limit = l,
+            Err(e) => warn!(
+                vigil_event = "config",
+                "[actions] reboot_limit {l:?}: {e}; using 1 per 6h"
+            ),
+        }
+    }
+    g
+}
+
 struct Daemon {
+    globals: Globals,
     /// The errors that put vigild on built-in checks, while they last.
     config_error: Option<String>,
     opts: Options,
@@ -315,7 +359,8 @@ struct Daemon {
     pending_runs: HashMap<String, Vec<oneshot::Sender<Result<CheckState, String>>>>,
     store: Store,
     snap_tx: watch::Sender<Arc<Snapshot>>,
-    pub_tx: mpsc::UnboundedSender<(Arc<Snapshot>, Vec<Transition>)>,
+    pub_tx: mpsc::UnboundedSender<(Arc<Snapshot>, Vec<Event>)>,
+    engine: Engine,
     started_at: u64,
     status_line: String,
 }
@@ -340,6 +385,9 @@ impl Daemon {
         if let Some(w) = watchdog {
             info!("watchdog on: pinging every {w:?}");
         }
+        // Rules need time to pass (`for`, `cooldown`) even when no reading arrives.
+        let mut rule_tick = tokio::time::interval(Duration::from_secs(1));
+        rule_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (res_tx, mut results) = mpsc::channel::<ProbeResult>(1024);
         self.probes.set_sink(res_tx);
         self.restart_probes();
@@ -352,6 +400,7 @@ impl Daemon {
                 Some(r) = results.recv() => self.on_result(r),
                 Some(cmd) = commands.recv() => self.on_command(cmd),
                 _ = wd_tick.tick(), if watchdog.is_some() => notify::watchdog(),
+                _ = rule_tick.tick(), if self.engine.has_rules() => self.publish(Vec::new()),
                 _ = hup.recv() => { let _ = self.reload(); }
                 _ = term.recv() => { info!("SIGTERM: stopping"); return Ok(()); }
                 _ = int.recv() => { info!("SIGINT: stopping"); return Ok(()); }
@@ -414,6 +463,15 @@ impl Daemon {
                 set.files.len()
             );
         }
+        if !set.rules.is_empty() {
+            warn!(
+                vigil_event = "policy",
+                "{} rule(s) loaded; this vigild carries out no recovery actions yet: every rule \
+                 runs as in observe mode (incidents and the actions it would take are recorded)",
+                set.rules.len()
+            );
+        }
+        self.engine.set_rules(set.rules, self.globals);
         self.specs = set
             .checks
             .into_iter()
@@ -449,12 +507,13 @@ impl Daemon {
         notify::reloading();
         let result = load_settings(&self.opts).and_then(|settings| {
             let ctx = probe_context(&settings);
-            load_policies(&self.opts, &settings).map(|set| (ctx, set))
+            load_policies(&self.opts, &settings).map(|set| (ctx, set, globals_of(&settings)))
         });
         let answer = match result {
-            Ok((ctx, set)) => {
+            Ok((ctx, set, globals)) => {
                 let n = set.checks.len();
                 self.ctx = ctx;
+                self.globals = globals;
                 let transitions = self.install(set, None);
                 self.restart_probes();
                 self.publish(transitions);
@@ -625,8 +684,104 @@ impl Daemon {
         transition
     }
 
+    /// Runs the rules over the current statuses and records what they decide.
+    fn evaluate_rules(&mut self, now: u64) -> Vec<Event> {
+        let statuses: Vec<(String, Status)> = self
+            .model
+            .checks()
+            .map(|c| (c.name.clone(), c.status))
+            .collect();
+        let mut events = Vec::new();
+        for d in self.engine.tick(now, &statuses, false) {
+            match d {
+                Decision::Opened {
+                    incident,
+                    rule,
+                    check,
+                } => {
+                    warn!(vigil_event = "incident-opened", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check,
+                        "incident {incident} opened: rule {rule} on check {check}");
+                    let (r, c) = (rule.clone(), check.clone());
+                    self.store.submit("an incident", move |db| {
+                        db.incident_opened(incident, &r, &c, now)
+                    });
+                    events.push(Event::IncidentOpened {
+                        id: incident,
+                        rule,
+                        check,
+                    });
+                }
+                Decision::Act {
+                    incident,
+                    rule,
+                    check,
+                    step,
+                    action,
+                    observe,
+                } => {
+                    let action = action.to_string();
+                    let result = if observe {
+                        "observed: not carried out (mode = observe)".to_string()
+                    } else {
+                        "observed: not carried out (this vigild has no recovery actions yet)"
+                            .to_string()
+                    };
+                    info!(vigil_event = "action", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check, vigil_action = %action,
+                        "incident {incident}: step {} `{action}` — {result}", step + 1);
+                    let (a, r) = (action.clone(), result.clone());
+                    self.store.submit("an action", move |db| {
+                        db.incident_state(incident, "acting", now)?;
+                        let id = db.action_started(incident, step, &a, now)?;
+                        db.action_finished(id, &r)
+                    });
+                    events.push(Event::ActionTaken {
+                        incident,
+                        action,
+                        result,
+                    });
+                }
+                Decision::Held {
+                    incident,
+                    rule,
+                    action,
+                    reason,
+                    ..
+                } => {
+                    info!(vigil_event = "action-held", vigil_incident = incident, vigil_rule = %rule, vigil_action = %action,
+                        "incident {incident}: `{action}` held: {reason}");
+                }
+                Decision::Exhausted {
+                    incident,
+                    rule,
+                    check,
+                } => {
+                    error!(vigil_event = "incident-exhausted", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check,
+                        "incident {incident}: rule {rule} reached its limit; no more actions until {check} is ok");
+                    self.store.submit("an incident", move |db| {
+                        db.incident_state(incident, "exhausted", now)
+                    });
+                }
+                Decision::Resolved {
+                    incident,
+                    rule,
+                    check,
+                } => {
+                    info!(vigil_event = "incident-resolved", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check,
+                        "incident {incident} resolved: {check} is ok");
+                    self.store.submit("an incident", move |db| {
+                        db.incident_state(incident, "resolved", now)
+                    });
+                    events.push(Event::IncidentResolved { id: incident });
+                }
+            }
+        }
+        events
+    }
+
     /// Sends the current state to every surface.
     fn publish(&mut self, transitions: Vec<Transition>) {
+        let mut events: Vec<Event> = transitions.into_iter().map(Event::Transition).collect();
+        events.extend(self.evaluate_rules(crate::now_micros()));
         let prev = self.snap_tx.borrow().clone();
         let snap = Snapshot {
             started_at: self.started_at,
@@ -635,7 +790,7 @@ impl Daemon {
             counts: self.model.counts(),
             maintenance: prev.maintenance,
             update_state: prev.update_state.clone(),
-            open_incidents: prev.open_incidents,
+            open_incidents: self.engine.open_incidents().len() as u32,
             builtin_policies: self.builtin,
         };
         let line = snap.summary_line();
@@ -643,9 +798,12 @@ impl Daemon {
             notify::status(&line);
             self.status_line = line;
         }
+        if events.is_empty() && *prev == snap {
+            return;
+        }
         let snap = Arc::new(snap);
         self.snap_tx.send_replace(snap.clone());
-        let _ = self.pub_tx.send((snap, transitions));
+        let _ = self.pub_tx.send((snap, events));
     }
 }
 

@@ -214,6 +214,16 @@ impl Engine {
         self.globals = globals;
     }
 
+    /// Incident ids continue from here (the store's next id, so they stay unique).
+    pub fn set_next_incident(&mut self, id: u64) {
+        self.next_incident = self.next_incident.max(id);
+    }
+
+    /// Whether any rule is loaded.
+    pub fn has_rules(&self) -> bool {
+        !self.rules.is_empty()
+    }
+
     /// Open (not resolved) incidents: (id, rule, check, state).
     pub fn open_incidents(&self) -> Vec<(u64, String, String, IncidentState)> {
         self.tracks

@@ -13,9 +13,9 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::{fdo, interface, Connection};
 
-use super::Snapshot;
+use super::{Event, Snapshot};
 use crate::daemon::Command;
-use crate::health::{CheckState, Transition};
+use crate::health::CheckState;
 
 /// The well-known bus name.
 pub const BUS_NAME: &str = "org.vigil.Vigil1";
@@ -102,6 +102,7 @@ async fn authorize(conn: &Connection, header: &Header<'_>, method: &str) -> fdo:
 pub struct Manager {
     snap: watch::Receiver<Arc<Snapshot>>,
     commands: mpsc::Sender<Command>,
+    store: crate::store::Store,
 }
 
 impl Manager {
@@ -159,6 +160,7 @@ impl Manager {
     }
 
     /// The status document (JSON), the same as `vigilctl status --json`.
+    #[zbus(out_args("status"))]
     fn get_status(&self) -> String {
         self.snap().status_document(crate::now_micros()).to_string()
     }
@@ -182,8 +184,15 @@ impl Manager {
 
     /// Incidents, newest first (JSON).
     #[zbus(out_args("incidents"))]
-    fn list_incidents(&self, _limit: u32) -> fdo::Result<String> {
-        Err(not_supported("ListIncidents"))
+    async fn list_incidents(&self, limit: u32) -> fdo::Result<String> {
+        let limit = if limit == 0 { 100 } else { limit };
+        let rows = self
+            .store
+            .call(move |db| db.incidents(limit, true))
+            .await
+            .ok_or_else(|| fdo::Error::Failed("vigild is shutting down".into()))?
+            .map_err(|e| fdo::Error::Failed(format!("cannot read incidents: {e}")))?;
+        Ok(serde_json::to_string(&rows).unwrap_or_default())
     }
 
     /// Re-reads settings and policies; a bad set is refused and the old one stays.
@@ -202,13 +211,14 @@ impl Manager {
     /// Maintenance mode on for `seconds`, or off.
     async fn set_maintenance(
         &self,
-        _on: bool,
-        _seconds: u64,
-        _reason: String,
+        on: bool,
+        seconds: u64,
+        reason: String,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
         authorize(conn, &header, "SetMaintenance").await?;
+        let _ = (on, seconds, reason);
         Err(not_supported("SetMaintenance"))
     }
 
@@ -235,11 +245,12 @@ impl Manager {
     #[zbus(out_args("run"))]
     async fn apply_update(
         &self,
-        _path: String,
+        path: String,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<String> {
         authorize(conn, &header, "ApplyUpdate").await?;
+        let _ = path;
         Err(not_supported("ApplyUpdate"))
     }
 
@@ -358,6 +369,7 @@ async fn build(
     builder: zbus::connection::Builder<'static>,
     snap: &watch::Receiver<Arc<Snapshot>>,
     commands: &mpsc::Sender<Command>,
+    store: &crate::store::Store,
 ) -> zbus::Result<Connection> {
     builder
         .serve_at(
@@ -365,6 +377,7 @@ async fn build(
             Manager {
                 snap: snap.clone(),
                 commands: commands.clone(),
+                store: store.clone(),
             },
         )
         .name(BUS_NAME)
@@ -379,18 +392,26 @@ impl DbusSurface {
         address: Option<&str>,
         snap: watch::Receiver<Arc<Snapshot>>,
         commands: mpsc::Sender<Command>,
+        store: crate::store::Store,
     ) -> Result<DbusSurface, String> {
         let (conn, bus) = if let Some(addr) = address {
             let b = zbus::connection::Builder::address(addr);
-            let conn = build(b, &snap, &commands)
+            let conn = build(b, &snap, &commands, &store)
                 .await
                 .map_err(|e| format!("cannot take {BUS_NAME} on {addr}: {e}"))?;
             (conn, BusKind::Address(addr.to_string()))
         } else {
-            match build(zbus::connection::Builder::system(), &snap, &commands).await {
+            match build(
+                zbus::connection::Builder::system(),
+                &snap,
+                &commands,
+                &store,
+            )
+            .await
+            {
                 Ok(c) => (c, BusKind::System),
                 Err(sys_err) => {
-                    match build(zbus::connection::Builder::session(), &snap, &commands).await {
+                    match build(zbus::connection::Builder::session(), &snap, &commands, &store).await {
                         Ok(c) => {
                             warn!(
                                 vigil_event = "bus",
@@ -419,11 +440,7 @@ impl DbusSurface {
 
     /// Publishes a new snapshot: adds and removes check objects, updates their properties,
     /// emits `CheckChanged` for each transition and `PropertiesChanged` for the Manager.
-    pub async fn apply(
-        &mut self,
-        snap: Arc<Snapshot>,
-        transitions: &[Transition],
-    ) -> zbus::Result<()> {
+    pub async fn apply(&mut self, snap: Arc<Snapshot>, events: &[Event]) -> zbus::Result<()> {
         let server = self.conn.object_server();
         // Removed checks.
         let gone: Vec<String> = self
@@ -470,8 +487,23 @@ impl DbusSurface {
         }
         let iref = server.interface::<_, Manager>(MANAGER_PATH).await?;
         let em = iref.signal_emitter();
-        for t in transitions {
-            Manager::check_changed(em, &t.check, t.from.as_str(), t.to.as_str()).await?;
+        for e in events {
+            match e {
+                Event::Transition(t) => {
+                    Manager::check_changed(em, &t.check, t.from.as_str(), t.to.as_str()).await?
+                }
+                Event::IncidentOpened { id, rule, check } => {
+                    Manager::incident_opened(em, &id.to_string(), rule, check).await?
+                }
+                Event::ActionTaken {
+                    incident,
+                    action,
+                    result,
+                } => Manager::action_taken(em, &incident.to_string(), action, result).await?,
+                Event::IncidentResolved { id } => {
+                    Manager::incident_resolved(em, &id.to_string()).await?
+                }
+            }
         }
         let m = iref.get().await;
         if self.last.status != snap.status {

@@ -10,6 +10,25 @@ use serde_json::json;
 
 use crate::health::{CheckState, Micros, Overall, StatusCounts};
 
+/// Something that happened, for signals and logs (the snapshot says how things are).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Transition(crate::health::Transition),
+    IncidentOpened {
+        id: u64,
+        rule: String,
+        check: String,
+    },
+    ActionTaken {
+        incident: u64,
+        action: String,
+        result: String,
+    },
+    IncidentResolved {
+        id: u64,
+    },
+}
+
 /// What the daemon loop publishes after every change; surfaces only read it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {

@@ -1,0 +1,150 @@
+//! Rules in the running daemon: incidents open and resolve, the ladder is recorded (this
+//! release carries out no action: every step is recorded as observed), D-Bus signals, the
+//! store, and vigilctl.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::StreamExt;
+
+const POLICY: &str = r#"
+[[check]]
+name = "mem"
+probe = "memory"
+every = "100ms"
+crit = "available < 10%"
+
+[[rule]]
+name = "free-memory"
+on = "mem"
+when = "crit"
+for = "0s"
+do = ["notify", "restart unit:memory-hog.service"]
+cooldown = "1s"
+limit = "2 per 1h"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_opens_records_its_ladder_and_resolves() {
+    let bus = Bus::start();
+    let v = VigildBuilder::new().bus(&bus).policy(POLICY).start();
+    v.wait_dbus_status(&bus, "ok");
+    let conn = zbus::connection::Builder::address(bus.address.as_str())
+        .build()
+        .await
+        .unwrap();
+    let m = zbus::Proxy::new(
+        &conn,
+        "org.vigil.Vigil1",
+        "/org/vigil/Vigil1",
+        "org.vigil.Vigil1.Manager",
+    )
+    .await
+    .unwrap();
+    let mut opened = m.receive_signal("IncidentOpened").await.unwrap();
+    let mut taken = m.receive_signal("ActionTaken").await.unwrap();
+    let mut resolved = m.receive_signal("IncidentResolved").await.unwrap();
+
+    v.set_available_kb(50_000);
+    let t = Duration::from_secs(10);
+    let sig = tokio::time::timeout(t, opened.next())
+        .await
+        .expect("IncidentOpened")
+        .unwrap();
+    let (id, rule, check): (String, String, String) = sig.body().deserialize().unwrap();
+    assert_eq!((rule.as_str(), check.as_str()), ("free-memory", "mem"));
+    let mut actions = Vec::new();
+    for _ in 0..2 {
+        let sig = tokio::time::timeout(t, taken.next())
+            .await
+            .expect("ActionTaken")
+            .unwrap();
+        let (inc, action, result): (String, String, String) = sig.body().deserialize().unwrap();
+        assert_eq!(inc, id);
+        assert!(result.starts_with("observed: not carried out"), "{result}");
+        actions.push(action);
+    }
+    assert_eq!(actions, ["notify", "restart unit:memory-hog.service"]);
+    // The limit (2 per hour) is reached: exhausted, no third action.
+    wait_for(t, "exhausted in the log", || {
+        v.log().contains("reached its limit").then_some(())
+    });
+    let n: u32 = m.get_property("OpenIncidents").await.unwrap();
+    assert_eq!(n, 1);
+
+    v.set_available_kb(900_000);
+    let sig = tokio::time::timeout(t, resolved.next())
+        .await
+        .expect("IncidentResolved")
+        .unwrap();
+    let (rid,): (String,) = sig.body().deserialize().unwrap();
+    assert_eq!(rid, id);
+
+    // The store has it, with both actions and their results; vigilctl shows it.
+    let (code, out, err) = vigilctl(&["--bus", &bus.address, "--json", "incidents", "--all"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let inc = &rows[0];
+    assert_eq!(inc["id"].to_string(), id);
+    assert_eq!(inc["state"], "resolved");
+    assert_eq!(inc["actions"].as_array().unwrap().len(), 2);
+    assert!(inc["actions"][1]["result"]
+        .as_str()
+        .unwrap()
+        .starts_with("observed"));
+    let (code, out, _) = vigilctl(&["--bus", &bus.address, "incident", &id]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("rule free-memory on mem — resolved")
+            && out.contains("step 2: restart unit:memory-hog.service"),
+        "{out}"
+    );
+    let (code, out, _) = vigilctl(&["--bus", &bus.address, "incidents"]);
+    assert_eq!((code, out.trim()), (0, "no open incidents"));
+    assert!(
+        v.log().contains("carries out no recovery actions yet"),
+        "the limitation is said out loud"
+    );
+}
+
+#[test]
+fn incident_ids_stay_unique_across_restarts() {
+    let state = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let mut b = VigildBuilder::new().policy(POLICY);
+        b.state_dir = Some(state.path().to_path_buf());
+        let mut v = b.start();
+        v.wait_status("ok");
+        v.set_available_kb(50_000);
+        wait_for(Duration::from_secs(10), "an incident", || {
+            let log = v.log();
+            let at = log.find("incident ")?;
+            let id: String = log[at + 9..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
+            (!id.is_empty()).then_some(())
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        v.stop();
+        let c = rusqlite::Connection::open(state.path().join("vigil.db")).unwrap();
+        let max: i64 = c
+            .query_row("SELECT max(id) FROM incidents", [], |r| r.get(0))
+            .unwrap();
+        ids.push(max);
+    }
+    assert_eq!(ids[1], ids[0] + 1, "{ids:?}");
+    let c = rusqlite::Connection::open(state.path().join("vigil.db")).unwrap();
+    let first: String = c
+        .query_row("SELECT state FROM incidents WHERE id = ?1", [ids[0]], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        first, "interrupted",
+        "the first run's incident is closed by the second"
+    );
+}
