@@ -473,13 +473,25 @@ warn = ["memory_used > 60%", "temperature > 85"]
 crit = "memory_used > 80%"
 "#;
     let v = VigildBuilder::new().policy(policy).start();
-    // vigild prepared its own (empty) sys and proc roots: lay the Orin tree into them.
+    // vigild prepared its own (empty) sys and proc roots: no GPU there yet.
+    wait_for(Duration::from_secs(10), "the gpu check unknown", || {
+        v.log()
+            .contains("check gpu is unknown: no GPU found: NVML: ")
+            .then_some(())
+    });
+    // A few more readings with no GPU, then lay the Orin tree into the roots.
+    std::thread::sleep(Duration::from_millis(350));
     let sys = v.dir.path().join("sys");
-    copy_tree(&Path::new(FIXTURE).join("sys"), &sys);
     write_atomic(
         &v.proc_dir().join("meminfo"),
         &std::fs::read_to_string(Path::new(FIXTURE).join("proc/meminfo")).unwrap(),
     );
+    // Staged, then moved in with `class/` last, so the probe never sees half a tree.
+    let staging = v.dir.path().join("sys.staging");
+    copy_tree(&Path::new(FIXTURE).join("sys"), &staging);
+    for top in ["devices", "firmware", "class"] {
+        std::fs::rename(staging.join(top), sys.join(top)).unwrap();
+    }
     v.wait_status("ok");
     wait_for(Duration::from_secs(10), "the gpu check's ok line", || {
         v.log()
@@ -490,6 +502,21 @@ crit = "memory_used > 80%"
             })
             .then_some(())
     });
+    let log = v.log();
+    assert!(
+        log.contains(&format!(
+            "gpu: reading ga10b through Jetson sysfs ({})",
+            sys.join("class/devfreq/17000000.ga10b").display()
+        )),
+        "{log}"
+    );
+    // Before the tree was there, the check was unknown with both reasons, said once.
+    assert_eq!(
+        log.matches("check gpu is unknown: no GPU found: NVML: ")
+            .count(),
+        1,
+        "{log}"
+    );
     // The GPU's share of the memory above the crit threshold (55 GiB of 61.4).
     set_nvmap_kb(&v.proc_dir(), 55 * 1024 * 1024);
     v.wait_status("critical");
@@ -502,4 +529,45 @@ crit = "memory_used > 80%"
     // Back down: ok again.
     set_nvmap_kb(&v.proc_dir(), 12_897_280);
     v.wait_status("ok");
+}
+
+/// A backend stuck in a call (a GPU that hangs the driver).
+struct Hung(Duration);
+
+impl GpuBackend for Hung {
+    fn name(&self) -> &'static str {
+        "nvml"
+    }
+    fn read(&mut self) -> Result<gpu::GpuSample, gpu::GpuError> {
+        std::thread::sleep(self.0);
+        Err(gpu::GpuError("woke up".into()))
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_hung_backend_never_blocks_the_runtime() {
+    let empty = tempfile::tempdir().unwrap();
+    let ctx = Context {
+        roots: HostRoots {
+            proc: empty.path().into(),
+            sys: empty.path().into(),
+        },
+        ..Default::default()
+    };
+    let opener: NvmlOpener = Arc::new(|_| Ok(Box::new(Hung(Duration::from_secs(2)))));
+    let mut p = GpuProbe::with_nvml(Choice::Nvml, 0, &ctx, opener);
+    // On a single-threaded runtime a blocking call would hold the timer until it returned.
+    for _ in 0..3 {
+        let started = Instant::now();
+        let r = tokio::time::timeout(Duration::from_millis(100), p.read()).await;
+        assert!(r.is_err(), "the read is hung");
+        assert!(started.elapsed() < Duration::from_millis(1000));
+    }
+    // The one hung call finally answers; its answer is used.
+    let why = unknown(
+        tokio::time::timeout(Duration::from_secs(5), p.read())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(why, "nvml: woke up");
 }

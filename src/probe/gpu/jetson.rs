@@ -180,6 +180,14 @@ impl GpuBackend for JetsonBackend {
         "jetson"
     }
 
+    fn describe(&self) -> String {
+        format!(
+            "{} through Jetson sysfs ({})",
+            self.name,
+            self.devfreq.display()
+        )
+    }
+
     fn read(&mut self) -> Result<GpuSample, GpuError> {
         let load: f64 = read_num(&self.devfreq.join("device/load")).map_err(GpuError)?;
         let (used, total) = self.meminfo().map_err(GpuError)?;

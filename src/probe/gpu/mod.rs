@@ -125,6 +125,10 @@ pub trait GpuBackend: Send {
     fn name(&self) -> &'static str;
     /// Reads the GPU once.
     fn read(&mut self) -> Result<GpuSample, GpuError>;
+    /// Which GPU, for the log line that says which backend was chosen.
+    fn describe(&self) -> String {
+        self.name().to_string()
+    }
 }
 
 fn fmt_num(v: f64) -> String {
@@ -266,11 +270,7 @@ impl Selector {
         if self.backend.is_none() {
             match select(self.choice, self.device, &self.roots, &self.open_nvml) {
                 Ok(b) => {
-                    tracing::info!(
-                        vigil_event = "gpu-backend",
-                        "gpu: reading the GPU through {}",
-                        b.name()
-                    );
+                    tracing::info!(vigil_event = "gpu-backend", "gpu: reading {}", b.describe());
                     self.backend = Some(b);
                     self.last_failure = None;
                 }

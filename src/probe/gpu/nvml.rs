@@ -128,6 +128,8 @@ pub struct NvmlBackend<S> {
     source: S,
     /// The answers `open` read, used by the first reading (their XID events count).
     pending: Option<NvmlAnswers>,
+    /// The device's name as NVML gave it at the start.
+    device: String,
     xid_total: u64,
     last_xid: Option<u64>,
 }
@@ -154,6 +156,7 @@ impl<S: NvmlSource> NvmlBackend<S> {
         Ok(NvmlBackend {
             source,
             pending: Some(first),
+            device: name,
             xid_total: 0,
             last_xid: None,
         })
@@ -229,6 +232,10 @@ impl<S: NvmlSource> NvmlBackend<S> {
 impl<S: NvmlSource> GpuBackend for NvmlBackend<S> {
     fn name(&self) -> &'static str {
         "nvml"
+    }
+
+    fn describe(&self) -> String {
+        format!("{} through NVML", self.device)
     }
 
     fn read(&mut self) -> Result<GpuSample, GpuError> {
