@@ -173,7 +173,6 @@ fn methods_of_later_releases_answer_not_supported() {
     let _v = VigildBuilder::new().bus(&bus).start();
     let m = "org.vigil.Vigil1.Manager";
     for args in [
-        vec!["SetMaintenance", "bts", "true", "60", "test"],
         vec!["ApplyUpdate", "s", "/tmp/x.vigil"],
         vec!["Rollback"],
         vec!["GetUpdate"],

@@ -148,3 +148,85 @@ fn incident_ids_stay_unique_across_restarts() {
         "the first run's incident is closed by the second"
     );
 }
+
+#[test]
+fn maintenance_suspends_actions_survives_a_restart_and_ends_by_itself() {
+    let bus = Bus::start();
+    let state = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut b = VigildBuilder::new().bus(&bus).policy(POLICY);
+        b.state_dir = Some(state.path().to_path_buf());
+        b.start()
+    };
+    let mut v = start();
+    v.wait_dbus_status(&bus, "ok");
+    let ctl = |args: &[&str]| {
+        let mut full = vec!["--bus", bus.address.as_str()];
+        full.extend_from_slice(args);
+        vigilctl(&full)
+    };
+    let (code, out, err) = ctl(&[
+        "maintenance",
+        "on",
+        "--for",
+        "1h",
+        "--reason",
+        "swapping the SSD",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("maintenance on until ") && out.contains("(swapping the SSD)"),
+        "{out}"
+    );
+    let (code, _, err) = ctl(&["maintenance", "on", "--for", "30d", "--reason", "x"]);
+    assert_eq!(code, 1, "more than 7 days is refused: {err}");
+
+    // A failure during maintenance: the incident opens, the action is held, nothing is taken.
+    v.set_available_kb(50_000);
+    wait_for(Duration::from_secs(10), "the held action", || {
+        v.log().contains("held: maintenance mode").then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !v.log().contains("`notify` — observed"),
+        "no action in maintenance:\n{}",
+        v.log()
+    );
+
+    // vigild restarts: maintenance is still on.
+    v.stop();
+    drop(v);
+    let v = start();
+    wait_for(Duration::from_secs(10), "maintenance restored", || {
+        v.log().contains("maintenance mode still on").then_some(())
+    });
+    let (_, out, _) = ctl(&["--json", "maintenance", "status"]);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["maintenance"], true);
+    assert_eq!(doc["reason"], "swapping the SSD");
+    // (Each start prepares a fresh /proc tree: fail again.)
+    v.set_available_kb(50_000);
+    wait_for(Duration::from_secs(10), "the held action", || {
+        v.log().contains("held: maintenance mode").then_some(())
+    });
+
+    // Off: the held step is taken.
+    let (code, out, _) = ctl(&["maintenance", "off"]);
+    assert_eq!((code, out.trim()), (0, "maintenance off"));
+    wait_for(
+        Duration::from_secs(10),
+        "the first step after maintenance",
+        || v.log().contains("`notify` — observed").then_some(()),
+    );
+
+    // A short window ends by itself.
+    let (code, _, _) = ctl(&["maintenance", "on", "--for", "1s", "--reason", "blink"]);
+    assert_eq!(code, 0);
+    wait_for(Duration::from_secs(10), "the end of maintenance", || {
+        v.log()
+            .contains("maintenance mode ended by itself (blink)")
+            .then_some(())
+    });
+    let (_, out, _) = ctl(&["maintenance", "status"]);
+    assert_eq!(out.trim(), "maintenance off");
+}

@@ -6,7 +6,7 @@ use comfy_table::{presets::NOTHING, ContentArrangement, Table};
 use serde_json::Value;
 use zbus::Connection;
 
-use super::{exit, CtlCommand, PolicyCommand, VigilctlArgs};
+use super::{exit, CtlCommand, MaintenanceCommand, PolicyCommand, VigilctlArgs};
 use crate::policy::{self, PolicySet};
 use crate::probe::HostRoots;
 use crate::surface::dbus::{BUS_NAME, MANAGER_PATH};
@@ -289,6 +289,49 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
                 ));
             }
             Ok(out)
+        }
+        CtlCommand::Maintenance { command } => {
+            let conn = connect(args.bus.as_deref()).await?;
+            let proxy = zbus::Proxy::new(&conn, BUS_NAME, MANAGER_PATH, MANAGER_IFACE)
+                .await
+                .map_err(|e| unreachable(format!("vigild: {e}")))?;
+            let set = |on: bool, secs: u64, reason: String| {
+                let proxy = proxy.clone();
+                async move {
+                    proxy
+                        .call::<_, _, ()>("SetMaintenance", &(on, secs, reason))
+                        .await
+                        .map_err(|e| Failure {
+                            code: exit::BAD,
+                            message: format!("SetMaintenance refused: {e}"),
+                        })
+                }
+            };
+            match command {
+                MaintenanceCommand::On { duration, reason } => {
+                    set(true, duration.as_secs(), reason).await?
+                }
+                MaintenanceCommand::Off => set(false, 0, String::new()).await?,
+                MaintenanceCommand::Status => {}
+            }
+            let doc = status_doc(&conn).await?;
+            if args.json {
+                return Ok(serde_json::json!({
+                    "maintenance": doc["maintenance"],
+                    "until": doc["maintenance_until"],
+                    "reason": doc["maintenance_reason"],
+                })
+                .to_string());
+            }
+            Ok(if doc["maintenance"].as_bool() == Some(true) {
+                format!(
+                    "maintenance on until {} ({})",
+                    s(&doc, "maintenance_until"),
+                    s(&doc, "maintenance_reason")
+                )
+            } else {
+                "maintenance off".into()
+            })
         }
         CtlCommand::Version => {
             let mut out = format!("vigilctl {}", crate::VERSION);

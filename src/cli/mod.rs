@@ -68,6 +68,11 @@ pub enum CtlCommand {
         /// The incident's id.
         id: u64,
     },
+    /// Maintenance mode: suspend every recovery action for a while; checks go on.
+    Maintenance {
+        #[command(subcommand)]
+        command: MaintenanceCommand,
+    },
     /// Policy files: check them, or show the effective set.
     Policy {
         #[command(subcommand)]
@@ -75,6 +80,24 @@ pub enum CtlCommand {
     },
     /// Versions of vigilctl and of the running vigild.
     Version,
+}
+
+/// `vigilctl maintenance …`
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceCommand {
+    /// Turn it on; it ends by itself.
+    On {
+        /// How long, e.g. 30m, 2h.
+        #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// Why, for the journal and the status.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Turn it off now.
+    Off,
+    /// Whether it is on, until when and why.
+    Status,
 }
 
 /// `vigilctl policy …`

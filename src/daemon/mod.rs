@@ -39,6 +39,24 @@ pub enum Command {
         name: String,
         reply: oneshot::Sender<Result<CheckState, String>>,
     },
+    /// Maintenance on for `seconds`, or off. Answers a one-line summary.
+    SetMaintenance {
+        on: bool,
+        seconds: u64,
+        reason: String,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+}
+
+/// Longest maintenance window one call may set.
+pub const MAINTENANCE_MAX_SECS: u64 = 7 * 24 * 3600;
+
+/// Maintenance mode: actions suspended, observing goes on; ends by itself.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Maintenance {
+    pub since: u64,
+    pub until: u64,
+    pub reason: String,
 }
 
 /// How vigild was started.
@@ -248,6 +266,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     }
 
     let mut daemon = Daemon {
+        maintenance: None,
         globals: Globals::default(),
         config_error: None,
         opts,
@@ -282,6 +301,23 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         .and_then(|r| r.ok())
         .unwrap_or(1);
     daemon.engine.set_next_incident(next_incident);
+    // Maintenance survives a restart of vigild.
+    let saved = store
+        .call(|db| db.setting("maintenance"))
+        .await
+        .and_then(|r| r.ok())
+        .flatten();
+    if let Some(m) = saved.and_then(|t| serde_json::from_str::<Maintenance>(&t).ok()) {
+        if m.until > crate::now_micros() {
+            info!(
+                vigil_event = "maintenance",
+                "maintenance mode still on until {} ({})",
+                crate::surface::rfc3339_millis(m.until),
+                m.reason
+            );
+            daemon.maintenance = Some(m);
+        }
+    }
     daemon.globals = globals_of(&settings);
     // Handlers before READY=1: a reload right after start must not kill vigild.
     let signals = Signals::new()?;
@@ -345,6 +381,7 @@ fn globals_of(settings: &Settings) -> Globals {
 }
 
 struct Daemon {
+    maintenance: Option<Maintenance>,
     globals: Globals,
     /// The errors that put vigild on built-in checks, while they last.
     config_error: Option<String>,
@@ -400,7 +437,7 @@ impl Daemon {
                 Some(r) = results.recv() => self.on_result(r),
                 Some(cmd) = commands.recv() => self.on_command(cmd),
                 _ = wd_tick.tick(), if watchdog.is_some() => notify::watchdog(),
-                _ = rule_tick.tick(), if self.engine.has_rules() => self.publish(Vec::new()),
+                _ = rule_tick.tick(), if self.engine.has_rules() || self.maintenance.is_some() => self.publish(Vec::new()),
                 _ = hup.recv() => { let _ = self.reload(); }
                 _ = term.recv() => { info!("SIGTERM: stopping"); return Ok(()); }
                 _ = int.recv() => { info!("SIGINT: stopping"); return Ok(()); }
@@ -547,6 +584,14 @@ impl Daemon {
             Command::Reload { reply } => {
                 let _ = reply.send(self.reload());
             }
+            Command::SetMaintenance {
+                on,
+                seconds,
+                reason,
+                reply,
+            } => {
+                let _ = reply.send(self.set_maintenance(on, seconds, reason));
+            }
             Command::RunCheck { name, reply } => {
                 let group = self
                     .members
@@ -684,6 +729,64 @@ impl Daemon {
         transition
     }
 
+    fn set_maintenance(
+        &mut self,
+        on: bool,
+        seconds: u64,
+        reason: String,
+    ) -> Result<String, String> {
+        let now = crate::now_micros();
+        let answer = if on {
+            if seconds == 0 || seconds > MAINTENANCE_MAX_SECS {
+                return Err(format!(
+                    "maintenance needs a duration between 1 s and 7 days, got {seconds} s"
+                ));
+            }
+            let reason = if reason.trim().is_empty() {
+                "no reason given".to_string()
+            } else {
+                reason
+            };
+            let m = Maintenance {
+                since: now,
+                until: now + seconds * 1_000_000,
+                reason,
+            };
+            warn!(
+                vigil_event = "maintenance",
+                "maintenance mode on until {}: {} — actions are suspended, checks go on",
+                crate::surface::rfc3339_millis(m.until),
+                m.reason
+            );
+            let text = serde_json::to_string(&m).unwrap_or_default();
+            self.store.submit("maintenance", move |db| {
+                db.set_setting("maintenance", &text)
+            });
+            let line = format!(
+                "maintenance on until {}",
+                crate::surface::rfc3339_millis(m.until)
+            );
+            self.maintenance = Some(m);
+            line
+        } else {
+            self.end_maintenance("turned off");
+            "maintenance off".to_string()
+        };
+        self.publish(Vec::new());
+        Ok(answer)
+    }
+
+    fn end_maintenance(&mut self, how: &str) {
+        if let Some(m) = self.maintenance.take() {
+            info!(
+                vigil_event = "maintenance",
+                "maintenance mode {how} ({})", m.reason
+            );
+        }
+        self.store
+            .submit("maintenance", |db| db.set_setting("maintenance", ""));
+    }
+
     /// Runs the rules over the current statuses and records what they decide.
     fn evaluate_rules(&mut self, now: u64) -> Vec<Event> {
         let statuses: Vec<(String, Status)> = self
@@ -692,7 +795,11 @@ impl Daemon {
             .map(|c| (c.name.clone(), c.status))
             .collect();
         let mut events = Vec::new();
-        for d in self.engine.tick(now, &statuses, false) {
+        if self.maintenance.as_ref().is_some_and(|m| m.until <= now) {
+            self.end_maintenance("ended by itself");
+        }
+        let maintenance = self.maintenance.is_some();
+        for d in self.engine.tick(now, &statuses, maintenance) {
             match d {
                 Decision::Opened {
                     incident,
@@ -788,7 +895,9 @@ impl Daemon {
             status: self.model.overall(),
             checks: self.model.checks().cloned().collect(),
             counts: self.model.counts(),
-            maintenance: prev.maintenance,
+            maintenance: self.maintenance.is_some(),
+            maintenance_until: self.maintenance.as_ref().map(|m| m.until),
+            maintenance_reason: self.maintenance.as_ref().map(|m| m.reason.clone()),
             update_state: prev.update_state.clone(),
             open_incidents: self.engine.open_incidents().len() as u32,
             builtin_policies: self.builtin,

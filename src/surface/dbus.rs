@@ -208,7 +208,7 @@ impl Manager {
             .map_err(fdo::Error::InvalidArgs)
     }
 
-    /// Maintenance mode on for `seconds`, or off.
+    /// Maintenance mode on for `seconds` (actions suspended, checks go on, ends by itself), or off.
     async fn set_maintenance(
         &self,
         on: bool,
@@ -218,8 +218,15 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
         authorize(conn, &header, "SetMaintenance").await?;
-        let _ = (on, seconds, reason);
-        Err(not_supported("SetMaintenance"))
+        self.ask(|reply| Command::SetMaintenance {
+            on,
+            seconds,
+            reason,
+            reply,
+        })
+        .await?
+        .map(|_| ())
+        .map_err(fdo::Error::InvalidArgs)
     }
 
     /// Probes one check now and returns its state (JSON).
