@@ -5,6 +5,7 @@
 //! history in SQLite, and the [`surface`]s report over D-Bus, HTTP, sd_notify and the
 //! journal. [`daemon`] is the one loop that owns the state.
 
+pub mod action;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -403,6 +403,21 @@ impl Db {
         Ok(())
     }
 
+    /// Records the result of the action started at `started` as step `step` of `incident`.
+    pub fn action_finished_at(
+        &self,
+        incident: u64,
+        step: usize,
+        started: Micros,
+        result: &str,
+    ) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE actions SET result = ?4 WHERE incident = ?1 AND step = ?2 AND started_us = ?3",
+            params![incident as i64, step as i64, started as i64, result],
+        )?;
+        Ok(())
+    }
+
     /// Incidents, newest first, with their actions; only unresolved ones unless `all`.
     pub fn incidents(&self, limit: u32, all: bool) -> rusqlite::Result<Vec<IncidentRow>> {
         let mut stmt = self.conn.prepare_cached(

@@ -1,6 +1,5 @@
-//! Rules in the running daemon: incidents open and resolve, the ladder is recorded (this
-//! release carries out no action: every step is recorded as observed), D-Bus signals, the
-//! store, and vigilctl.
+//! Rules in the running daemon: incidents open and resolve, the ladder is carried out (or
+//! recorded as observed / skipped), D-Bus signals, the store, and vigilctl.
 
 mod common;
 
@@ -63,10 +62,22 @@ async fn an_incident_opens_records_its_ladder_and_resolves() {
             .unwrap();
         let (inc, action, result): (String, String, String) = sig.body().deserialize().unwrap();
         assert_eq!(inc, id);
-        assert!(result.starts_with("observed: not carried out"), "{result}");
-        actions.push(action);
+        actions.push((action, result));
     }
-    assert_eq!(actions, ["notify", "restart unit:memory-hog.service"]);
+    assert_eq!(
+        actions[0],
+        (
+            "notify".to_string(),
+            "skipped: no [[notify.webhook]] in vigil.toml".to_string()
+        )
+    );
+    assert_eq!(actions[1].0, "restart unit:memory-hog.service");
+    assert!(
+        actions[1].1.starts_with(
+            "skipped: `restart unit:memory-hog.service` cannot be carried out by this vigild yet"
+        ),
+        "{actions:?}"
+    );
     // The limit (2 per hour) is reached: exhausted, no third action.
     wait_for(t, "exhausted in the log", || {
         v.log().contains("reached its limit").then_some(())
@@ -93,7 +104,7 @@ async fn an_incident_opens_records_its_ladder_and_resolves() {
     assert!(inc["actions"][1]["result"]
         .as_str()
         .unwrap()
-        .starts_with("observed"));
+        .starts_with("skipped"));
     let (code, out, _) = vigilctl(&["--bus", &bus.address, "incident", &id]);
     assert_eq!(code, 0);
     assert!(
@@ -103,10 +114,6 @@ async fn an_incident_opens_records_its_ladder_and_resolves() {
     );
     let (code, out, _) = vigilctl(&["--bus", &bus.address, "incidents"]);
     assert_eq!((code, out.trim()), (0, "no open incidents"));
-    assert!(
-        v.log().contains("carries out no recovery actions yet"),
-        "the limitation is said out loud"
-    );
 }
 
 #[test]
@@ -188,7 +195,7 @@ fn maintenance_suspends_actions_survives_a_restart_and_ends_by_itself() {
     });
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
-        !v.log().contains("`notify` — observed"),
+        !v.log().contains("step 1 `notify` started"),
         "no action in maintenance:\n{}",
         v.log()
     );
@@ -216,7 +223,7 @@ fn maintenance_suspends_actions_survives_a_restart_and_ends_by_itself() {
     wait_for(
         Duration::from_secs(10),
         "the first step after maintenance",
-        || v.log().contains("`notify` — observed").then_some(()),
+        || v.log().contains("step 1 `notify` started").then_some(()),
     );
 
     // A short window ends by itself.
@@ -229,4 +236,84 @@ fn maintenance_suspends_actions_survives_a_restart_and_ends_by_itself() {
     });
     let (_, out, _) = ctl(&["maintenance", "status"]);
     assert_eq!(out.trim(), "maintenance off");
+}
+
+#[test]
+fn actions_have_real_effects_webhook_hook_and_observe_mode() {
+    // A webhook receiver on loopback that records what it gets.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/alerts", listener.local_addr().unwrap());
+    let received = std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let (s, _) = listener.accept().unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut len = 0;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        let mut s = s;
+        s.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        String::from_utf8(body).unwrap()
+    });
+    let marks = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(marks.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mark = marks.path().join("hook-ran");
+    let policy = r#"
+[[check]]
+name = "mem"
+probe = "memory"
+every = "100ms"
+crit = "available < 10%"
+
+[[rule]]
+name = "tell-and-fix"
+on = "mem"
+do = ["notify", "hook mark"]
+cooldown = "0s"
+limit = "2 per 1h"
+
+[[rule]]
+name = "just-watch"
+on = "mem"
+do = ["restart unit:never.service"]
+mode = "observe"
+"#;
+    let mut b = VigildBuilder::new().policy(policy);
+    b.settings = format!(
+        "[[notify.webhook]]\nurl = \"{url}\"\n\n[hooks.mark]\ncommand = [\"/usr/bin/touch\", \"{}\"]\ntimeout = \"10s\"\n",
+        mark.display()
+    );
+    let v = b.start();
+    v.wait_status("ok");
+    v.set_available_kb(50_000);
+    let body = received.join().unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["rule"], "tell-and-fix");
+    assert_eq!(doc["check"], "mem");
+    assert_eq!(doc["status"], "crit");
+    wait_for(Duration::from_secs(10), "the hook's file", || {
+        mark.exists().then_some(())
+    });
+    wait_for(Duration::from_secs(10), "both results in the log", || {
+        let log = v.log();
+        (log.contains(&format!("`notify` — done: notified {url}"))
+            && log.contains("`hook mark` — done: hook mark succeeded"))
+        .then_some(())
+    });
+    let log = v.log();
+    assert!(
+        log.contains("`restart unit:never.service` — observed: not carried out (mode = observe)"),
+        "{log}"
+    );
 }

@@ -265,7 +265,10 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         }
     }
 
+    let (done_tx, done_rx) = mpsc::unbounded_channel::<ActionDone>();
     let mut daemon = Daemon {
+        actuators: Arc::new(crate::action::Actuators::from_settings(&settings)),
+        done_tx,
         maintenance: None,
         globals: Globals::default(),
         config_error: None,
@@ -331,7 +334,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         daemon.status_line
     );
 
-    let result = daemon.run_loop(cmd_rx, signals).await;
+    let result = daemon.run_loop(cmd_rx, signals, done_rx).await;
     notify::stopping();
     shutdown.cancel();
     daemon.probes.stop();
@@ -380,7 +383,20 @@ fn globals_of(settings: &Settings) -> Globals {
     g
 }
 
+/// An action's result on its way back to the loop.
+struct ActionDone {
+    incident: u64,
+    rule: String,
+    check: String,
+    step: usize,
+    action: String,
+    started: u64,
+    outcome: crate::action::Outcome,
+}
+
 struct Daemon {
+    actuators: Arc<crate::action::Actuators>,
+    done_tx: mpsc::UnboundedSender<ActionDone>,
     maintenance: Option<Maintenance>,
     globals: Globals,
     /// The errors that put vigild on built-in checks, while they last.
@@ -407,6 +423,7 @@ impl Daemon {
         &mut self,
         mut commands: mpsc::Receiver<Command>,
         signals: Signals,
+        mut done: mpsc::UnboundedReceiver<ActionDone>,
     ) -> Result<(), DaemonError> {
         let Signals {
             mut hup,
@@ -436,6 +453,7 @@ impl Daemon {
             tokio::select! {
                 Some(r) = results.recv() => self.on_result(r),
                 Some(cmd) = commands.recv() => self.on_command(cmd),
+                Some(d) = done.recv() => self.on_action_done(d),
                 _ = wd_tick.tick(), if watchdog.is_some() => notify::watchdog(),
                 _ = rule_tick.tick(), if self.engine.has_rules() || self.maintenance.is_some() => self.publish(Vec::new()),
                 _ = hup.recv() => { let _ = self.reload(); }
@@ -500,14 +518,6 @@ impl Daemon {
                 set.files.len()
             );
         }
-        if !set.rules.is_empty() {
-            warn!(
-                vigil_event = "policy",
-                "{} rule(s) loaded; this vigild carries out no recovery actions yet: every rule \
-                 runs as in observe mode (incidents and the actions it would take are recorded)",
-                set.rules.len()
-            );
-        }
         self.engine.set_rules(set.rules, self.globals);
         self.specs = set
             .checks
@@ -544,13 +554,17 @@ impl Daemon {
         notify::reloading();
         let result = load_settings(&self.opts).and_then(|settings| {
             let ctx = probe_context(&settings);
-            load_policies(&self.opts, &settings).map(|set| (ctx, set, globals_of(&settings)))
+            load_policies(&self.opts, &settings).map(|set| {
+                let actuators = crate::action::Actuators::from_settings(&settings);
+                (ctx, set, globals_of(&settings), actuators)
+            })
         });
         let answer = match result {
-            Ok((ctx, set, globals)) => {
+            Ok((ctx, set, globals, actuators)) => {
                 let n = set.checks.len();
                 self.ctx = ctx;
                 self.globals = globals;
+                self.actuators = Arc::new(actuators);
                 let transitions = self.install(set, None);
                 self.restart_probes();
                 self.publish(transitions);
@@ -787,6 +801,38 @@ impl Daemon {
             .submit("maintenance", |db| db.set_setting("maintenance", ""));
     }
 
+    /// An action came back: record, log and signal its outcome.
+    fn on_action_done(&mut self, d: ActionDone) {
+        let line = d.outcome.to_line();
+        let msg = format!(
+            "incident {}: step {} `{}` — {line}",
+            d.incident,
+            d.step + 1,
+            d.action
+        );
+        match &d.outcome {
+            crate::action::Outcome::Failed(_) => {
+                error!(vigil_event = "action", vigil_incident = d.incident, vigil_rule = %d.rule, vigil_check = %d.check, vigil_action = %d.action, "{msg}")
+            }
+            _ => {
+                info!(vigil_event = "action", vigil_incident = d.incident, vigil_rule = %d.rule, vigil_check = %d.check, vigil_action = %d.action, "{msg}")
+            }
+        }
+        let (inc, step, started, l) = (d.incident, d.step, d.started, line.clone());
+        self.store.submit("an action result", move |db| {
+            db.action_finished_at(inc, step, started, &l)
+        });
+        let snap = self.snap_tx.borrow().clone();
+        let _ = self.pub_tx.send((
+            snap,
+            vec![Event::ActionTaken {
+                incident: d.incident,
+                action: d.action,
+                result: line,
+            }],
+        ));
+    }
+
     /// Runs the rules over the current statuses and records what they decide.
     fn evaluate_rules(&mut self, now: u64) -> Vec<Event> {
         let statuses: Vec<(String, Status)> = self
@@ -826,25 +872,58 @@ impl Daemon {
                     action,
                     observe,
                 } => {
-                    let action = action.to_string();
-                    let result = if observe {
-                        "observed: not carried out (mode = observe)".to_string()
-                    } else {
-                        "observed: not carried out (this vigild has no recovery actions yet)"
-                            .to_string()
-                    };
-                    info!(vigil_event = "action", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check, vigil_action = %action,
-                        "incident {incident}: step {} `{action}` — {result}", step + 1);
-                    let (a, r) = (action.clone(), result.clone());
+                    let text = action.to_string();
+                    if observe {
+                        let result = "observed: not carried out (mode = observe)".to_string();
+                        info!(vigil_event = "action", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check, vigil_action = %text,
+                            "incident {incident}: step {} `{text}` — {result}", step + 1);
+                        let (a, r) = (text.clone(), result.clone());
+                        self.store.submit("an action", move |db| {
+                            db.incident_state(incident, "acting", now)?;
+                            let id = db.action_started(incident, step, &a, now)?;
+                            db.action_finished(id, &r)
+                        });
+                        events.push(Event::ActionTaken {
+                            incident,
+                            action: text,
+                            result,
+                        });
+                        continue;
+                    }
+                    // Recorded before it runs; the result is recorded when it comes back.
+                    info!(vigil_event = "action-started", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check, vigil_action = %text,
+                        "incident {incident}: step {} `{text}` started", step + 1);
+                    let a = text.clone();
                     self.store.submit("an action", move |db| {
                         db.incident_state(incident, "acting", now)?;
-                        let id = db.action_started(incident, step, &a, now)?;
-                        db.action_finished(id, &r)
+                        db.action_started(incident, step, &a, now).map(|_| ())
                     });
-                    events.push(Event::ActionTaken {
+                    let state = self.model.get(&check);
+                    let note = crate::action::Notification {
+                        event: "incident".into(),
                         incident,
-                        action,
-                        result,
+                        rule: rule.clone(),
+                        check: check.clone(),
+                        status: state.map(|c| c.status.to_string()).unwrap_or_default(),
+                        detail: state.map(|c| c.detail.clone()).unwrap_or_default(),
+                        host: nix::unistd::gethostname()
+                            .ok()
+                            .and_then(|h| h.into_string().ok())
+                            .unwrap_or_default(),
+                        time: crate::surface::rfc3339_millis(now),
+                    };
+                    let (actuators, tx) = (self.actuators.clone(), self.done_tx.clone());
+                    tokio::spawn(async move {
+                        let outcome = actuators.run(&action, &note).await;
+                        let _ = tx.send(ActionDone {
+                            incident,
+                            rule,
+                            check,
+                            step,
+                            action: text,
+                            started: now,
+                            outcome,
+                        });
                     });
                 }
                 Decision::Held {

@@ -1,0 +1,105 @@
+//! Actuators: carry out one recovery action and say what happened.
+//!
+//! Every action has a timeout and returns an [`Outcome`] (never an error that escapes):
+//! that outcome is what is recorded in SQLite, logged and signalled. Actions run without
+//! privileges: vigild's own user, or `nobody` for commands when vigild runs as root.
+
+mod clean;
+mod hook;
+mod notify;
+mod signal;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::Settings;
+use crate::engine::Action;
+
+pub use notify::Notification;
+
+/// Longest any single action may take unless it says otherwise.
+pub const ACTION_TIMEOUT_DEFAULT_SECS: u64 = 60;
+
+/// What an action did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It did what it says, and how it went (`restarted`, `deleted 3 files, 12 MiB`).
+    Done(String),
+    /// It was not carried out, and why (nothing to do, not available in this build).
+    Skipped(String),
+    /// It was tried and failed, and why.
+    Failed(String),
+}
+
+impl Outcome {
+    /// One line for the store, the journal and D-Bus: `done: …`, `skipped: …`, `failed: …`.
+    pub fn to_line(&self) -> String {
+        match self {
+            Outcome::Done(s) => format!("done: {s}"),
+            Outcome::Skipped(s) => format!("skipped: {s}"),
+            Outcome::Failed(s) => format!("failed: {s}"),
+        }
+    }
+}
+
+/// What actions need from the settings.
+#[derive(Debug, Clone, Default)]
+pub struct Actuators {
+    pub webhooks: Vec<crate::config::Webhook>,
+    pub hooks: BTreeMap<String, crate::config::Hook>,
+    pub clean_allow: Vec<PathBuf>,
+    /// `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`), for tokens.
+    pub credentials_dir: Option<PathBuf>,
+}
+
+impl Actuators {
+    /// From the daemon settings and the environment.
+    pub fn from_settings(s: &Settings) -> Actuators {
+        Actuators {
+            webhooks: s.notify.webhook.clone(),
+            hooks: s.hooks.clone(),
+            clean_allow: s.actions.clean_allow.clone(),
+            credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+        }
+    }
+
+    /// Carries out one action, bounded by a timeout.
+    pub async fn run(&self, action: &Action, note: &Notification) -> Outcome {
+        let limit = match action {
+            Action::Hook(name) => self
+                .hooks
+                .get(name)
+                .and_then(|h| h.timeout.as_deref())
+                .and_then(|t| humantime::parse_duration(t).ok())
+                .unwrap_or(Duration::from_secs(ACTION_TIMEOUT_DEFAULT_SECS)),
+            _ => Duration::from_secs(ACTION_TIMEOUT_DEFAULT_SECS),
+        };
+        let work = async {
+            match action {
+                Action::Notify => notify::send(&self.webhooks, self.credentials_dir.as_deref(), note).await,
+                Action::Hook(name) => match self.hooks.get(name) {
+                    Some(h) => hook::run(name, &h.command, limit).await,
+                    None => Outcome::Failed(format!("hook {name:?} is not defined in vigil.toml")),
+                },
+                Action::Clean { dir, older_than } => {
+                    let (dir, older_than, allow) = (dir.clone(), *older_than, self.clean_allow.clone());
+                    tokio::task::spawn_blocking(move || clean::clean(&dir, older_than, &allow))
+                        .await
+                        .unwrap_or_else(|e| Outcome::Failed(format!("clean task failed: {e}")))
+                }
+                Action::Signal { process, signal } => signal::send(process, signal),
+                other => Outcome::Skipped(format!(
+                    "`{other}` cannot be carried out by this vigild yet (its actuator comes with a later release)"
+                )),
+            }
+        };
+        match tokio::time::timeout(limit + Duration::from_secs(1), work).await {
+            Ok(o) => o,
+            Err(_) => Outcome::Failed(format!(
+                "gave no result within {}",
+                humantime::format_duration(limit)
+            )),
+        }
+    }
+}

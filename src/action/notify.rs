@@ -1,0 +1,195 @@
+//! `notify`: POST a JSON description of the incident to every configured webhook, with a
+//! bearer token from systemd credentials, retried with back-off.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::Outcome;
+use crate::config::Webhook;
+
+/// Attempts per webhook.
+const ATTEMPTS: u32 = 3;
+/// Timeout of one attempt.
+const ATTEMPT_TIMEOUT_SECS: u64 = 10;
+
+/// The body of a notification.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Notification {
+    pub event: String,
+    pub incident: u64,
+    pub rule: String,
+    pub check: String,
+    pub status: String,
+    pub detail: String,
+    pub host: String,
+    pub time: String,
+}
+
+fn token(dir: Option<&Path>, name: &str) -> Result<String, String> {
+    let dir = dir.ok_or_else(|| format!("token_credential {name:?} set, but no $CREDENTIALS_DIRECTORY (LoadCredential= in the unit)"))?;
+    std::fs::read_to_string(dir.join(name))
+        .map(|t| t.trim().to_string())
+        .map_err(|e| format!("credential {name:?}: {e}"))
+}
+
+/// Sends to every webhook; done when all took it.
+pub async fn send(hooks: &[Webhook], creds: Option<&Path>, note: &Notification) -> Outcome {
+    if hooks.is_empty() {
+        return Outcome::Skipped("no [[notify.webhook]] in vigil.toml".into());
+    }
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(ATTEMPT_TIMEOUT_SECS))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(format!("HTTP client: {e}")),
+    };
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for hook in hooks {
+        let bearer = match &hook.token_credential {
+            Some(name) => match token(creds, name) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    failed.push(format!("{}: {e}", hook.url));
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let mut last = String::new();
+        let mut delivered = false;
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_secs(1 << (attempt - 1))).await;
+            }
+            let mut req = client.post(&hook.url).json(note);
+            for (k, v) in &hook.headers {
+                req = req.header(k, v);
+            }
+            if let Some(t) = &bearer {
+                req = req.bearer_auth(t);
+            }
+            match req.send().await {
+                Ok(r) if r.status().is_success() => {
+                    delivered = true;
+                    break;
+                }
+                Ok(r) => last = format!("answered {}", r.status()),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        if delivered {
+            ok.push(hook.url.clone());
+        } else {
+            failed.push(format!("{}: {last} (after {ATTEMPTS} attempts)", hook.url));
+        }
+    }
+    if failed.is_empty() {
+        Outcome::Done(format!("notified {}", ok.join(", ")))
+    } else {
+        Outcome::Failed(format!(
+            "notified [{}]; not {}",
+            ok.join(", "),
+            failed.join("; ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    /// A real HTTP server on loopback that records requests and answers with `codes` in turn.
+    fn server(codes: Vec<u16>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        let h = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for code in codes {
+                let (s, _) = l.accept().unwrap();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut head = String::new();
+                let mut len = 0;
+                loop {
+                    let mut line = String::new();
+                    r.read_line(&mut line).unwrap();
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                    head.push_str(&line);
+                }
+                let mut body = vec![0; len];
+                r.read_exact(&mut body).unwrap();
+                seen.push(format!("{head}\n{}", String::from_utf8_lossy(&body)));
+                let mut s = s;
+                write!(
+                    s,
+                    "HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap();
+            }
+            seen
+        });
+        (url, h)
+    }
+
+    #[tokio::test]
+    async fn posts_json_with_the_credential_and_retries() {
+        let creds = tempfile::tempdir().unwrap();
+        std::fs::write(creds.path().join("alert-token"), "s3cret\n").unwrap();
+        let (url, h) = server(vec![503, 200]);
+        let hooks = vec![Webhook {
+            url: url.clone(),
+            headers: [("X-Site".to_string(), "plant-7".to_string())].into(),
+            token_credential: Some("alert-token".into()),
+        }];
+        let note = Notification {
+            event: "incident".into(),
+            incident: 7,
+            rule: "heal".into(),
+            check: "ollama".into(),
+            ..Default::default()
+        };
+        let out = send(&hooks, Some(creds.path()), &note).await;
+        assert_eq!(out, Outcome::Done(format!("notified {url}")));
+        let seen = h.join().unwrap();
+        assert_eq!(seen.len(), 2, "one retry after the 503");
+        let lower = seen[1].to_ascii_lowercase();
+        assert!(
+            lower.contains("authorization: bearer s3cret"),
+            "{}",
+            seen[1]
+        );
+        assert!(lower.contains("x-site: plant-7"));
+        let body: serde_json::Value =
+            serde_json::from_str(seen[1].split("\n\n").last().unwrap().trim()).unwrap();
+        assert_eq!(body["incident"], 7);
+        assert_eq!(body["check"], "ollama");
+    }
+
+    #[tokio::test]
+    async fn missing_credential_or_dead_endpoint_is_a_clear_failure() {
+        let hooks = vec![Webhook {
+            url: "http://127.0.0.1:1/hook".into(),
+            headers: Default::default(),
+            token_credential: Some("t".into()),
+        }];
+        let out = send(&hooks, None, &Notification::default()).await;
+        assert!(
+            matches!(out, Outcome::Failed(ref s) if s.contains("no $CREDENTIALS_DIRECTORY")),
+            "{out:?}"
+        );
+        assert!(matches!(
+            send(&[], None, &Notification::default()).await,
+            Outcome::Skipped(_)
+        ));
+    }
+}

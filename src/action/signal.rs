@@ -1,0 +1,90 @@
+//! `signal process:NAME SIG`: signal every process whose name (`/proc/PID/comm`) is NAME.
+
+use std::str::FromStr;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::Outcome;
+
+/// Pids of processes named `name`.
+pub fn find(name: &str) -> Vec<i32> {
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == name)
+        })
+        .collect();
+    pids.sort();
+    pids
+}
+
+/// Sends `sig` (`SIGUSR1`, `USR1`, `HUP`…) to every process named `name`.
+pub fn send(name: &str, sig: &str) -> Outcome {
+    let full = if sig.starts_with("SIG") {
+        sig.to_string()
+    } else {
+        format!("SIG{sig}")
+    };
+    let Ok(signal) = Signal::from_str(&full) else {
+        return Outcome::Failed(format!(
+            "{sig} is not a signal name (try SIGHUP, SIGUSR1, SIGTERM)"
+        ));
+    };
+    let pids = find(name);
+    if pids.is_empty() {
+        return Outcome::Failed(format!("no process named {name:?} is running"));
+    }
+    let mut sent = Vec::new();
+    let mut errors = Vec::new();
+    for pid in pids {
+        match kill(Pid::from_raw(pid), signal) {
+            Ok(()) => sent.push(pid.to_string()),
+            Err(e) => errors.push(format!("{pid}: {}", e.desc())),
+        }
+    }
+    if errors.is_empty() {
+        Outcome::Done(format!("sent {full} to {name} (pid {})", sent.join(", ")))
+    } else {
+        Outcome::Failed(format!(
+            "sent {full} to pid [{}]; not to {}",
+            sent.join(", "),
+            errors.join("; ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_processes_by_name() {
+        // A real process with a name of its own.
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("vigil-sigtest");
+        std::fs::copy("/bin/sleep", &exe).unwrap();
+        let mut child = std::process::Command::new(&exe).arg("30").spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(find("vigil-sigtest"), vec![child.id() as i32]);
+        let out = send("vigil-sigtest", "TERM");
+        assert!(
+            matches!(out, Outcome::Done(ref s) if s.contains("sent SIGTERM")),
+            "{out:?}"
+        );
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(15)
+        );
+        assert!(
+            matches!(send("vigil-sigtest", "TERM"), Outcome::Failed(ref s) if s.contains("no process"))
+        );
+        assert!(
+            matches!(send("x", "SIGFOO"), Outcome::Failed(ref s) if s.contains("not a signal"))
+        );
+    }
+}
