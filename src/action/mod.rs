@@ -5,9 +5,11 @@
 //! privileges: vigild's own user, or `nobody` for commands when vigild runs as root.
 
 mod clean;
+mod container;
 mod hook;
 mod notify;
 mod signal;
+mod unit;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -51,6 +53,10 @@ pub struct Actuators {
     pub clean_allow: Vec<PathBuf>,
     /// `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`), for tokens.
     pub credentials_dir: Option<PathBuf>,
+    /// `[docker] host`.
+    pub docker_host: Option<String>,
+    /// A D-Bus address for systemd instead of the system bus (tests).
+    pub systemd_bus: Option<String>,
 }
 
 impl Actuators {
@@ -61,6 +67,8 @@ impl Actuators {
             hooks: s.hooks.clone(),
             clean_allow: s.actions.clean_allow.clone(),
             credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+            docker_host: s.docker.host.clone(),
+            systemd_bus: None,
         }
     }
 
@@ -89,6 +97,22 @@ impl Actuators {
                         .unwrap_or_else(|e| Outcome::Failed(format!("clean task failed: {e}")))
                 }
                 Action::Signal { process, signal } => signal::send(process, signal),
+                Action::Restart(t) | Action::Start(t) | Action::Stop(t) => {
+                    let verb = match action {
+                        Action::Restart(_) => "restart",
+                        Action::Start(_) => "start",
+                        _ => "stop",
+                    };
+                    match t {
+                        crate::engine::action::Target::Container(n) => {
+                            container::act(verb, n, self.docker_host.as_deref()).await
+                        }
+                        crate::engine::action::Target::Unit(n) => {
+                            unit::act(verb, n, self.systemd_bus.as_deref(), limit).await
+                        }
+                        other => Outcome::Failed(format!("{verb} {other}: not a unit or container")),
+                    }
+                }
                 other => Outcome::Skipped(format!(
                     "`{other}` cannot be carried out by this vigild yet (its actuator comes with a later release)"
                 )),

@@ -1,0 +1,84 @@
+//! `restart|start|stop container:NAME` over the Docker Engine API.
+
+use super::Outcome;
+
+/// Seconds Docker waits for a container to stop before it kills it.
+const STOP_GRACE_SECS: i32 = 10;
+
+fn client(host: Option<&str>) -> Result<bollard::Docker, String> {
+    let r = match host {
+        Some(h) if h.starts_with("unix://") || h.starts_with('/') => {
+            bollard::Docker::connect_with_unix(h, 120, bollard::API_DEFAULT_VERSION)
+        }
+        Some(h) => bollard::Docker::connect_with_http(h, 120, bollard::API_DEFAULT_VERSION),
+        None => bollard::Docker::connect_with_socket_defaults(),
+    };
+    r.map_err(|e| {
+        format!(
+            "Docker engine at {}: {e}",
+            host.unwrap_or("the default socket")
+        )
+    })
+}
+
+/// Restarts, starts or stops a container and says how it went.
+pub async fn act(verb: &str, name: &str, host: Option<&str>) -> Outcome {
+    let docker = match client(host) {
+        Ok(d) => d,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let docker = match docker.negotiate_version().await {
+        Ok(d) => d,
+        Err(e) => return Outcome::Failed(format!("Docker engine unreachable: {e}")),
+    };
+    use bollard::query_parameters::{RestartContainerOptions, StopContainerOptions};
+    if verb != "restart" {
+        // Starting a running container or stopping a stopped one is nothing to do.
+        let running = docker
+            .inspect_container(name, None)
+            .await
+            .ok()
+            .and_then(|c| c.state)
+            .and_then(|s| s.running);
+        match (verb, running) {
+            ("start", Some(true)) => {
+                return Outcome::Skipped(format!("container {name} was already running"))
+            }
+            ("stop", Some(false)) => {
+                return Outcome::Skipped(format!("container {name} was already stopped"))
+            }
+            _ => {}
+        }
+    }
+    let r = match verb {
+        "restart" => {
+            let opts = RestartContainerOptions {
+                t: Some(STOP_GRACE_SECS),
+                signal: None,
+            };
+            docker.restart_container(name, Some(opts)).await
+        }
+        "start" => docker.start_container(name, None).await,
+        "stop" => {
+            let opts = StopContainerOptions {
+                t: Some(STOP_GRACE_SECS),
+                signal: None,
+            };
+            docker.stop_container(name, Some(opts)).await
+        }
+        other => return Outcome::Failed(format!("unknown container verb {other}")),
+    };
+    match r {
+        Ok(()) => Outcome::Done(format!("{verb}ed container {name}").replace("stoped", "stopped")),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Outcome::Failed(format!("container {name} does not exist")),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 304, ..
+        }) => Outcome::Skipped(format!(
+            "container {name} was already {}",
+            if verb == "stop" { "stopped" } else { "running" }
+        )),
+        Err(e) => Outcome::Failed(format!("{verb} container {name}: {e}")),
+    }
+}

@@ -1,0 +1,111 @@
+//! Actuators against the real things: a container restarted, started and stopped by the
+//! Docker engine.
+
+use std::process::Command;
+use std::time::Duration;
+
+use vigil::action::{Actuators, Notification, Outcome};
+use vigil::engine::action;
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect(
+        "the docker CLI must be installed (scripts/test.sh installs docker.io and starts dockerd)",
+    );
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}
+
+#[tokio::test]
+async fn container_restart_start_stop() {
+    let name = format!("vigil-act-{}", std::process::id());
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "vigil-test/busybox:1",
+        "/bin/sleep",
+        "1000",
+    ]);
+    let c = Container(name.clone());
+    let started = || docker(&["inspect", "-f", "{{.State.StartedAt}}", &c.0]);
+    let before = started();
+    let acts = Actuators::default();
+    let note = Notification::default();
+    let run = |text: &str| action::parse(text).unwrap();
+
+    let out = acts
+        .run(&run(&format!("restart container:{name}")), &note)
+        .await;
+    assert_eq!(out, Outcome::Done(format!("restarted container {name}")));
+    assert_ne!(started(), before, "a new run began");
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Running}}", &name]),
+        "true"
+    );
+
+    let out = acts
+        .run(&run(&format!("stop container:{name}")), &note)
+        .await;
+    assert_eq!(out, Outcome::Done(format!("stopped container {name}")));
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Running}}", &name]),
+        "false"
+    );
+    let out = acts
+        .run(&run(&format!("stop container:{name}")), &note)
+        .await;
+    assert!(
+        matches!(out, Outcome::Skipped(ref s) if s.contains("already stopped")),
+        "{out:?}"
+    );
+
+    let out = acts
+        .run(&run(&format!("start container:{name}")), &note)
+        .await;
+    assert_eq!(out, Outcome::Done(format!("started container {name}")));
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Running}}", &name]),
+        "true"
+    );
+
+    let out = acts
+        .run(&run("restart container:vigil-no-such-container"), &note)
+        .await;
+    assert_eq!(
+        out,
+        Outcome::Failed("container vigil-no-such-container does not exist".into())
+    );
+    drop(c);
+    let _ = Duration::ZERO;
+}
+
+#[tokio::test]
+async fn a_dead_engine_is_a_clear_failure() {
+    let acts = Actuators {
+        docker_host: Some("unix:///nonexistent/docker.sock".into()),
+        ..Default::default()
+    };
+    let out = acts
+        .run(
+            &action::parse("restart container:x").unwrap(),
+            &Notification::default(),
+        )
+        .await;
+    assert!(
+        matches!(out, Outcome::Failed(ref s) if s.contains("/nonexistent/docker.sock")),
+        "{out:?}"
+    );
+}
