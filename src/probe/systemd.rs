@@ -477,6 +477,8 @@ impl SystemdProbe {
         }
     }
 
+    /// Reads the unit's properties: `LoadUnit`, then the Unit, Service and type-interface
+    /// properties concurrently (two round trips through the bus in all).
     async fn read_props(&self, conn: &zbus::Connection) -> Result<UnitProps, zbus::Error> {
         let manager = ManagerProxy::builder(conn)
             .cache_properties(CacheProperties::No)
@@ -488,8 +490,39 @@ impl SystemdProbe {
             .cache_properties(CacheProperties::No)
             .build()
             .await?;
-        let (load_state, active_state, sub_state) =
-            tokio::try_join!(unit.load_state(), unit.active_state(), unit.sub_state())?;
+        let iface = type_interface(&self.unit);
+        let is_service = iface == Some("org.freedesktop.systemd1.Service");
+        let svc = SdServiceProxy::builder(conn)
+            .path(path.clone())
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await?;
+        let props = zbus::fdo::PropertiesProxy::builder(conn)
+            .destination(SYSTEMD)
+            .path(path)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await?;
+        let unit_part =
+            async { tokio::try_join!(unit.load_state(), unit.active_state(), unit.sub_state()) };
+        let service_part = async {
+            if !is_service {
+                return None;
+            }
+            Some(tokio::try_join!(
+                svc.result(),
+                svc.n_restarts(),
+                svc.exec_main_status(),
+                svc.exec_main_code()
+            ))
+        };
+        // `Result` of other types, and the cgroup figures.
+        let type_part = async {
+            let name = zbus::names::InterfaceName::from_static_str(iface?).ok()?;
+            Some(props.get_all(name).await.map_err(zbus::Error::from))
+        };
+        let (unit_part, service_part, type_part) = tokio::join!(unit_part, service_part, type_part);
+        let (load_state, active_state, sub_state) = unit_part?;
         let mut p = UnitProps {
             load_state,
             active_state,
@@ -504,47 +537,33 @@ impl SystemdProbe {
             }
             return Ok(p);
         }
-        let Some(iface) = type_interface(&self.unit) else {
-            return Ok(p);
-        };
-        if iface == "org.freedesktop.systemd1.Service" {
-            let svc = SdServiceProxy::builder(conn)
-                .path(path.clone())
-                .cache_properties(CacheProperties::No)
-                .build()
-                .await?;
-            let (result, n, status, code) = tokio::try_join!(
-                svc.result(),
-                svc.n_restarts(),
-                svc.exec_main_status(),
-                svc.exec_main_code()
-            )?;
-            p.result = Some(result);
-            p.n_restarts = Some(n);
-            p.exec_main_status = Some(status);
-            p.exec_main_code = Some(code);
-        }
-        // `Result` of other types, and the cgroup figures, through Properties.GetAll.
-        let props = zbus::fdo::PropertiesProxy::builder(conn)
-            .destination(SYSTEMD)
-            .path(path)
-            .cache_properties(CacheProperties::No)
-            .build()
-            .await?;
-        let iface_name = zbus::names::InterfaceName::from_static_str(iface)?;
-        if let Ok(all) = props.get_all(iface_name).await {
-            if p.result.is_none() {
-                p.result = all
-                    .get("Result")
-                    .and_then(|v| String::try_from(v.try_clone().ok()?).ok());
+        match service_part {
+            Some(Ok((result, n, status, code))) => {
+                p.result = Some(result);
+                p.n_restarts = Some(n);
+                p.exec_main_status = Some(status);
+                p.exec_main_code = Some(code);
             }
-            let num = |k: &str| {
-                all.get(k)
-                    .and_then(|v| u64::try_from(v.try_clone().ok()?).ok())
-                    .filter(|n| *n != u64::MAX)
-            };
-            p.memory_bytes = num("MemoryCurrent");
-            p.tasks = num("TasksCurrent");
+            Some(Err(e)) if is_loss(&e) => return Err(e),
+            _ => {}
+        }
+        match type_part {
+            Some(Ok(all)) => {
+                if p.result.is_none() {
+                    p.result = all
+                        .get("Result")
+                        .and_then(|v| String::try_from(v.try_clone().ok()?).ok());
+                }
+                let num = |k: &str| {
+                    all.get(k)
+                        .and_then(|v| u64::try_from(v.try_clone().ok()?).ok())
+                        .filter(|n| *n != u64::MAX)
+                };
+                p.memory_bytes = num("MemoryCurrent");
+                p.tasks = num("TasksCurrent");
+            }
+            Some(Err(e)) if is_loss(&e) => return Err(e),
+            _ => {}
         }
         Ok(p)
     }

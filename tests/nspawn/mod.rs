@@ -13,7 +13,7 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -350,11 +350,6 @@ fn children(pid: u32) -> Vec<u32> {
         }
     }
     out
-}
-
-/// Whether a path exists (for callers that wait on files in the share).
-pub fn exists(p: &Path) -> bool {
-    p.exists()
 }
 
 extern "C" {
