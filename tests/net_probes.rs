@@ -74,8 +74,7 @@ impl Server {
     }
 }
 
-const OK_200: &str =
-    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+const OK_200: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
 const NO_CONTENT_204: &str = "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
 const UNAVAILABLE_503: &str = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 37\r\nConnection: close\r\n\r\n{\"status\":\"down\",\n \"db\": \"no route\"}\n";
 const MOVED_301: &str = "HTTP/1.1 301 Moved Permanently\r\nLocation: /elsewhere\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
@@ -88,7 +87,10 @@ async fn http_expected_status_is_ok_with_status_and_latency() {
     assert_eq!(status, None);
     assert_eq!(m["status_code"], 200.0);
     assert!(m["latency_ms"] > 0.0 && m["latency_ms"] < 300.0, "{m:?}");
-    assert!(detail.starts_with(&format!("GET {} answered 200 in ", srv.url())), "{detail}");
+    assert!(
+        detail.starts_with(&format!("GET {} answered 200 in ", srv.url())),
+        "{detail}"
+    );
 
     // A list of expected codes.
     let srv = Server::start(Some(NO_CONTENT_204));
@@ -116,7 +118,10 @@ async fn http_unexpected_status_is_crit_with_what_the_server_said() {
     let mut p = HttpProbe::new(srv.url(), vec![200, 204], TIMEOUT);
     let (status, detail, m, _) = timed(&mut p).await;
     assert_eq!((status, m["status_code"]), (Some(Status::Crit), 301.0));
-    assert!(detail.ends_with("answered 301, expected one of 200, 204"), "{detail}");
+    assert!(
+        detail.ends_with("answered 301, expected one of 200, 204"),
+        "{detail}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,15 +133,20 @@ async fn http_a_server_that_never_answers_is_crit_within_the_timeout() {
         let mut p = HttpProbe::new(url, vec![200], TIMEOUT);
         timed(&mut p).await
     });
-    // Meanwhile another probe answers promptly.
+    // Meanwhile another probe answers promptly (warmed up: its first reading builds its
+    // HTTP client).
     let mut p = HttpProbe::new(good.url(), vec![200], TIMEOUT);
+    timed(&mut p).await;
     let (status, _, _, took) = timed(&mut p).await;
     assert_eq!(status, None);
     assert!(took < Duration::from_millis(150), "{took:?}");
     assert!(!slow.is_finished());
     let (status, detail, m, took) = slow.await.unwrap();
     assert_eq!(status, Some(Status::Crit));
-    assert_eq!(detail, format!("GET {} gave no answer within 300ms", hung.url()));
+    assert_eq!(
+        detail,
+        format!("GET {} gave no answer within 300ms", hung.url())
+    );
     assert!(m.is_empty());
     assert!(
         took >= Duration::from_millis(250) && took < TIMEOUT,
@@ -148,6 +158,7 @@ async fn http_a_server_that_never_answers_is_crit_within_the_timeout() {
 async fn http_refused_is_crit_at_once() {
     let url = format!("http://127.0.0.1:{}/", free_port());
     let mut p = HttpProbe::new(url.clone(), vec![200], TIMEOUT);
+    timed(&mut p).await; // builds the client
     let (status, detail, _, took) = timed(&mut p).await;
     assert_eq!(status, Some(Status::Crit));
     assert_eq!(
@@ -165,10 +176,16 @@ async fn tcp_open_port_is_ok_and_closed_port_is_crit() {
     let (status, detail, m, _) = timed(&mut p).await;
     assert_eq!(status, None);
     assert!(m["latency_ms"] >= 0.0 && m["latency_ms"] < 100.0, "{m:?}");
-    assert!(detail.starts_with(&format!("connected to {addr} (")), "{detail}");
+    assert!(
+        detail.starts_with(&format!("connected to {addr} (")),
+        "{detail}"
+    );
     // The connection really was made (and closed again).
     l.set_nonblocking(true).unwrap();
-    assert!(l.accept().is_ok(), "the probe's connection is in the accept queue");
+    assert!(
+        l.accept().is_ok(),
+        "the probe's connection is in the accept queue"
+    );
 
     drop(l);
     let mut p = TcpProbe::new(addr.clone(), TIMEOUT);
@@ -234,7 +251,11 @@ async fn exec_a_failing_command_is_crit_with_its_output() {
 
     // Only the tail of a long output.
     let mut p = ExecProbe::new(
-        argv(&["/bin/sh", "-c", "i=0; while [ $i -lt 500 ]; do echo line $i; i=$((i+1)); done; exit 1"]),
+        argv(&[
+            "/bin/sh",
+            "-c",
+            "i=0; while [ $i -lt 500 ]; do echo line $i; i=$((i+1)); done; exit 1",
+        ]),
         Duration::from_secs(2),
     );
     let (_, detail, _, _) = timed(&mut p).await;
@@ -243,7 +264,10 @@ async fn exec_a_failing_command_is_crit_with_its_output() {
     assert!(detail.len() < 700, "{} bytes", detail.len());
 
     // Killed by a signal.
-    let mut p = ExecProbe::new(argv(&["/bin/sh", "-c", "kill -TERM $$"]), Duration::from_secs(2));
+    let mut p = ExecProbe::new(
+        argv(&["/bin/sh", "-c", "kill -TERM $$"]),
+        Duration::from_secs(2),
+    );
     let (status, detail, m, _) = timed(&mut p).await;
     assert_eq!(status, Some(Status::Crit));
     assert_eq!(m["exit_code"], 143.0);
@@ -280,16 +304,21 @@ async fn exec_timeout_kills_the_command_and_what_it_started() {
     );
     let (status, detail, m, took) = timed(&mut p).await;
     assert_eq!(status, Some(Status::Crit));
-    assert!(detail.starts_with("/bin/sh timed out after 300ms (killed): pids "), "{detail}");
+    assert!(
+        detail.starts_with("/bin/sh timed out after 300ms (killed): pids "),
+        "{detail}"
+    );
     assert!(!m.contains_key("exit_code"));
     assert!(m["duration_ms"] >= 250.0, "{m:?}");
     assert!(took < TIMEOUT, "{took:?}");
     let pids = pids_in(&detail);
     assert_eq!(pids.len(), 2);
     for pid in pids {
-        wait_for(Duration::from_secs(3), &format!("process {pid} to be gone"), || {
-            gone(pid).then_some(())
-        });
+        wait_for(
+            Duration::from_secs(3),
+            &format!("process {pid} to be gone"),
+            || gone(pid).then_some(()),
+        );
     }
 }
 
@@ -305,9 +334,11 @@ async fn exec_something_left_running_neither_holds_the_reading_nor_lingers() {
     assert_eq!(m["exit_code"], 0.0);
     assert!(took < Duration::from_secs(1), "{took:?}");
     let pid = pids_in(&detail)[0];
-    wait_for(Duration::from_secs(3), "the leftover sleep to be gone", || {
-        gone(pid).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(3),
+        "the leftover sleep to be gone",
+        || gone(pid).then_some(()),
+    );
 }
 
 #[tokio::test]
@@ -315,7 +346,10 @@ async fn exec_a_missing_command_is_crit_with_a_clear_reason() {
     let mut p = ExecProbe::new(argv(&["/nonexistent/check-db", "--fast"]), TIMEOUT);
     let (status, detail, m, _) = timed(&mut p).await;
     assert_eq!(status, Some(Status::Crit));
-    assert_eq!(detail, "cannot run /nonexistent/check-db: it does not exist");
+    assert_eq!(
+        detail,
+        "cannot run /nonexistent/check-db: it does not exist"
+    );
     assert!(m.is_empty());
 
     // A script whose interpreter is missing.
@@ -328,14 +362,20 @@ async fn exec_a_missing_command_is_crit_with_a_clear_reason() {
     let mut p = ExecProbe::new(vec![script.display().to_string()], TIMEOUT);
     let (status, detail, _, _) = timed(&mut p).await;
     assert_eq!(status, Some(Status::Crit));
-    assert!(detail.ends_with("the interpreter its #! line names does not exist"), "{detail}");
+    assert!(
+        detail.ends_with("the interpreter its #! line names does not exist"),
+        "{detail}"
+    );
 
     // Not executable.
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut p = ExecProbe::new(vec![script.display().to_string()], TIMEOUT);
     let (status, detail, _, _) = timed(&mut p).await;
     assert_eq!(status, Some(Status::Crit));
-    assert!(detail.contains(": permission denied (it must be executable"), "{detail}");
+    assert!(
+        detail.contains(": permission denied (it must be executable"),
+        "{detail}"
+    );
 }
 
 #[tokio::test]
@@ -369,4 +409,29 @@ async fn exec_runs_as_nobody_when_root_with_a_clean_environment() {
     let mut p = ExecProbe::new(argv(&["/bin/cat"]), Duration::from_secs(2));
     let (status, _, m, _) = timed(&mut p).await;
     assert_eq!((status, m["exit_code"]), (None, 0.0));
+}
+
+#[tokio::test]
+async fn http_a_server_that_hangs_up_is_crit_with_the_reason() {
+    // Accepts, reads the request, closes without a word.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut b = [0u8; 1024];
+            let _ = s.read(&mut b);
+            drop(s);
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut p = HttpProbe::new(url.clone(), vec![200], TIMEOUT);
+    timed(&mut p).await; // builds the client
+    let (status, detail, _, took) = timed(&mut p).await;
+    assert_eq!(status, Some(Status::Crit));
+    assert_eq!(
+        detail,
+        format!("GET {url} failed: connection closed before message completed")
+    );
+    assert!(took < Duration::from_millis(100), "{took:?}");
 }

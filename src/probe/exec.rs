@@ -42,7 +42,10 @@ pub const METRICS: &[MetricSpec] = &[
 pub const OUTPUT_TAIL: usize = 512;
 
 /// The whole environment of the command.
-pub const ENV: &[(&str, &str)] = &[("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), ("LANG", "C.UTF-8")];
+pub const ENV: &[(&str, &str)] = &[
+    ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+    ("LANG", "C.UTF-8"),
+];
 
 /// Who the command runs as when vigild is root: `nobody`.
 pub const NOBODY: u32 = 65534;
@@ -190,7 +193,9 @@ impl Probe for ExecProbe {
         ];
         let waited = tokio::time::timeout_at(deadline.into(), child.wait()).await;
         let duration = ms_since(start);
-        // Whatever is left of its group goes, so the pipes close and nothing lingers.
+        // Whatever is left of its group goes, so the pipes close and nothing lingers. (After
+        // a normal exit the leader is reaped already; its number stays the group's id while
+        // any member lives, and Linux hands out pids in sequence, so it names no stranger.)
         kill_group(pid);
         let status = match waited {
             Err(_) => {
@@ -250,7 +255,10 @@ mod tests {
         t.push(&vec![b'x'; 1000]);
         t.push(b"\nthe end\n");
         let text = t.text();
-        assert!(text.starts_with('…') && text.ends_with("| the end"), "{text}");
+        assert!(
+            text.starts_with('…') && text.ends_with("| the end"),
+            "{text}"
+        );
         assert_eq!(t.buf.len(), OUTPUT_TAIL);
     }
 

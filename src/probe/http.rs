@@ -68,6 +68,40 @@ pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot set up an HTTP client: {}", chain(&e)))
 }
 
+/// A probe's HTTP client, built on first use on the blocking pool: building one reads the
+/// system's certificate store, which takes tens of milliseconds that must not block the
+/// runtime.
+pub(crate) struct LazyClient {
+    timeout: Duration,
+    built: Option<Result<reqwest::Client, String>>,
+    building: super::Blocking<Result<reqwest::Client, String>>,
+}
+
+impl LazyClient {
+    pub(crate) fn new(timeout: Duration) -> Self {
+        LazyClient {
+            timeout,
+            built: None,
+            building: Default::default(),
+        }
+    }
+
+    /// The client, or why there is none.
+    pub(crate) async fn get(&mut self) -> Result<reqwest::Client, String> {
+        if let Some(c) = &self.built {
+            return c.clone();
+        }
+        let timeout = self.timeout;
+        let c = self
+            .building
+            .run(move || client(timeout))
+            .await
+            .and_then(|c| c);
+        self.built = Some(c.clone());
+        c
+    }
+}
+
 /// An error and its causes on one line.
 pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -101,7 +135,14 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         return "timed out".into();
     }
-    let what = chain(e);
+    // The innermost cause says what happened ("connection closed before message
+    // completed", "invalid peer certificate: UnknownIssuer"); the outer ones repeat the URL.
+    let mut what = e.to_string();
+    let mut cur = std::error::Error::source(e);
+    while let Some(c) = cur {
+        what = c.to_string();
+        cur = c.source();
+    }
     if e.is_connect() {
         format!("cannot connect: {what}")
     } else {
@@ -163,7 +204,7 @@ pub struct HttpProbe {
     url: String,
     expect: Vec<u16>,
     timeout: Duration,
-    client: Result<reqwest::Client, String>,
+    client: LazyClient,
 }
 
 impl HttpProbe {
@@ -178,7 +219,7 @@ impl HttpProbe {
             url,
             expect,
             timeout,
-            client: client(timeout),
+            client: LazyClient::new(timeout),
         }
     }
 
@@ -202,12 +243,12 @@ fn crit(detail: String, metrics: Metrics) -> Reading {
 #[async_trait]
 impl Probe for HttpProbe {
     async fn read(&mut self) -> Reading {
-        let client = match &self.client {
-            Ok(c) => c.clone(),
-            Err(e) => return Reading::Unknown(e.clone()),
+        let deadline = Instant::now() + budget(self.timeout);
+        let client = match self.client.get().await {
+            Ok(c) => c,
+            Err(e) => return Reading::Unknown(e),
         };
         let start = Instant::now();
-        let deadline = start + budget(self.timeout);
         let resp = match until(deadline, client.get(&self.url).send()).await {
             Ok(r) => r,
             Err(Failure::Timeout) => {
@@ -263,7 +304,10 @@ mod tests {
     fn budgets_leave_room_for_the_daemon() {
         assert_eq!(budget(Duration::from_secs(5)), Duration::from_millis(4750));
         assert_eq!(budget(Duration::from_secs(1)), Duration::from_millis(900));
-        assert_eq!(budget(Duration::from_millis(300)), Duration::from_millis(270));
+        assert_eq!(
+            budget(Duration::from_millis(300)),
+            Duration::from_millis(270)
+        );
         assert_eq!(budget(Duration::from_millis(20)), Duration::from_millis(10));
     }
 

@@ -96,7 +96,7 @@ pub struct OllamaProbe {
     url: String,
     probe_model: Option<String>,
     timeout: Duration,
-    client: Result<reqwest::Client, String>,
+    client: h::LazyClient,
 }
 
 impl OllamaProbe {
@@ -108,7 +108,7 @@ impl OllamaProbe {
             url,
             probe_model,
             timeout,
-            client: h::client(timeout),
+            client: h::LazyClient::new(timeout),
         }
     }
 
@@ -186,12 +186,12 @@ fn describe_model(m: &Running) -> String {
 #[async_trait]
 impl Probe for OllamaProbe {
     async fn read(&mut self) -> Reading {
-        let client = match &self.client {
-            Ok(c) => c.clone(),
-            Err(e) => return Reading::Unknown(e.clone()),
+        let deadline = Instant::now() + h::budget(self.timeout);
+        let client = match self.client.get().await {
+            Ok(c) => c,
+            Err(e) => return Reading::Unknown(e),
         };
         let start = Instant::now();
-        let deadline = start + h::budget(self.timeout);
         let mut m = Metrics::new();
 
         // Liveness.
