@@ -435,3 +435,54 @@ async fn http_a_server_that_hangs_up_is_crit_with_the_reason() {
     );
     assert!(took < Duration::from_millis(100), "{took:?}");
 }
+
+#[test]
+fn vigild_runs_http_tcp_and_exec_checks_from_a_policy() {
+    let web = Server::start(Some(OK_200));
+    let port = TcpListener::bind("127.0.0.1:0").unwrap();
+    let policy = format!(
+        r#"
+[[check]]
+name = "web"
+probe = "http"
+url = "{}"
+every = "200ms"
+timeout = "1s"
+
+[[check]]
+name = "port"
+probe = "tcp"
+address = "127.0.0.1:{}"
+every = "200ms"
+timeout = "1s"
+
+[[check]]
+name = "cmd-ok"
+probe = "exec"
+command = ["/bin/true"]
+every = "200ms"
+timeout = "1s"
+
+[[check]]
+name = "cmd-bad"
+probe = "exec"
+command = ["/bin/sh", "-c", "echo disk array degraded; exit 2"]
+every = "200ms"
+timeout = "1s"
+"#,
+        web.url(),
+        port.local_addr().unwrap().port()
+    );
+    let v = VigildBuilder::new().policy(&policy).start();
+    v.wait_status("critical");
+    for needle in [
+        format!("check web unknown → ok: GET {} answered 200 in ", web.url()),
+        "check port unknown → ok: connected to 127.0.0.1:".to_string(),
+        "check cmd-ok unknown → ok: /bin/true exited 0 in ".to_string(),
+        "check cmd-bad unknown → crit: /bin/sh exited 2: disk array degraded".to_string(),
+    ] {
+        wait_for(Duration::from_secs(10), &needle, || {
+            v.log().contains(&needle).then_some(())
+        });
+    }
+}
