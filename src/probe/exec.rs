@@ -1,19 +1,33 @@
 //! `exec`: a command's exit status.
 //!
-//! NOT IMPLEMENTED YET: this module is a placeholder whose probe answers `unknown`.
+//! The command is an argv (no shell, no PATH lookup: `command[0]` is an absolute path). It
+//! runs with stdin from /dev/null, in `/`, with an environment of only
+//! `PATH=/usr/sbin:/usr/bin:/sbin:/bin` and `LANG=C.UTF-8`, in a process group of its own.
+//! When vigild runs as root, the command runs as `nobody` (uid and gid 65534, no
+//! supplementary groups). Exit 0 is `ok`; any other exit, a signal, a timeout or a command
+//! that cannot be started is `crit`. The last bytes of its output (stdout and stderr
+//! together) go into the detail. On timeout the whole process group is killed (SIGKILL);
+//! anything the command leaves running in its group when it exits is killed as well.
 
-#![allow(unused_variables, dead_code)]
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use tokio::io::AsyncReadExt;
 
-use super::{MetricSpec, Probe, Reading, Unit};
+use super::http::{budget, human, ms_since};
+use super::{MetricSpec, Metrics, Probe, Reading, Unit};
+use crate::health::Status;
 
 /// Metrics of the `exec` probe.
 pub const METRICS: &[MetricSpec] = &[
     MetricSpec {
         name: "exit_code",
         unit: Unit::Number,
-        help: "exit status of the command",
+        help: "exit status of the command (128 + N when killed by signal N)",
         optional: false,
     },
     MetricSpec {
@@ -24,19 +38,233 @@ pub const METRICS: &[MetricSpec] = &[
     },
 ];
 
-/// The probe.
-pub struct ExecProbe {}
+/// Bytes of output kept for the detail (the last ones).
+pub const OUTPUT_TAIL: usize = 512;
+
+/// The whole environment of the command.
+pub const ENV: &[(&str, &str)] = &[
+    ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+    ("LANG", "C.UTF-8"),
+];
+
+/// Who the command runs as when vigild is root: `nobody`.
+pub const NOBODY: u32 = 65534;
+
+/// Runs one command.
+pub struct ExecProbe {
+    command: Vec<String>,
+    timeout: Duration,
+}
 
 impl ExecProbe {
-    /// Builds the probe.
-    pub fn new(command: Vec<String>, timeout: std::time::Duration) -> Self {
-        ExecProbe {}
+    /// A probe running `command` (argv) within `timeout`.
+    pub fn new(command: Vec<String>, timeout: Duration) -> Self {
+        ExecProbe { command, timeout }
+    }
+}
+
+/// The last [`OUTPUT_TAIL`] bytes of what the command wrote.
+#[derive(Default)]
+struct Tail {
+    buf: Vec<u8>,
+    total: usize,
+}
+
+impl Tail {
+    fn push(&mut self, b: &[u8]) {
+        self.total += b.len();
+        self.buf.extend_from_slice(b);
+        if self.buf.len() > OUTPUT_TAIL {
+            let cut = self.buf.len() - OUTPUT_TAIL;
+            self.buf.drain(..cut);
+        }
+    }
+
+    /// The output on one line, `…` in front when cut.
+    fn text(&self) -> String {
+        let text = String::from_utf8_lossy(&self.buf);
+        let text = text.trim_start_matches('\u{FFFD}');
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let one = lines.join(" | ");
+        if self.total > self.buf.len() && !one.is_empty() {
+            format!("…{one}")
+        } else {
+            one
+        }
+    }
+}
+
+fn read_into(
+    mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    tail: Arc<Mutex<Tail>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match pipe.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => tail.lock().unwrap().push(&chunk[..n]),
+            }
+        }
+    })
+}
+
+fn crit(detail: String, metrics: Metrics) -> Reading {
+    Reading::Value {
+        status: Some(Status::Crit),
+        detail,
+        metrics,
+    }
+}
+
+fn with_output(mut detail: String, output: &str) -> String {
+    if !output.is_empty() {
+        detail.push_str(": ");
+        detail.push_str(output);
+    }
+    detail
+}
+
+fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {sig}"))
+}
+
+/// Kills the command's process group, stragglers included.
+fn kill_group(pid: Option<u32>) {
+    if let Some(pid) = pid {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 
 #[async_trait]
 impl Probe for ExecProbe {
     async fn read(&mut self) -> Reading {
-        Reading::Unknown("not implemented yet".into())
+        let Some(prog) = self.command.first() else {
+            return Reading::Unknown("exec check without a command".into());
+        };
+        let as_root = nix::unistd::geteuid().is_root();
+        let mut cmd = tokio::process::Command::new(prog);
+        cmd.args(&self.command[1..])
+            .env_clear()
+            .envs(ENV.iter().copied())
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        if as_root {
+            // std drops the supplementary groups too when it changes uid as root.
+            cmd.uid(NOBODY).gid(NOBODY);
+        }
+        let start = Instant::now();
+        let deadline = start + budget(self.timeout);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                let who = if as_root { " by nobody" } else { "" };
+                let why = match e.kind() {
+                    std::io::ErrorKind::NotFound if Path::new(prog).exists() => {
+                        "the interpreter its #! line names does not exist".to_string()
+                    }
+                    std::io::ErrorKind::NotFound => "it does not exist".to_string(),
+                    std::io::ErrorKind::PermissionDenied => {
+                        format!("permission denied (it must be executable{who})")
+                    }
+                    _ => e.to_string(),
+                };
+                return crit(format!("cannot run {prog}: {why}"), Metrics::new());
+            }
+        };
+        let pid = child.id();
+        let tail = Arc::new(Mutex::new(Tail::default()));
+        let readers = [
+            child.stdout.take().map(|p| read_into(p, tail.clone())),
+            child.stderr.take().map(|p| read_into(p, tail.clone())),
+        ];
+        let waited = tokio::time::timeout_at(deadline.into(), child.wait()).await;
+        let duration = ms_since(start);
+        // Whatever is left of its group goes, so the pipes close and nothing lingers. (After
+        // a normal exit the leader is reaped already; its number stays the group's id while
+        // any member lives, and Linux hands out pids in sequence, so it names no stranger.)
+        kill_group(pid);
+        let status = match waited {
+            Err(_) => {
+                drop(child); // killed already; tokio reaps it
+                for r in readers.into_iter().flatten() {
+                    r.abort();
+                }
+                let output = tail.lock().unwrap().text();
+                return crit(
+                    with_output(
+                        format!("{prog} timed out after {} (killed)", human(self.timeout)),
+                        &output,
+                    ),
+                    Metrics::from([("duration_ms".to_string(), duration)]),
+                );
+            }
+            Ok(Err(e)) => {
+                return Reading::Unknown(format!("cannot wait for {prog}: {e}"));
+            }
+            Ok(Ok(s)) => s,
+        };
+        for r in readers.into_iter().flatten() {
+            // The pipes are closed now; the readers end at once.
+            let _ = tokio::time::timeout_at(deadline.into(), r).await;
+        }
+        let output = tail.lock().unwrap().text();
+        let (code, what) = match (status.code(), status.signal()) {
+            (Some(c), _) => (c, format!("exited {c}")),
+            (None, Some(sig)) => (128 + sig, format!("killed by {}", signal_name(sig))),
+            (None, None) => (-1, format!("ended: {status}")),
+        };
+        let metrics = Metrics::from([
+            ("exit_code".to_string(), code as f64),
+            ("duration_ms".to_string(), duration),
+        ]);
+        if status.success() {
+            Reading::metrics(
+                with_output(format!("{prog} exited 0 in {duration:.0} ms"), &output),
+                metrics,
+            )
+        } else {
+            crit(with_output(format!("{prog} {what}"), &output), metrics)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tail_keeps_the_last_bytes_on_one_line() {
+        let mut t = Tail::default();
+        t.push(b"first\n\n  second  \n");
+        assert_eq!(t.text(), "first | second");
+        let mut t = Tail::default();
+        t.push(&vec![b'x'; 1000]);
+        t.push(b"\nthe end\n");
+        let text = t.text();
+        assert!(
+            text.starts_with('…') && text.ends_with("| the end"),
+            "{text}"
+        );
+        assert_eq!(t.buf.len(), OUTPUT_TAIL);
+    }
+
+    #[test]
+    fn signals_have_names() {
+        assert_eq!(signal_name(9), "SIGKILL");
+        assert_eq!(signal_name(15), "SIGTERM");
     }
 }

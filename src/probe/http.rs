@@ -1,12 +1,23 @@
 //! `http`: a GET with an expected status.
 //!
-//! NOT IMPLEMENTED YET: this module is a placeholder whose probe answers `unknown`.
+//! Also home of the HTTP client plumbing the `ollama` probe shares: one way to build a
+//! client, one deadline per reading, one way to say what went wrong.
+//!
+//! Every request runs under a deadline a little shorter than the check's `timeout`, so a
+//! server that accepts the connection and never answers turns the check `crit` with that
+//! reason before the daemon's own bound on the whole reading (which would only say
+//! `unknown`) is reached. Connections are not pooled: each reading opens a fresh one, so a
+//! keep-alive connection the server closed meanwhile never reads as a failure, and each
+//! reading tests the server's accept path too. Proxy settings from the environment are
+//! ignored: a health check talks to the server itself. Redirects are not followed: the
+//! status compared with `expect_status` is the one the URL itself answers.
 
-#![allow(unused_variables, dead_code)]
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{MetricSpec, Probe, Reading, Unit};
+use super::{MetricSpec, Metrics, Probe, Reading, Unit};
+use crate::health::Status;
 
 /// Metrics of the `http` probe.
 pub const METRICS: &[MetricSpec] = &[
@@ -24,19 +35,299 @@ pub const METRICS: &[MetricSpec] = &[
     },
 ];
 
-/// The probe.
-pub struct HttpProbe {}
+/// How much of a failing answer's body goes into the detail.
+const BODY_EXCERPT: usize = 200;
+
+/// The share of the check's `timeout` a probe may spend: what is left is for handing the
+/// reading over before the daemon's bound on the whole reading fires.
+pub(crate) fn budget(timeout: Duration) -> Duration {
+    let margin = (timeout / 10).clamp(Duration::from_millis(20), Duration::from_millis(250));
+    timeout.saturating_sub(margin).max(timeout / 2)
+}
+
+/// `300ms`, `3s`, `1m 30s`: the check's timeout as the operator wrote it.
+pub(crate) fn human(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// Milliseconds since `start`, with microsecond resolution.
+pub(crate) fn ms_since(start: Instant) -> f64 {
+    start.elapsed().as_micros() as f64 / 1000.0
+}
+
+/// An HTTP client for probes: no pool, no proxy, no redirects, bounded by `timeout`.
+pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .pool_max_idle_per_host(0)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot set up an HTTP client: {}", chain(&e)))
+}
+
+/// A probe's HTTP client, built on first use on the blocking pool: building one reads the
+/// system's certificate store, which takes tens of milliseconds that must not block the
+/// runtime.
+pub(crate) struct LazyClient {
+    timeout: Duration,
+    built: Option<Result<reqwest::Client, String>>,
+    building: super::Blocking<Result<reqwest::Client, String>>,
+}
+
+impl LazyClient {
+    pub(crate) fn new(timeout: Duration) -> Self {
+        LazyClient {
+            timeout,
+            built: None,
+            building: Default::default(),
+        }
+    }
+
+    /// The client, or why there is none.
+    pub(crate) async fn get(&mut self) -> Result<reqwest::Client, String> {
+        if let Some(c) = &self.built {
+            return c.clone();
+        }
+        let timeout = self.timeout;
+        let c = self
+            .building
+            .run(move || client(timeout))
+            .await
+            .and_then(|c| c);
+        self.built = Some(c.clone());
+        c
+    }
+}
+
+/// An error and its causes on one line.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// What went wrong with a request, for people: `connection refused`, … .
+pub(crate) fn describe(e: &reqwest::Error) -> String {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            match io.kind() {
+                ConnectionRefused => return "connection refused (nothing listens there)".into(),
+                ConnectionReset => return "the connection was reset".into(),
+                TimedOut => return "timed out".into(),
+                _ => {}
+            }
+        }
+        cur = c.source();
+    }
+    if e.is_timeout() {
+        return "timed out".into();
+    }
+    // The innermost cause says what happened ("connection closed before message
+    // completed", "invalid peer certificate: UnknownIssuer"); the outer ones repeat the URL.
+    let mut what = e.to_string();
+    let mut cur = std::error::Error::source(e);
+    while let Some(c) = cur {
+        what = c.to_string();
+        cur = c.source();
+    }
+    if e.is_connect() {
+        format!("cannot connect: {what}")
+    } else {
+        what
+    }
+}
+
+/// Why a request under a deadline failed.
+pub(crate) enum Failure {
+    /// The deadline passed.
+    Timeout,
+    /// The request failed, described.
+    Error(String),
+}
+
+/// Runs `fut` (a request and its body) until `deadline`.
+pub(crate) async fn until<T>(
+    deadline: Instant,
+    fut: impl std::future::Future<Output = Result<T, reqwest::Error>>,
+) -> Result<T, Failure> {
+    match tokio::time::timeout_at(deadline.into(), fut).await {
+        Err(_) => Err(Failure::Timeout),
+        Ok(Err(e)) if e.is_timeout() => Err(Failure::Timeout),
+        Ok(Err(e)) => Err(Failure::Error(describe(&e))),
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
+/// Reads at most `cap` bytes of a body (the rest is dropped unread).
+pub(crate) async fn body_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, reqwest::Error> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = cap - out.len();
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= cap {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// A body as one short line.
+pub(crate) fn excerpt(body: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(body);
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > max {
+        let cut: String = one_line.chars().take(max).collect();
+        format!("{cut}…")
+    } else {
+        one_line
+    }
+}
+
+/// GETs a URL and compares the status with the expected ones.
+pub struct HttpProbe {
+    url: String,
+    expect: Vec<u16>,
+    timeout: Duration,
+    client: LazyClient,
+}
 
 impl HttpProbe {
-    /// Builds the probe.
-    pub fn new(url: String, expect_status: Vec<u16>, timeout: std::time::Duration) -> Self {
-        HttpProbe {}
+    /// A probe of `url` expecting one of `expect_status` (200 when empty) within `timeout`.
+    pub fn new(url: String, expect_status: Vec<u16>, timeout: Duration) -> Self {
+        let expect = if expect_status.is_empty() {
+            vec![200]
+        } else {
+            expect_status
+        };
+        HttpProbe {
+            url,
+            expect,
+            timeout,
+            client: LazyClient::new(timeout),
+        }
+    }
+
+    fn expected(&self) -> String {
+        let codes: Vec<String> = self.expect.iter().map(|c| c.to_string()).collect();
+        match codes.len() {
+            1 => codes[0].clone(),
+            _ => format!("one of {}", codes.join(", ")),
+        }
+    }
+}
+
+fn crit(detail: String, metrics: Metrics) -> Reading {
+    Reading::Value {
+        status: Some(Status::Crit),
+        detail,
+        metrics,
     }
 }
 
 #[async_trait]
 impl Probe for HttpProbe {
     async fn read(&mut self) -> Reading {
-        Reading::Unknown("not implemented yet".into())
+        let deadline = Instant::now() + budget(self.timeout);
+        let client = match self.client.get().await {
+            Ok(c) => c,
+            Err(e) => return Reading::Unknown(e),
+        };
+        let start = Instant::now();
+        let resp = match until(deadline, client.get(&self.url).send()).await {
+            Ok(r) => r,
+            Err(Failure::Timeout) => {
+                return crit(
+                    format!(
+                        "GET {} gave no answer within {}",
+                        self.url,
+                        human(self.timeout)
+                    ),
+                    Metrics::new(),
+                )
+            }
+            Err(Failure::Error(why)) => {
+                return crit(format!("GET {} failed: {why}", self.url), Metrics::new())
+            }
+        };
+        let latency = ms_since(start);
+        let code = resp.status().as_u16();
+        let metrics = Metrics::from([
+            ("status_code".to_string(), code as f64),
+            ("latency_ms".to_string(), latency),
+        ]);
+        if self.expect.contains(&code) {
+            return Reading::metrics(
+                format!("GET {} answered {code} in {latency:.1} ms", self.url),
+                metrics,
+            );
+        }
+        // Say what the server said, as far as it says it in time.
+        let body = tokio::time::timeout_at(deadline.into(), body_capped(resp, BODY_EXCERPT * 4))
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .map(|b| excerpt(&b, BODY_EXCERPT))
+            .unwrap_or_default();
+        let mut detail = format!(
+            "GET {} answered {code}, expected {}",
+            self.url,
+            self.expected()
+        );
+        if !body.is_empty() {
+            detail.push_str(&format!(": {body}"));
+        }
+        crit(detail, metrics)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_leave_room_for_the_daemon() {
+        assert_eq!(budget(Duration::from_secs(5)), Duration::from_millis(4750));
+        assert_eq!(budget(Duration::from_secs(1)), Duration::from_millis(900));
+        assert_eq!(
+            budget(Duration::from_millis(300)),
+            Duration::from_millis(270)
+        );
+        assert_eq!(budget(Duration::from_millis(20)), Duration::from_millis(10));
+    }
+
+    #[test]
+    fn a_client_builds_with_its_tls_provider() {
+        // reqwest's `rustls` feature brings its own crypto provider: building must not panic.
+        client(Duration::from_secs(1)).unwrap();
+    }
+
+    #[test]
+    fn excerpts_are_one_short_line() {
+        assert_eq!(excerpt(b"  a\n b\r\n\tc ", 10), "a b c");
+        assert_eq!(excerpt("é".repeat(30).as_bytes(), 3), "ééé…");
+    }
+
+    #[test]
+    fn expected_codes_read_well() {
+        let p = HttpProbe::new("http://x".into(), vec![], Duration::from_secs(1));
+        assert_eq!(p.expected(), "200");
+        let p = HttpProbe::new("http://x".into(), vec![200, 204], Duration::from_secs(1));
+        assert_eq!(p.expected(), "one of 200, 204");
     }
 }
