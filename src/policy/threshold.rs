@@ -248,6 +248,11 @@ pub fn evaluate(warn: &[Condition], crit: &[Condition], reading: &Reading) -> (S
             Verdict::Clear => (Status::Ok, None),
         },
     };
+    if probe_status == Some(Status::Crit) && threshold_status == Status::Unknown {
+        // The probe already knows it is broken (Ollama hangs): missing metrics are why,
+        // not news.
+        return (Status::Crit, detail.clone());
+    }
     let status = probe_status.unwrap_or(Status::Ok).worst(threshold_status);
     let detail = match why {
         Some(why) => format!("{why}; {detail}"),
@@ -355,6 +360,13 @@ mod tests {
             evaluate(&[], &crit, &reading(&[("used", 99.0)])).0,
             Status::Crit
         );
+    }
+
+    #[test]
+    fn a_broken_probe_is_crit_with_its_own_reason_not_a_missing_metric_note() {
+        let crit = vec![c("used > 95%")];
+        let r = Reading::Value { status: Some(Status::Crit), detail: "does not answer".into(), metrics: Metrics::new() };
+        assert_eq!(evaluate(&[], &crit, &r), (Status::Crit, "does not answer".into()));
     }
 
     #[test]
