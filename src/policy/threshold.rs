@@ -365,8 +365,15 @@ mod tests {
     #[test]
     fn a_broken_probe_is_crit_with_its_own_reason_not_a_missing_metric_note() {
         let crit = vec![c("used > 95%")];
-        let r = Reading::Value { status: Some(Status::Crit), detail: "does not answer".into(), metrics: Metrics::new() };
-        assert_eq!(evaluate(&[], &crit, &r), (Status::Crit, "does not answer".into()));
+        let r = Reading::Value {
+            status: Some(Status::Crit),
+            detail: "does not answer".into(),
+            metrics: Metrics::new(),
+        };
+        assert_eq!(
+            evaluate(&[], &crit, &r),
+            (Status::Crit, "does not answer".into())
+        );
     }
 
     #[test]
