@@ -1,8 +1,11 @@
 //! Actuators against the real things: a container restarted, started and stopped by the
-//! Docker engine.
+//! Docker engine, dangling images pruned, and models unloaded from an Ollama (the stand-in
+//! that follows Ollama's API).
+
+#[allow(dead_code)]
+mod ollama_standin;
 
 use std::process::Command;
-use std::time::Duration;
 
 use vigil::action::{Actuators, Notification, Outcome};
 use vigil::engine::action;
@@ -89,7 +92,6 @@ async fn container_restart_start_stop() {
         Outcome::Failed("container vigil-no-such-container does not exist".into())
     );
     drop(c);
-    let _ = Duration::ZERO;
 }
 
 #[tokio::test]
@@ -108,4 +110,92 @@ async fn a_dead_engine_is_a_clear_failure() {
         matches!(out, Outcome::Failed(ref s) if s.contains("/nonexistent/docker.sock")),
         "{out:?}"
     );
+}
+
+#[tokio::test]
+async fn unload_models_empties_the_ollama_behind_a_check() {
+    let ollama = ollama_standin::Standin::start();
+    ollama.load(ollama_standin::LLAMA);
+    ollama.load(ollama_standin::QWEN);
+    let acts = Actuators {
+        ollama_urls: [("ollama".to_string(), ollama.url())].into(),
+        ..Default::default()
+    };
+    let out = acts
+        .run(
+            &action::parse("unload-models ollama").unwrap(),
+            &Notification::default(),
+        )
+        .await;
+    let Outcome::Done(s) = out else {
+        panic!("{out:?}")
+    };
+    assert!(
+        s.contains(ollama_standin::LLAMA) && s.contains(ollama_standin::QWEN),
+        "{s}"
+    );
+    assert!(ollama.loaded().is_empty());
+    let out = acts
+        .run(
+            &action::parse("unload-models ollama").unwrap(),
+            &Notification::default(),
+        )
+        .await;
+    assert!(
+        matches!(out, Outcome::Skipped(ref s) if s.contains("no model loaded")),
+        "{out:?}"
+    );
+    let out = acts
+        .run(
+            &action::parse("unload-models other").unwrap(),
+            &Notification::default(),
+        )
+        .await;
+    assert!(
+        matches!(out, Outcome::Failed(ref s) if s.contains("no ollama check named")),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn prune_removes_dangling_images_only() {
+    // An untagged image: exactly what `prune docker` is for.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("img")).unwrap();
+    std::fs::write(
+        dir.path().join("img/marker"),
+        format!("{}", std::process::id()),
+    )
+    .unwrap();
+    let tar = dir.path().join("x.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(dir.path().join("img"))
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let id = docker(&["import", tar.to_str().unwrap()]);
+    assert_eq!(
+        docker(&["image", "inspect", "-f", "{{len .RepoTags}}", &id]),
+        "0"
+    );
+    let out = Actuators::default()
+        .run(
+            &action::parse("prune docker").unwrap(),
+            &Notification::default(),
+        )
+        .await;
+    assert!(
+        matches!(out, Outcome::Done(ref s) if s.starts_with("removed ")),
+        "{out:?}"
+    );
+    let gone = Command::new("docker")
+        .args(["image", "inspect", &id])
+        .output()
+        .unwrap();
+    assert!(!gone.status.success(), "the dangling image is gone");
+    docker(&["image", "inspect", "vigil-test/busybox:1"]);
 }

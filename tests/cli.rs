@@ -124,7 +124,13 @@ fn policy_check_exit_codes_and_positions() {
 
 #[test]
 fn the_shipped_policies_pass_policy_check() {
-    let (code, out, err) = vigilctl(&["policy", "check", "--config", "packaging/vigil.toml", "policies"]);
+    let (code, out, err) = vigilctl(&[
+        "policy",
+        "check",
+        "--config",
+        "packaging/vigil.toml",
+        "policies",
+    ]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("ok: "), "{out}");
 }

@@ -82,3 +82,41 @@ pub async fn act(verb: &str, name: &str, host: Option<&str>) -> Outcome {
         Err(e) => Outcome::Failed(format!("{verb} container {name}: {e}")),
     }
 }
+
+/// `prune docker`: dangling images and build cache only (never tagged images, never volumes).
+pub async fn prune(host: Option<&str>) -> Outcome {
+    let docker = match client(host) {
+        Ok(d) => d,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let docker = match docker.negotiate_version().await {
+        Ok(d) => d,
+        Err(e) => return Outcome::Failed(format!("Docker engine unreachable: {e}")),
+    };
+    let filters =
+        std::collections::HashMap::from([("dangling".to_string(), vec!["true".to_string()])]);
+    let images = docker
+        .prune_images(Some(bollard::query_parameters::PruneImagesOptions {
+            filters: Some(filters),
+        }))
+        .await;
+    let (n, freed) = match images {
+        Ok(r) => (
+            r.images_deleted.map_or(0, |v| v.len()),
+            r.space_reclaimed.unwrap_or(0),
+        ),
+        Err(e) => return Outcome::Failed(format!("pruning dangling images: {e}")),
+    };
+    // The build cache: absent on engines without BuildKit, which is not a failure.
+    let cache = match docker
+        .prune_build(None::<bollard::query_parameters::PruneBuildOptions>)
+        .await
+    {
+        Ok(r) => r.space_reclaimed.unwrap_or(0),
+        Err(_) => 0,
+    };
+    Outcome::Done(format!(
+        "removed {n} dangling image(s), reclaimed {}",
+        crate::probe::disk::human_bytes((freed + cache) as f64)
+    ))
+}

@@ -8,6 +8,7 @@ mod clean;
 mod container;
 mod hook;
 mod notify;
+mod ollama;
 mod signal;
 mod unit;
 
@@ -57,6 +58,8 @@ pub struct Actuators {
     pub docker_host: Option<String>,
     /// A D-Bus address for systemd instead of the system bus (tests).
     pub systemd_bus: Option<String>,
+    /// The URL behind each `ollama` check, for `unload-models CHECK`.
+    pub ollama_urls: BTreeMap<String, String>,
 }
 
 impl Actuators {
@@ -69,6 +72,7 @@ impl Actuators {
             credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
             docker_host: s.docker.host.clone(),
             systemd_bus: None,
+            ollama_urls: BTreeMap::new(),
         }
     }
 
@@ -97,6 +101,11 @@ impl Actuators {
                         .unwrap_or_else(|e| Outcome::Failed(format!("clean task failed: {e}")))
                 }
                 Action::Signal { process, signal } => signal::send(process, signal),
+                Action::UnloadModels(check) => match self.ollama_urls.get(check) {
+                    Some(url) => ollama::unload_all(url).await,
+                    None => Outcome::Failed(format!("no ollama check named {check:?}")),
+                },
+                Action::PruneDocker => container::prune(self.docker_host.as_deref()).await,
                 Action::Restart(t) | Action::Start(t) | Action::Stop(t) => {
                     let verb = match action {
                         Action::Restart(_) => "restart",

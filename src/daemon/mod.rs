@@ -519,6 +519,16 @@ impl Daemon {
             );
         }
         self.engine.set_rules(set.rules, self.globals);
+        let mut actuators = (*self.actuators).clone();
+        actuators.ollama_urls = set
+            .checks
+            .iter()
+            .filter_map(|c| match &c.params {
+                policy::ProbeParams::Ollama { url, .. } => Some((c.name.clone(), url.clone())),
+                _ => None,
+            })
+            .collect();
+        self.actuators = Arc::new(actuators);
         self.specs = set
             .checks
             .into_iter()
