@@ -2,7 +2,6 @@
 //! Docker engine, dangling images pruned, and models unloaded from an Ollama (the stand-in
 //! that follows Ollama's API).
 
-#[allow(dead_code)]
 mod ollama_standin;
 
 use std::process::Command;
