@@ -44,7 +44,7 @@ fn a_failed_unit_is_restarted_until_the_limit() {
         env!("CARGO_BIN_EXE_vigild")
     ));
     let log = || std::fs::read_to_string(c.share().join("vigild.log")).unwrap_or_default();
-    wait_for(Duration::from_secs(30), &format!("svc ok"), || {
+    wait_for(Duration::from_secs(30), "svc ok", || {
         let l = log();
         (l.contains("check svc unknown → ok") || l.contains("fatal")).then_some(())
     });
