@@ -9,7 +9,7 @@
 
 pub mod action;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::health::{Micros, Status};
@@ -185,7 +185,8 @@ struct Track {
 pub struct Engine {
     rules: Vec<Rule>,
     globals: Globals,
-    tracks: BTreeMap<(String, String), Track>,
+    /// By rule name, then check name.
+    tracks: HashMap<String, HashMap<String, Track>>,
     reboots: VecDeque<Micros>,
     next_incident: u64,
 }
@@ -209,7 +210,7 @@ impl Engine {
     /// ladders and limit windows, are kept.
     pub fn set_rules(&mut self, rules: Vec<Rule>, globals: Globals) {
         self.tracks
-            .retain(|(rule, _), _| rules.iter().any(|r| &r.name == rule));
+            .retain(|rule, _| rules.iter().any(|r| &r.name == rule));
         self.rules = rules;
         self.globals = globals;
     }
@@ -226,13 +227,18 @@ impl Engine {
 
     /// Open (not resolved) incidents: (id, rule, check, state).
     pub fn open_incidents(&self) -> Vec<(u64, String, String, IncidentState)> {
-        self.tracks
+        let mut v: Vec<_> = self
+            .tracks
             .iter()
-            .filter_map(|((rule, check), t)| {
-                t.incident
-                    .map(|(id, st)| (id, rule.clone(), check.clone(), st))
+            .flat_map(|(rule, ts)| {
+                ts.iter().filter_map(move |(check, t)| {
+                    t.incident
+                        .map(|(id, st)| (id, rule.clone(), check.clone(), st))
+                })
             })
-            .collect()
+            .collect();
+        v.sort_by_key(|i| i.0);
+        v
     }
 
     /// One evaluation: the current status of every check, and whether maintenance is on.
@@ -251,19 +257,21 @@ impl Engine {
         {
             self.reboots.pop_front();
         }
+        let index: HashMap<&str, Status> = checks.iter().map(|(n, s)| (n.as_str(), *s)).collect();
         for rule in &self.rules {
-            for (check, status) in checks {
-                if !crate::probe::glob_match(&rule.on, check) {
-                    continue;
-                }
-                let track = self
-                    .tracks
-                    .entry((rule.name.clone(), check.clone()))
-                    .or_default();
+            let tracks = match self.tracks.get_mut(&rule.name) {
+                Some(t) => t,
+                None => self.tracks.entry(rule.name.clone()).or_default(),
+            };
+            let mut step = |check: &str, status: Status| {
+                let track = match tracks.get_mut(check) {
+                    Some(t) => t,
+                    None => tracks.entry(check.to_string()).or_default(),
+                };
                 step_track(
                     rule,
                     check,
-                    *status,
+                    status,
                     now,
                     maintenance,
                     track,
@@ -272,6 +280,15 @@ impl Engine {
                     &mut self.next_incident,
                     &mut out,
                 );
+            };
+            if crate::probe::is_glob(&rule.on) {
+                for (check, status) in checks {
+                    if crate::probe::glob_match(&rule.on, check) {
+                        step(check, *status);
+                    }
+                }
+            } else if let Some(status) = index.get(rule.on.as_str()) {
+                step(&rule.on, *status);
             }
         }
         out

@@ -290,17 +290,23 @@ pub fn build(spec: &CheckSpec, ctx: &Context) -> Box<dyn Probe> {
     }
 }
 
-/// Matches `name` against a shell-style glob with `*` and `?`.
+/// Matches `name` against a shell-style glob with `*` and `?` (no allocation).
 pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
     let (mut pi, mut ni) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+        if pi < p.len() && p[pi] == b'?' {
+            // `?` is one character, which may be several bytes in UTF-8.
             pi += 1;
             ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+            while ni < n.len() && (n[ni] & 0xC0) == 0x80 {
+                ni += 1;
+            }
+        } else if pi < p.len() && p[pi] != b'*' && p[pi] == n[ni] {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
             star = Some(pi);
             mark = ni;
             pi += 1;
@@ -312,10 +318,15 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi] == b'*' {
         pi += 1;
     }
     pi == p.len()
+}
+
+/// Whether a pattern has glob characters at all.
+pub fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?'])
 }
 
 #[cfg(test)]
@@ -332,6 +343,8 @@ mod tests {
         assert!(!glob_match("a*b*c", "axxbyy"));
         assert!(!glob_match("ollama", "ollama2"));
         assert!(!glob_match("?", ""));
+        assert!(glob_match("caf?", "café"));
+        assert!(glob_match("*é", "café"));
     }
 
     #[tokio::test]
