@@ -98,3 +98,57 @@ fn a_failed_unit_is_restarted_until_the_limit() {
         "failed"
     );
 }
+
+#[test]
+fn vacuum_journal_runs_through_its_oneshot_unit() {
+    let c = Container::boot();
+    c.write(
+        "/run/systemd/system/vigil-journal-vacuum@.service",
+        &std::fs::read_to_string("units/vigil-journal-vacuum@.service").unwrap(),
+    );
+    c.write(
+        "/run/systemd/system/vt-broken.service",
+        "[Service]\nExecStart=/bin/false\n",
+    );
+    c.sh("systemctl daemon-reload; systemctl start vt-broken.service || true");
+    c.write(
+        &format!("{SHARE}/policies/test.toml"),
+        r#"
+[[check]]
+name = "broken"
+probe = "systemd"
+unit = "vt-broken.service"
+
+[[rule]]
+name = "make-room"
+on = "broken"
+do = ["vacuum journal 64M"]
+limit = "1 per 1h"
+"#,
+    );
+    c.sh(&format!(
+        "dbus-daemon --session --address=unix:path={SHARE}/bus --fork --nopidfile"
+    ));
+    let port = free_port();
+    c.spawn(&format!(
+        "exec {} --foreground --policies {SHARE}/policies --state-dir {SHARE}/state \
+         --listen 127.0.0.1:{port} --bus unix:path={SHARE}/bus >{SHARE}/vigild.log 2>&1",
+        env!("CARGO_BIN_EXE_vigild")
+    ));
+    let log = || std::fs::read_to_string(c.share().join("vigild.log")).unwrap_or_default();
+    wait_for(Duration::from_secs(30), "the vacuum's result", || {
+        log().contains("`vacuum journal 64M` — ").then_some(())
+    });
+    assert!(
+        log().contains(
+            "`vacuum journal 64M` — done: start vigil-journal-vacuum@64M.service: job done"
+        ),
+        "{}",
+        log()
+    );
+    let out = c.sh("journalctl -u vigil-journal-vacuum@64M.service --no-pager -o cat");
+    assert!(
+        out.contains("Vacuuming done") || out.contains("Deleted") || out.contains("freed"),
+        "{out}"
+    );
+}

@@ -106,6 +106,17 @@ impl Actuators {
                     None => Outcome::Failed(format!("no ollama check named {check:?}")),
                 },
                 Action::PruneDocker => container::prune(self.docker_host.as_deref()).await,
+                Action::VacuumJournal(size) => {
+                    // journalctl needs root: a small oneshot unit does it (polkit lets vigil
+                    // start it).
+                    let ok = size.chars().all(|c| c.is_ascii_alphanumeric() || c == '.');
+                    if !ok {
+                        Outcome::Failed(format!("vacuum journal {size}: a size such as 500M or 1G"))
+                    } else {
+                        let unit_name = format!("vigil-journal-vacuum@{size}.service");
+                        unit::act("start", &unit_name, self.systemd_bus.as_deref(), limit).await
+                    }
+                }
                 Action::Restart(t) | Action::Start(t) | Action::Stop(t) => {
                     let verb = match action {
                         Action::Restart(_) => "restart",
