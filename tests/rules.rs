@@ -20,7 +20,7 @@ name = "free-memory"
 on = "mem"
 when = "crit"
 for = "0s"
-do = ["notify", "restart unit:memory-hog.service"]
+do = ["notify", "restart container:vigil-no-such-container"]
 cooldown = "1s"
 limit = "2 per 1h"
 "#;
@@ -71,12 +71,12 @@ async fn an_incident_opens_records_its_ladder_and_resolves() {
             "skipped: no [[notify.webhook]] in vigil.toml".to_string()
         )
     );
-    assert_eq!(actions[1].0, "restart unit:memory-hog.service");
-    assert!(
-        actions[1].1.starts_with(
-            "skipped: `restart unit:memory-hog.service` cannot be carried out by this vigild yet"
-        ),
-        "{actions:?}"
+    assert_eq!(
+        actions[1],
+        (
+            "restart container:vigil-no-such-container".to_string(),
+            "failed: container vigil-no-such-container does not exist".to_string()
+        )
     );
     // The limit (2 per hour) is reached: exhausted, no third action.
     wait_for(t, "exhausted in the log", || {
@@ -104,12 +104,12 @@ async fn an_incident_opens_records_its_ladder_and_resolves() {
     assert!(inc["actions"][1]["result"]
         .as_str()
         .unwrap()
-        .starts_with("skipped"));
+        .starts_with("failed"));
     let (code, out, _) = vigilctl(&["--bus", &bus.address, "incident", &id]);
     assert_eq!(code, 0);
     assert!(
         out.contains("rule free-memory on mem — resolved")
-            && out.contains("step 2: restart unit:memory-hog.service"),
+            && out.contains("step 2: restart container:vigil-no-such-container"),
         "{out}"
     );
     let (code, out, _) = vigilctl(&["--bus", &bus.address, "incidents"]);
