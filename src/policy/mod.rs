@@ -80,6 +80,9 @@ pub enum ProbeParams {
     },
 }
 
+/// Docker's standard socket (the built-in checks watch containers when it exists).
+pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
 /// Default Ollama address.
 pub const OLLAMA_URL_DEFAULT: &str = "http://127.0.0.1:11434";
 
@@ -531,8 +534,9 @@ fn parse_check(
     })
 }
 
-/// The built-in checks for whatever this host has: the root file system, memory, and
-/// temperatures when the host has sensors.
+/// The built-in checks for whatever this host has: the root file system and memory always;
+/// temperatures when the host has sensors; the GPU when there is one; containers when
+/// Docker's socket is there; Ollama when it answers on 127.0.0.1:11434.
 pub fn builtin(roots: &HostRoots) -> PolicySet {
     let kind_cond = |k: ProbeKind, s: &str| threshold::parse(s, k).expect("built-in threshold");
     let mut checks = vec![
@@ -571,6 +575,53 @@ pub fn builtin(roots: &HostRoots) -> PolicySet {
             timeout: Duration::from_secs(TIMEOUT_DEFAULT_SECS),
             warn: vec![kind_cond(ProbeKind::Thermal, "temperature > 85")],
             crit: vec![kind_cond(ProbeKind::Thermal, "temperature > 95")],
+            origin: "built-in".into(),
+        });
+    }
+    // The GPU, when there is one: Jetson's integrated GPU in sysfs, or an NVIDIA driver.
+    let gpu_here = crate::probe::gpu::jetson::JetsonBackend::discover(roots).is_ok()
+        || crate::probe::gpu::nvml::open_live(0).is_ok();
+    if gpu_here {
+        checks.push(CheckSpec {
+            name: "gpu".into(),
+            params: ProbeParams::Gpu {
+                backend: "auto".into(),
+                device: 0,
+            },
+            every: Duration::from_secs(EVERY_DEFAULT_SECS),
+            timeout: Duration::from_secs(TIMEOUT_DEFAULT_SECS),
+            warn: vec![kind_cond(ProbeKind::Gpu, "memory_used > 90%")],
+            crit: vec![kind_cond(ProbeKind::Gpu, "temperature > 95")],
+            origin: "built-in".into(),
+        });
+    }
+    // Docker, when its socket is there: every container, one check each.
+    if Path::new(DOCKER_SOCKET).exists() {
+        checks.push(CheckSpec {
+            name: "docker".into(),
+            params: ProbeParams::Containers {
+                patterns: vec!["*".into()],
+            },
+            every: Duration::from_secs(30),
+            timeout: Duration::from_secs(TIMEOUT_DEFAULT_SECS),
+            warn: Vec::new(),
+            crit: Vec::new(),
+            origin: "built-in".into(),
+        });
+    }
+    // Ollama, when it answers on its standard port.
+    let ollama_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 11434));
+    if std::net::TcpStream::connect_timeout(&ollama_addr, Duration::from_millis(200)).is_ok() {
+        checks.push(CheckSpec {
+            name: "ollama".into(),
+            params: ProbeParams::Ollama {
+                url: OLLAMA_URL_DEFAULT.into(),
+                probe_model: None,
+            },
+            every: Duration::from_secs(EVERY_DEFAULT_SECS),
+            timeout: Duration::from_secs(3),
+            warn: Vec::new(),
+            crit: Vec::new(),
             origin: "built-in".into(),
         });
     }

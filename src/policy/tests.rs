@@ -443,11 +443,17 @@ fn no_files_means_builtin_defaults_for_this_host() {
     .unwrap();
     assert!(set.builtin);
     let names: Vec<_> = set.checks.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(
-        names,
-        ["root-disk", "memory"],
+    assert_eq!(&names[..2], ["root-disk", "memory"]);
+    assert!(
+        !names.contains(&"thermal"),
         "no sensors in this sysfs: no thermal check"
     );
+    assert!(
+        !names.contains(&"gpu"),
+        "no ga10b in this sysfs and no NVIDIA driver here"
+    );
+    assert_eq!(names.contains(&"docker"), Path::new(DOCKER_SOCKET).exists());
+    let before = set.checks.len();
     let zone = sys.path().join("class/thermal/thermal_zone0");
     std::fs::create_dir_all(&zone).unwrap();
     std::fs::write(zone.join("type"), "cpu-thermal").unwrap();
@@ -458,7 +464,8 @@ fn no_files_means_builtin_defaults_for_this_host() {
         &LoadContext::default(),
     )
     .unwrap();
-    assert_eq!(set.checks.len(), 3);
+    assert_eq!(set.checks.len(), before + 1);
+    assert!(set.checks.iter().any(|x| x.name == "thermal"));
 }
 
 #[test]
