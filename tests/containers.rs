@@ -127,7 +127,8 @@ fn an_oom_killed_container_is_crit_and_says_so() {
         "the kernel did not OOM-kill the container"
     );
     assert!(
-        row.detail.starts_with(&format!("{name}: exited (code 137, OOM-killed)")),
+        row.detail
+            .starts_with(&format!("{name}: exited (code 137, OOM-killed)")),
         "{row:?}"
     );
 }
@@ -190,7 +191,11 @@ fn a_removed_container_leaves_the_group_and_its_own_check_says_it_is_gone() {
         PROMPT,
         &want,
         || format!("{:#?}", checks(&bus)),
-        || checks(&bus).get("gone").is_some_and(|(s, d)| s == "crit" && d.starts_with(&want)),
+        || {
+            checks(&bus)
+                .get("gone")
+                .is_some_and(|(s, d)| s == "crit" && d.starts_with(&want))
+        },
     );
     wait_transition(&v, "gone", "crit", "", PROMPT);
     // The other member stays, and stays ok.
@@ -224,7 +229,10 @@ fn globs_pick_some_containers_and_not_others_and_new_ones_appear() {
     wait_transition(&v, "apps", "ok", "3 matched: 3 ok", PROMPT);
     let log = v.log();
     for n in [&other, &dbx] {
-        assert!(!log.contains(&format!("check container:{n} added")), "{n}\n{log}");
+        assert!(
+            !log.contains(&format!("check container:{n} added")),
+            "{n}\n{log}"
+        );
     }
     assert!(transitions(&v.state_dir())
         .iter()
@@ -235,8 +243,20 @@ fn globs_pick_some_containers_and_not_others_and_new_ones_appear() {
     let app3 = cs.sleeper("app-3", &[]);
     wait_transition(&v, &format!("container:{app3}"), "ok", "running", PROMPT);
     docker(&["kill", &app1]);
-    wait_transition(&v, &format!("container:{app1}"), "crit", "exited (code 137)", PROMPT);
-    wait_transition(&v, "apps", "crit", "4 matched: 3 ok, 0 warn, 1 crit", PROMPT);
+    wait_transition(
+        &v,
+        &format!("container:{app1}"),
+        "crit",
+        "exited (code 137)",
+        PROMPT,
+    );
+    wait_transition(
+        &v,
+        "apps",
+        "crit",
+        "4 matched: 3 ok, 0 warn, 1 crit",
+        PROMPT,
+    );
 }
 
 #[test]
@@ -273,7 +293,13 @@ fn dockerd_stopped_and_started_makes_checks_unknown_then_ok_with_no_false_alarm(
     ];
     wait_transition(&v, "plain", "ok", "running", PROMPT);
     wait_transition(&v, &format!("container:{plain}"), "ok", "running", PROMPT);
-    wait_transition(&v, &format!("container:{healthy}"), "ok", "running, healthy", PROMPT);
+    wait_transition(
+        &v,
+        &format!("container:{healthy}"),
+        "ok",
+        "running, healthy",
+        PROMPT,
+    );
 
     dockerd.stop();
     for c in &checks {
@@ -282,7 +308,8 @@ fn dockerd_stopped_and_started_makes_checks_unknown_then_ok_with_no_false_alarm(
     }
     let row = last_status(&transitions(&v.state_dir()), "plain").unwrap();
     assert!(
-        row.detail.contains("Docker engine at unix:///var/run/docker.sock unreachable"),
+        row.detail
+            .contains("Docker engine at unix:///var/run/docker.sock unreachable"),
         "{row:?}"
     );
 
@@ -304,7 +331,8 @@ fn dockerd_stopped_and_started_makes_checks_unknown_then_ok_with_no_false_alarm(
         if r.to == "warn" {
             // Only the health check's own `starting` phase after the restart.
             assert!(
-                r.detail.contains("health starting") || (r.check == "apps" && r.detail.contains("1 warn")),
+                r.detail.contains("health starting")
+                    || (r.check == "apps" && r.detail.contains("1 warn")),
                 "unexpected warn: {r:?}\nall: {rows:#?}"
             );
         }
@@ -317,7 +345,8 @@ fn dockerd_stopped_and_started_makes_checks_unknown_then_ok_with_no_false_alarm(
         "the plain container's checks went straight back to ok: {rows:#?}"
     );
     assert!(
-        v.log().contains("following container events of the Docker engine"),
+        v.log()
+            .contains("following container events of the Docker engine"),
         "{}",
         v.log()
     );

@@ -132,7 +132,12 @@ impl Shared {
             .negotiate_version()
             .await
             .map_err(|e| self.unreachable(&e))?;
-        info!(vigil_event = "docker", "connected to the Docker engine at {} (API {})", self.host, c.client_version());
+        info!(
+            vigil_event = "docker",
+            "connected to the Docker engine at {} (API {})",
+            self.host,
+            c.client_version()
+        );
         *slot = Some(c.clone());
         Ok(c)
     }
@@ -230,7 +235,11 @@ impl Engine {
 
 fn connect(host: &str) -> Result<Docker, DockerError> {
     let d = if host.starts_with('/') {
-        Docker::connect_with_unix(host, REQUEST_TIMEOUT.as_secs(), bollard::API_DEFAULT_VERSION)?
+        Docker::connect_with_unix(
+            host,
+            REQUEST_TIMEOUT.as_secs(),
+            bollard::API_DEFAULT_VERSION,
+        )?
     } else {
         Docker::connect_with_host(host)?
     };
@@ -280,7 +289,10 @@ async fn events_task(shared: Arc<Shared>) {
                 // Subscribed (or failed at once, handled below): read everything afresh.
                 if item.is_none() || matches!(item, Some(Some(Ok(_)))) {
                     if !was_up {
-                        info!(vigil_event = "docker", "following container events of the Docker engine at {}", shared.host);
+                        info!(
+                            vigil_event = "docker",
+                            "following container events of the Docker engine at {}", shared.host
+                        );
                     }
                     was_up = true;
                     backoff = BACKOFF_MIN;
@@ -420,9 +432,10 @@ pub fn judge(name: &str, c: &ContainerInspectResponse) -> Reading {
             _ => (Status::Ok, "running".into()),
         },
         ContainerStateStatusEnum::PAUSED => (Status::Warn, "paused".into()),
-        ContainerStateStatusEnum::RESTARTING => {
-            (Status::Warn, format!("restarting (last exit {})", exit_text()))
-        }
+        ContainerStateStatusEnum::RESTARTING => (
+            Status::Warn,
+            format!("restarting (last exit {})", exit_text()),
+        ),
         ContainerStateStatusEnum::CREATED => (Status::Warn, "created, not started".into()),
         ContainerStateStatusEnum::EXITED => (Status::Crit, format!("exited ({})", exit_text())),
         ContainerStateStatusEnum::DEAD => (Status::Crit, format!("dead ({})", exit_text())),
@@ -446,7 +459,9 @@ pub fn judge(name: &str, c: &ContainerInspectResponse) -> Reading {
         n => detail.push_str(&format!(", {n} restarts")),
     }
     if st == Status::Unknown {
-        return Reading::Unknown(format!("container {name}: the Docker engine reported no state"));
+        return Reading::Unknown(format!(
+            "container {name}: the Docker engine reported no state"
+        ));
     }
     Reading::Value {
         status: Some(st),
@@ -503,10 +518,7 @@ impl ContainerProbe {
 #[async_trait]
 impl Probe for ContainerProbe {
     async fn read(&mut self) -> Reading {
-        self.dirty
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.dirty.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let shared = &self.engine.shared;
         let client = match shared.client().await {
             Ok(c) => c,
@@ -605,23 +617,26 @@ impl Probe for ContainersProbe {
         let to_inspect: Vec<(String, String, String)> = matched
             .iter()
             .filter(|(id, name, state)| {
-                full || dirty.contains(name)
-                    || self.cache.get(id).is_none_or(|(s, _)| s != state)
+                full || dirty.contains(name) || self.cache.get(id).is_none_or(|(s, _)| s != state)
             })
             .cloned()
             .collect();
-        let results: Vec<(String, String, String, Result<ContainerInspectResponse, DockerError>)> =
-            futures_util::stream::iter(to_inspect)
-                .map(|(id, name, state)| {
-                    let client = client.clone();
-                    async move {
-                        let r = client.inspect_container(&id, None).await;
-                        (id, name, state, r)
-                    }
-                })
-                .buffer_unordered(INSPECT_PARALLEL)
-                .collect()
-                .await;
+        let results: Vec<(
+            String,
+            String,
+            String,
+            Result<ContainerInspectResponse, DockerError>,
+        )> = futures_util::stream::iter(to_inspect)
+            .map(|(id, name, state)| {
+                let client = client.clone();
+                async move {
+                    let r = client.inspect_container(&id, None).await;
+                    (id, name, state, r)
+                }
+            })
+            .buffer_unordered(INSPECT_PARALLEL)
+            .collect()
+            .await;
         for (id, name, state, r) in results {
             let reading = match r {
                 Ok(c) => judge(&name, &c),
@@ -678,7 +693,11 @@ mod tests {
                 oom_killed: Some(oom),
                 health: health.map(|h| Health {
                     status: Some(h),
-                    failing_streak: Some(if h == HealthStatusEnum::UNHEALTHY { 3 } else { 0 }),
+                    failing_streak: Some(if h == HealthStatusEnum::UNHEALTHY {
+                        3
+                    } else {
+                        0
+                    }),
                     log: None,
                 }),
                 ..Default::default()
@@ -699,7 +718,11 @@ mod tests {
         use ContainerStateStatusEnum as S;
         use HealthStatusEnum as H;
         let cases = [
-            (inspect(S::RUNNING, 0, false, None, 0), Status::Ok, "web: running"),
+            (
+                inspect(S::RUNNING, 0, false, None, 0),
+                Status::Ok,
+                "web: running",
+            ),
             (
                 inspect(S::RUNNING, 0, false, Some(H::HEALTHY), 0),
                 Status::Ok,
@@ -725,8 +748,16 @@ mod tests {
                 Status::Crit,
                 "web: exited (code 0), 1 restart",
             ),
-            (inspect(S::DEAD, 1, false, None, 0), Status::Crit, "web: dead (code 1)"),
-            (inspect(S::PAUSED, 0, false, None, 0), Status::Warn, "web: paused"),
+            (
+                inspect(S::DEAD, 1, false, None, 0),
+                Status::Crit,
+                "web: dead (code 1)",
+            ),
+            (
+                inspect(S::PAUSED, 0, false, None, 0),
+                Status::Warn,
+                "web: paused",
+            ),
             (
                 inspect(S::RESTARTING, 1, false, None, 2),
                 Status::Warn,
@@ -802,6 +833,8 @@ mod tests {
             "{why}"
         );
         let mut g = ContainersProbe::new(vec!["*".into()], &ctx);
-        assert!(matches!(g.read().await, Reading::Unknown(w) if w.contains("/nonexistent/docker.sock")));
+        assert!(
+            matches!(g.read().await, Reading::Unknown(w) if w.contains("/nonexistent/docker.sock"))
+        );
     }
 }

@@ -201,7 +201,10 @@ impl DockerdGuard {
     /// scripts/test.sh and TESTBED.md start it, so that it can be started the same way).
     pub fn take() -> DockerdGuard {
         require_docker();
-        let out = Command::new("pgrep").args(["-x", "dockerd"]).output().unwrap();
+        let out = Command::new("pgrep")
+            .args(["-x", "dockerd"])
+            .output()
+            .unwrap();
         let pids: Vec<i32> = String::from_utf8_lossy(&out.stdout)
             .split_whitespace()
             .filter_map(|p| p.parse().ok())
@@ -213,8 +216,7 @@ impl DockerdGuard {
         );
         let cmdline = std::fs::read(format!("/proc/{}/cmdline", pids[0])).unwrap();
         assert_eq!(
-            cmdline,
-            b"dockerd\0",
+            cmdline, b"dockerd\0",
             "dockerd was started with arguments; this test only restarts a plain `dockerd` \
              (scripts/test.sh's), which it can start again the same way"
         );
