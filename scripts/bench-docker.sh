@@ -27,7 +27,7 @@
 #
 # Environment:
 #   BENCH_KILLS=50          kills for (1)
-#   BENCH_CONTAINERS=200    containers for (2)
+#   BENCH_CONTAINERS=200    containers for (2); 0 skips (2)
 #   BENCH_CPU_SECONDS=60    CPU sampling window for (2)
 #   BENCH_VIGILD=PATH       the binary (default: target/release/vigild)
 #   DOCKER_SOCK=PATH        dockerd's socket (default: /var/run/docker.sock)
@@ -193,6 +193,35 @@ def pct(sorted_vals, p):
     return sorted_vals[int(k) - 1]
 
 
+die_at = {}  # kill number -> timeNano of the container's die event (dockerd's clock)
+
+
+def follow_die_events(name):
+    """Records dockerd's own timestamp of each die event of `name` (a second opinion that
+    splits the latency into dockerd's part and vigild's)."""
+    import threading
+
+    def run():
+        c = UnixHTTP(SOCK)
+        c.sock = None
+        flt = json.dumps({"type": ["container"], "event": ["die"], "container": [name]})
+        import urllib.parse
+        c.request("GET", API + "/events?filters=" + urllib.parse.quote(flt))
+        r = c.getresponse()
+        n = 0
+        while True:
+            line = r.readline()
+            if not line:
+                return
+            ev = json.loads(line)
+            n += 1
+            die_at[n] = ev["timeNano"] // 1000
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    time.sleep(0.3)
+
+
 results = []
 try:
     # ---- (1) docker kill -> crit ---------------------------------------------------
@@ -202,6 +231,8 @@ try:
         "kill", f'[[check]]\nname = "web"\nprobe = "container"\ncontainer = "{name}"\nevery = "60s"\n')
     row = wait_row(db, 0, "web", lambda r: r[2] == "ok", "the check to be ok", logf=logf)
     last = row[0]
+    follow_die_events(name)
+    split = []
     time.sleep(0.5)
     lat = []
     for i in range(KILLS):
@@ -209,6 +240,11 @@ try:
         api("POST", f"/containers/{name}/kill", ok=(204,))
         row = wait_row(db, last, "web", lambda r: r[2] == "crit", f"kill {i + 1} to turn crit", logf=logf)
         lat.append((row[3] - t0) / 1000.0)
+        end = time.time() + 2
+        while i + 1 not in die_at and time.time() < end:
+            time.sleep(0.001)
+        if i + 1 in die_at:
+            split.append(((die_at[i + 1] - t0) / 1000.0, (row[3] - die_at[i + 1]) / 1000.0))
         last = row[0]
         api("POST", f"/containers/{name}/start", ok=(204,))
         row = wait_row(db, last, "web", lambda r: r[2] == "ok", f"start {i + 1} to turn ok", logf=logf)
@@ -220,11 +256,18 @@ try:
     results.append(("kill -> crit: p99", f"{pct(lat, 99):.1f} ms", "<= 200 ms"))
     results.append(("kill -> crit: min / max", f"{lat[0]:.1f} / {lat[-1]:.1f} ms", ""))
     results.append(("kill -> crit: mean", f"{sum(lat) / len(lat):.1f} ms", ""))
+    if split:
+        a = sorted(x for x, _ in split)
+        b = sorted(y for _, y in split)
+        results.append(("  of which kill -> die event (dockerd): p50 / p99", f"{pct(a, 50):.1f} / {pct(a, 99):.1f} ms", ""))
+        results.append(("  of which die event -> crit (vigild): p50 / p99", f"{pct(b, 50):.1f} / {pct(b, 99):.1f} ms", ""))
     p.send_signal(signal.SIGTERM)
     p.wait(10)
     cleanup()
 
     # ---- (2) 200 containers --------------------------------------------------------
+    if N == 0:
+        raise KeyboardInterrupt  # BENCH_CONTAINERS=0: kills only
     t = time.time()
     for i in range(N):
         create(f"{TAG}-many-{i:03d}")
@@ -256,6 +299,8 @@ try:
     results.append((f"{N} containers: CPU over {w1 - w0:.0f} s", f"{cpu_s:.2f} s ({100 * cpu_s / (w1 - w0):.2f} % of a core)", ""))
     results.append((f"{N} containers: VmRSS", f"{status_kb(p.pid, 'VmRSS') / 1024:.1f} MiB", ""))
     results.append((f"{N} containers: VmHWM", f"{status_kb(p.pid, 'VmHWM') / 1024:.1f} MiB", ""))
+except KeyboardInterrupt:
+    pass
 finally:
     cleanup()
     tmp.cleanup()

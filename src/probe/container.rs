@@ -69,14 +69,15 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// How many inspects a `containers` read runs at once.
 const INSPECT_PARALLEL: usize = 16;
 
-/// The container events that can change what a probe reports.
+/// The container events that can change what a probe reports. Not `kill`: it only says a
+/// signal was sent, and an inspect made then waits on the container while dockerd handles
+/// the exit, delaying the read that the `die` right after it asks for.
 const EVENTS: &[&str] = &[
     "create",
     "start",
     "restart",
     "die",
     "oom",
-    "kill",
     "stop",
     "pause",
     "unpause",
@@ -269,7 +270,17 @@ async fn events_task(shared: Arc<Shared>) {
         let mut filters = HashMap::new();
         filters.insert("type", vec!["container"]);
         filters.insert("event", EVENTS.to_vec());
-        let opts = EventsOptionsBuilder::default().filters(&filters).build();
+        // Replay the last seconds too: an event between the subscription going out and
+        // dockerd registering it is then not lost (a replayed one only wakes a probe twice).
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs().saturating_sub(2))
+            .unwrap_or(0)
+            .to_string();
+        let opts = EventsOptionsBuilder::default()
+            .since(&since)
+            .filters(&filters)
+            .build();
         let mut stream = client.events(Some(opts));
         // The request goes out on this first poll; an engine that is down fails it at once.
         let mut first = true;
