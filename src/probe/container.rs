@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
+use bollard::models::{
+    ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum, RestartPolicyNameEnum,
+};
 use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuilder};
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -118,6 +120,66 @@ struct Shared {
     host: String,
     client: tokio::sync::Mutex<Option<Docker>>,
     watchers: Mutex<Vec<Watcher>>,
+    /// The last `die` of each container (by name) since it last started.
+    deaths: Mutex<HashMap<String, Death>>,
+    /// Containers with an `oom` event since they last started.
+    ooms: Mutex<HashSet<String>>,
+}
+
+/// What a `die` event said. dockerd sends it before it has finished handling the exit, and
+/// an inspect made then waits on the container until it has (tens of ms); a container with
+/// no restart policy is certainly exited, so its probe reports this at once and confirms
+/// with an inspect right after.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Death {
+    seq: u64,
+    exit_code: i64,
+    oom: bool,
+}
+
+impl Shared {
+    /// Keeps what `die`/`oom` events say; any other event makes it old news.
+    fn note(&self, action: &str, name: &str, attrs: Option<&HashMap<String, String>>) {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let mut deaths = self.deaths.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ooms = self.ooms.lock().unwrap_or_else(|p| p.into_inner());
+        match action {
+            "oom" => {
+                ooms.insert(name.to_string());
+            }
+            "die" => {
+                let exit_code = attrs
+                    .and_then(|a| a.get("exitCode"))
+                    .and_then(|c| c.parse().ok());
+                if let Some(exit_code) = exit_code {
+                    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let oom = ooms.remove(name);
+                    deaths.insert(
+                        name.to_string(),
+                        Death {
+                            seq,
+                            exit_code,
+                            oom,
+                        },
+                    );
+                }
+            }
+            _ => {
+                deaths.remove(name);
+                if action != "kill" && action != "stop" {
+                    ooms.remove(name);
+                }
+            }
+        }
+    }
+
+    fn death(&self, name: &str) -> Option<Death> {
+        self.deaths
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .copied()
+    }
 }
 
 impl Shared {
@@ -210,6 +272,8 @@ impl Engine {
             host: host.to_string(),
             client: tokio::sync::Mutex::new(None),
             watchers: Mutex::new(Vec::new()),
+            deaths: Mutex::new(HashMap::new()),
+            ooms: Mutex::new(HashSet::new()),
         });
         let events = tokio::spawn(events_task(shared.clone())).abort_handle();
         let e = Arc::new(Engine { shared, events });
@@ -319,11 +383,11 @@ async fn events_task(shared: Arc<Shared>) {
                         .filter_map(|k| attrs.and_then(|a| a.get(*k)))
                         .map(|n| n.trim_start_matches('/'))
                         .collect();
-                    debug!(
-                        "docker event {} for {:?}",
-                        ev.action.as_deref().unwrap_or("?"),
-                        names
-                    );
+                    let action = ev.action.as_deref().unwrap_or("?");
+                    debug!("docker event {action} for {names:?}");
+                    if let Some(name) = names.first() {
+                        shared.note(action, name, attrs);
+                    }
                     if names.is_empty() {
                         shared.wake(None);
                     } else {
@@ -341,7 +405,18 @@ async fn events_task(shared: Arc<Shared>) {
             }
         }
         // The stream broke: dockerd stopped or restarted. Probes read now (unknown, or the
-        // new truth), and the stream is made again after the back-off.
+        // new truth), and the stream is made again after the back-off. Nothing an event
+        // said before the outage is used after it.
+        shared
+            .deaths
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        shared
+            .ooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         if was_up {
             shared.wake(None);
             was_up = false;
@@ -509,6 +584,10 @@ pub struct ContainerProbe {
     engine: Arc<Engine>,
     wake: Arc<Notify>,
     dirty: Arc<Mutex<HashSet<String>>>,
+    /// The last inspect, while the container ran with no restart policy.
+    last_running: Option<ContainerInspectResponse>,
+    /// The `die` already reported from its event.
+    reported_death: u64,
 }
 
 impl ContainerProbe {
@@ -522,6 +601,8 @@ impl ContainerProbe {
             engine,
             wake,
             dirty,
+            last_running: None,
+            reported_death: 0,
         }
     }
 }
@@ -531,12 +612,50 @@ impl Probe for ContainerProbe {
     async fn read(&mut self) -> Reading {
         self.dirty.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let shared = &self.engine.shared;
+        // A fresh `die` of a container that ran with no restart policy: it has exited, and
+        // the event says how; report that now and confirm with an inspect at once.
+        if let (Some(death), Some(last)) = (shared.death(&self.name), &self.last_running) {
+            if death.seq != self.reported_death {
+                self.reported_death = death.seq;
+                self.wake.notify_one();
+                let mut c = last.clone();
+                let mut state = c.state.clone().unwrap_or_default();
+                state.status = Some(ContainerStateStatusEnum::EXITED);
+                state.running = Some(false);
+                state.paused = Some(false);
+                state.restarting = Some(false);
+                state.exit_code = Some(death.exit_code);
+                state.oom_killed = Some(death.oom);
+                state.health = None;
+                c.state = Some(state);
+                return judge(&self.name, &c);
+            }
+        }
         let client = match shared.client().await {
             Ok(c) => c,
             Err(why) => return Reading::Unknown(why),
         };
         match client.inspect_container(&self.name, None).await {
-            Ok(c) => judge(&self.name, &c),
+            Ok(c) => {
+                let running = c.state.as_ref().and_then(|s| s.running).unwrap_or(false);
+                let no_restart = c
+                    .host_config
+                    .as_ref()
+                    .and_then(|h| h.restart_policy.as_ref())
+                    .and_then(|r| r.name)
+                    .is_none_or(|n| {
+                        matches!(n, RestartPolicyNameEnum::NO | RestartPolicyNameEnum::EMPTY)
+                    });
+                self.last_running = (running && no_restart).then(|| c.clone());
+                if let Some(d) = shared.death(&self.name) {
+                    // This inspect already shows the exit; a `die` that came while it was
+                    // in flight and still finds the container running is left to report.
+                    if !running {
+                        self.reported_death = self.reported_death.max(d.seq);
+                    }
+                }
+                judge(&self.name, &c)
+            }
             Err(e) if is_not_found(&e) => not_found(&self.name),
             Err(e @ DockerError::DockerResponseServerError { .. }) => Reading::Unknown(format!(
                 "Docker engine at {} could not inspect container {}: {}",
