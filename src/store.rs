@@ -349,7 +349,7 @@ impl Db {
             [],
         )?;
         self.conn.execute(
-            "UPDATE incidents SET state = 'interrupted', closed_us = ?1 WHERE state != 'resolved' AND state != 'interrupted'",
+            "UPDATE incidents SET state = 'interrupted', closed_us = ?1 WHERE state NOT IN ('resolved', 'closed', 'interrupted')",
             [at as i64],
         )
     }
@@ -371,7 +371,7 @@ impl Db {
 
     /// Moves an incident to `state` (`acting`, `exhausted`, `resolved`).
     pub fn incident_state(&self, id: u64, state: &str, at: Micros) -> rusqlite::Result<()> {
-        let closed = (state == "resolved").then_some(at as i64);
+        let closed = matches!(state, "resolved" | "closed").then_some(at as i64);
         self.conn.execute(
             "UPDATE incidents SET state = ?2, closed_us = coalesce(?3, closed_us) WHERE id = ?1",
             params![id as i64, state, closed],
@@ -422,7 +422,7 @@ impl Db {
     pub fn incidents(&self, limit: u32, all: bool) -> rusqlite::Result<Vec<IncidentRow>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, rule, check_name, opened_us, state, closed_us FROM incidents
-             WHERE ?2 OR state != 'resolved' ORDER BY id DESC LIMIT ?1",
+             WHERE ?2 OR state NOT IN ('resolved', 'closed', 'interrupted') ORDER BY id DESC LIMIT ?1",
         )?;
         let mut rows: Vec<IncidentRow> = stmt
             .query_map(params![limit, all], |r| {

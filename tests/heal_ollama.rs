@@ -72,7 +72,7 @@ limit = "2 per 1h"
     let v = VigildBuilder::new().policy(&policy).start();
     v.wait_status("ok");
     ollama.set_mode(Mode::Hang);
-    wait_for(Duration::from_secs(20), "both steps", || {
+    wait_for(Duration::from_secs(40), "both steps", || {
         let log = v.log();
         (log.contains("step 1 `unload-models ollama` — ")
             && log.contains(&format!("step 2 `restart container:{name}` — ")))

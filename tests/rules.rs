@@ -245,7 +245,19 @@ fn actions_have_real_effects_webhook_hook_and_observe_mode() {
     let url = format!("http://{}/alerts", listener.local_addr().unwrap());
     let received = std::thread::spawn(move || {
         use std::io::{BufRead, BufReader, Read, Write};
-        let (s, _) = listener.accept().unwrap();
+        // Fail, not hang, if vigild never posts.
+        listener.set_nonblocking(true).unwrap();
+        let start = std::time::Instant::now();
+        let s = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(_) if start.elapsed() < Duration::from_secs(20) => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => panic!("no webhook call within 20 s: {e}"),
+            }
+        };
+        s.set_nonblocking(false).unwrap();
         let mut r = BufReader::new(s.try_clone().unwrap());
         let mut len = 0;
         loop {

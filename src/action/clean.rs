@@ -30,7 +30,12 @@ pub fn clean(dir: &str, older_than: Duration, allow: &[PathBuf]) -> Outcome {
             real.display()
         ));
     }
-    let cutoff = SystemTime::now() - older_than;
+    let Some(cutoff) = SystemTime::now().checked_sub(older_than) else {
+        return Outcome::Skipped(format!(
+            "nothing is older than {}",
+            humantime::format_duration(older_than)
+        ));
+    };
     let mut files = 0u64;
     let mut bytes = 0u64;
     let mut errors = Vec::new();

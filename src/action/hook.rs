@@ -45,6 +45,8 @@ pub async fn run(name: &str, argv: &[String], limit: Duration) -> Outcome {
     let collect = async move {
         let mut buf = Vec::new();
         let mut ebuf = Vec::new();
+        // Bounded: a chatty hook cannot fill vigild's memory.
+        let (mut out, mut err) = ((&mut out).take(1 << 20), (&mut err).take(1 << 20));
         let _ = tokio::join!(out.read_to_end(&mut buf), err.read_to_end(&mut ebuf));
         buf.extend_from_slice(&ebuf);
         buf

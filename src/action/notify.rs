@@ -34,6 +34,20 @@ fn token(dir: Option<&Path>, name: &str) -> Result<String, String> {
         .map_err(|e| format!("credential {name:?}: {e}"))
 }
 
+/// `scheme://host[:port]` of a URL: enough to say where, without the path that for many
+/// services (Slack, Teams) is itself the secret.
+fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}{}",
+            u.scheme(),
+            u.host_str().unwrap_or("?"),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        Err(_) => "(a webhook with a bad URL)".into(),
+    }
+}
+
 /// Sends to every webhook; done when all took it.
 pub async fn send(hooks: &[Webhook], creds: Option<&Path>, note: &Notification) -> Outcome {
     if hooks.is_empty() {
@@ -42,6 +56,8 @@ pub async fn send(hooks: &[Webhook], creds: Option<&Path>, note: &Notification) 
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(ATTEMPT_TIMEOUT_SECS))
         .connect_timeout(Duration::from_secs(5))
+        // A redirect could carry the token elsewhere: never follow one.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
     {
         Ok(c) => c,
@@ -54,7 +70,7 @@ pub async fn send(hooks: &[Webhook], creds: Option<&Path>, note: &Notification) 
             Some(name) => match token(creds, name) {
                 Ok(t) => Some(t),
                 Err(e) => {
-                    failed.push(format!("{}: {e}", hook.url));
+                    failed.push(format!("{}: {e}", shown(&hook.url)));
                     continue;
                 }
             },
@@ -79,13 +95,16 @@ pub async fn send(hooks: &[Webhook], creds: Option<&Path>, note: &Notification) 
                     break;
                 }
                 Ok(r) => last = format!("answered {}", r.status()),
-                Err(e) => last = e.to_string(),
+                Err(e) => last = e.without_url().to_string(),
             }
         }
         if delivered {
-            ok.push(hook.url.clone());
+            ok.push(shown(&hook.url));
         } else {
-            failed.push(format!("{}: {last} (after {ATTEMPTS} attempts)", hook.url));
+            failed.push(format!(
+                "{}: {last} (after {ATTEMPTS} attempts)",
+                shown(&hook.url)
+            ));
         }
     }
     if failed.is_empty() {
@@ -159,7 +178,12 @@ mod tests {
             ..Default::default()
         };
         let out = send(&hooks, Some(creds.path()), &note).await;
-        assert_eq!(out, Outcome::Done(format!("notified {url}")));
+        let host = url.trim_end_matches("/hook").to_string();
+        assert_eq!(
+            out,
+            Outcome::Done(format!("notified {host}")),
+            "the path is never shown"
+        );
         let seen = h.join().unwrap();
         assert_eq!(seen.len(), 2, "one retry after the 503");
         let lower = seen[1].to_ascii_lowercase();

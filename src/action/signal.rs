@@ -34,7 +34,8 @@ pub fn send(name: &str, sig: &str) -> Outcome {
             "{sig} is not a signal name (try SIGHUP, SIGUSR1, SIGTERM)"
         ));
     };
-    let pids = find(name);
+    let me = std::process::id() as i32;
+    let pids: Vec<i32> = find(name).into_iter().filter(|p| *p != me).collect();
     if pids.is_empty() {
         return Outcome::Failed(format!("no process named {name:?} is running"));
     }

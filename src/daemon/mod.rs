@@ -267,6 +267,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
 
     let (done_tx, done_rx) = mpsc::unbounded_channel::<ActionDone>();
     let mut daemon = Daemon {
+        pending_decisions: Vec::new(),
         actuators: Arc::new(crate::action::Actuators::from_settings(&settings)),
         done_tx,
         maintenance: None,
@@ -395,6 +396,8 @@ struct ActionDone {
 }
 
 struct Daemon {
+    /// Decisions made outside a tick (a reload closing incidents), handled at the next one.
+    pending_decisions: Vec<Decision>,
     actuators: Arc<crate::action::Actuators>,
     done_tx: mpsc::UnboundedSender<ActionDone>,
     maintenance: Option<Maintenance>,
@@ -518,7 +521,8 @@ impl Daemon {
                 set.files.len()
             );
         }
-        self.engine.set_rules(set.rules, self.globals);
+        let closed = self.engine.set_rules(set.rules, self.globals);
+        self.pending_decisions.extend(closed);
         let mut actuators = (*self.actuators).clone();
         actuators.ollama_urls = set
             .checks
@@ -813,6 +817,8 @@ impl Daemon {
 
     /// An action came back: record, log and signal its outcome.
     fn on_action_done(&mut self, d: ActionDone) {
+        self.engine
+            .action_done(&d.rule, &d.check, crate::now_micros());
         let line = d.outcome.to_line();
         let msg = format!(
             "incident {}: step {} `{}` — {line}",
@@ -845,9 +851,11 @@ impl Daemon {
 
     /// Runs the rules over the current statuses and records what they decide.
     fn evaluate_rules(&mut self, now: u64) -> Vec<Event> {
+        // A check that has not been read yet says nothing a rule could act on.
         let statuses: Vec<(String, Status)> = self
             .model
             .checks()
+            .filter(|c| c.last_probe.is_some())
             .map(|c| (c.name.clone(), c.status))
             .collect();
         let mut events = Vec::new();
@@ -855,7 +863,9 @@ impl Daemon {
             self.end_maintenance("ended by itself");
         }
         let maintenance = self.maintenance.is_some();
-        for d in self.engine.tick(now, &statuses, maintenance) {
+        let mut decisions = std::mem::take(&mut self.pending_decisions);
+        decisions.extend(self.engine.tick(now, &statuses, maintenance));
+        for d in decisions {
             match d {
                 Decision::Opened {
                     incident,
@@ -956,6 +966,48 @@ impl Daemon {
                     self.store.submit("an incident", move |db| {
                         db.incident_state(incident, "exhausted", now)
                     });
+                    // Giving up is worth an alert, when webhooks are configured.
+                    if !self.actuators.webhooks.is_empty() {
+                        let state = self.model.get(&check);
+                        let note = crate::action::Notification {
+                            event: "exhausted".into(),
+                            incident,
+                            rule: rule.clone(),
+                            check: check.clone(),
+                            status: state.map(|c| c.status.to_string()).unwrap_or_default(),
+                            detail: format!(
+                                "rule {rule} reached its limit; vigil takes no more actions"
+                            ),
+                            host: nix::unistd::gethostname()
+                                .ok()
+                                .and_then(|h| h.into_string().ok())
+                                .unwrap_or_default(),
+                            time: crate::surface::rfc3339_millis(now),
+                        };
+                        let actuators = self.actuators.clone();
+                        tokio::spawn(async move {
+                            let out = actuators.run(&crate::engine::Action::Notify, &note).await;
+                            info!(
+                                vigil_event = "alert",
+                                vigil_incident = incident,
+                                "incident {incident} exhausted, alert: {}",
+                                out.to_line()
+                            );
+                        });
+                    }
+                }
+                Decision::Closed {
+                    incident,
+                    rule,
+                    check,
+                    reason,
+                } => {
+                    info!(vigil_event = "incident-closed", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check,
+                        "incident {incident} closed: {reason}");
+                    self.store.submit("an incident", move |db| {
+                        db.incident_state(incident, "closed", now)
+                    });
+                    events.push(Event::IncidentResolved { id: incident });
                 }
                 Decision::Resolved {
                     incident,

@@ -167,6 +167,9 @@ pub fn parse(text: &str) -> Result<Action, String> {
             if words.len() != 3 || words[1] != "journal" {
                 return Err("write `vacuum journal SIZE` (e.g. 500M)".into());
             }
+            if !words[2].chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
+                return Err(format!("vacuum journal: {} is not a size such as 500M or 1G", words[2]));
+            }
             Action::VacuumJournal(words[2].into())
         }
         "signal" => {
@@ -174,6 +177,10 @@ pub fn parse(text: &str) -> Result<Action, String> {
             let Some(p) = words[1].strip_prefix("process:").filter(|p| !p.is_empty()) else {
                 return Err("write `signal process:NAME SIGNAL`".into());
             };
+            let sig = if words[2].starts_with("SIG") { words[2].to_string() } else { format!("SIG{}", words[2]) };
+            if <nix::sys::signal::Signal as std::str::FromStr>::from_str(&sig).is_err() {
+                return Err(format!("signal: {} is not a signal name (SIGHUP, SIGUSR1, SIGTERM…)", words[2]));
+            }
             Action::Signal { process: p.into(), signal: words[2].into() }
         }
         "hook" => {

@@ -78,6 +78,9 @@ impl Limit {
                 if window.is_zero() {
                     return Err("the window must be longer than zero".into());
                 }
+                if window > Duration::from_secs(30 * 86400) {
+                    return Err("the window can be 30 days at most".into());
+                }
                 Ok(Limit { count, window })
             }
             _ => Err(format!(
@@ -166,6 +169,13 @@ pub enum Decision {
         rule: String,
         check: String,
     },
+    /// The incident can no longer be judged (its check or rule is gone), and why.
+    Closed {
+        incident: u64,
+        rule: String,
+        check: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -178,6 +188,9 @@ struct Track {
     actions: VecDeque<Micros>,
     /// The reason of the last `Held`, so a held action is reported once, not every tick.
     held: Option<String>,
+    /// An action of this track is running: nothing else is decided until it is done, and
+    /// the cooldown counts from its end.
+    in_flight: bool,
 }
 
 /// The engine's state.
@@ -208,11 +221,35 @@ impl Engine {
 
     /// Replaces the rules (reload). Tracks of rules that still exist, with open incidents,
     /// ladders and limit windows, are kept.
-    pub fn set_rules(&mut self, rules: Vec<Rule>, globals: Globals) {
-        self.tracks
-            .retain(|rule, _| rules.iter().any(|r| &r.name == rule));
+    pub fn set_rules(&mut self, rules: Vec<Rule>, globals: Globals) -> Vec<Decision> {
+        let mut out = Vec::new();
+        self.tracks.retain(|rule, ts| {
+            let keep = rules.iter().any(|r| &r.name == rule);
+            if !keep {
+                for (check, t) in ts.iter() {
+                    if let Some((id, _)) = t.incident {
+                        out.push(Decision::Closed {
+                            incident: id,
+                            rule: rule.clone(),
+                            check: check.clone(),
+                            reason: "its rule was removed by a reload".into(),
+                        });
+                    }
+                }
+            }
+            keep
+        });
         self.rules = rules;
         self.globals = globals;
+        out
+    }
+
+    /// An action of rule `rule` on `check` finished at `now`: the cooldown starts now.
+    pub fn action_done(&mut self, rule: &str, check: &str, now: Micros) {
+        if let Some(t) = self.tracks.get_mut(rule).and_then(|ts| ts.get_mut(check)) {
+            t.in_flight = false;
+            t.last_action = Some(now);
+        }
     }
 
     /// Incident ids continue from here (the store's next id, so they stay unique).
@@ -290,6 +327,21 @@ impl Engine {
             } else if let Some(status) = index.get(rule.on.as_str()) {
                 step(&rule.on, *status);
             }
+            // Tracks of checks that no longer exist (a container removed): close and forget.
+            tracks.retain(|check, t| {
+                let present = index.contains_key(check.as_str());
+                if !present {
+                    if let Some((id, _)) = t.incident.take() {
+                        out.push(Decision::Closed {
+                            incident: id,
+                            rule: rule.name.clone(),
+                            check: check.clone(),
+                            reason: format!("check {check} no longer exists"),
+                        });
+                    }
+                }
+                present || t.in_flight
+            });
         }
         out
     }
@@ -330,6 +382,7 @@ fn step_track(
         t.condition_since = None;
         if status == Status::Ok {
             if let Some((id, _)) = t.incident.take() {
+                t.held = None;
                 out.push(Decision::Resolved {
                     incident: id,
                     rule: rule.name.clone(),
@@ -357,7 +410,7 @@ fn step_track(
             (id, IncidentState::Open)
         }
     };
-    if state == IncidentState::Exhausted {
+    if state == IncidentState::Exhausted || t.in_flight {
         return;
     }
     if t.last_action
@@ -407,6 +460,8 @@ fn step_track(
     }
     t.actions.push_back(now);
     t.last_action = Some(now);
+    // Observed steps take no time; real ones are in flight until `action_done`.
+    t.in_flight = rule.mode == Mode::Enforce;
     t.step = step + 1;
     t.incident = Some((id, IncidentState::Acting));
     out.push(Decision::Act {

@@ -26,6 +26,18 @@ fn acts(d: &[Decision]) -> Vec<String> {
         .collect()
 }
 
+/// One tick whose actions finish at once (as quick actions do).
+fn run(
+    e: &mut Engine,
+    now: Micros,
+    checks: &[(String, Status)],
+    maintenance: bool,
+) -> Vec<Decision> {
+    let d = e.tick(now, checks, maintenance);
+    done_all(e, &d, now);
+    d
+}
+
 fn st(name: &str, s: Status) -> Vec<(String, Status)> {
     vec![(name.to_string(), s)]
 }
@@ -45,13 +57,13 @@ fn hysteresis_then_the_ladder_one_step_per_cooldown() {
         Globals::default(),
     );
     // A blip shorter than `for` does nothing.
-    assert!(e.tick(0, &st("ollama", Status::Crit), false).is_empty());
-    assert!(e.tick(20 * S, &st("ollama", Status::Ok), false).is_empty());
+    assert!(run(&mut e, 0, &st("ollama", Status::Crit), false).is_empty());
+    assert!(run(&mut e, 20 * S, &st("ollama", Status::Ok), false).is_empty());
     assert!(e
         .tick(25 * S, &st("ollama", Status::Crit), false)
         .is_empty());
     // Held for 30 s: incident and the first step.
-    let d = e.tick(55 * S, &st("ollama", Status::Crit), false);
+    let d = run(&mut e, 55 * S, &st("ollama", Status::Crit), false);
     assert!(matches!(d[0], Decision::Opened { .. }), "{d:?}");
     assert_eq!(acts(&d), ["unload-models ollama"]);
     // Within the cooldown: nothing.
@@ -59,26 +71,25 @@ fn hysteresis_then_the_ladder_one_step_per_cooldown() {
         .tick(100 * S, &st("ollama", Status::Crit), false)
         .is_empty());
     assert_eq!(
-        acts(&e.tick(115 * S, &st("ollama", Status::Crit), false)),
+        acts(&run(&mut e, 115 * S, &st("ollama", Status::Crit), false)),
         ["restart container:ollama"]
     );
     assert_eq!(
-        acts(&e.tick(175 * S, &st("ollama", Status::Crit), false)),
+        acts(&run(&mut e, 175 * S, &st("ollama", Status::Crit), false)),
         ["restart unit:docker.service"]
     );
     // Past the end of the ladder the last step repeats, until the limit.
     assert_eq!(
-        acts(&e.tick(235 * S, &st("ollama", Status::Crit), false)),
+        acts(&run(&mut e, 235 * S, &st("ollama", Status::Crit), false)),
         ["restart unit:docker.service"]
     );
-    let d = e.tick(295 * S, &st("ollama", Status::Crit), false);
+    let d = run(&mut e, 295 * S, &st("ollama", Status::Crit), false);
     assert!(matches!(d[..], [Decision::Exhausted { .. }]), "{d:?}");
     assert!(
-        e.tick(400 * S, &st("ollama", Status::Crit), false)
-            .is_empty(),
+        run(&mut e, 400 * S, &st("ollama", Status::Crit), false).is_empty(),
         "exhausted: no more actions"
     );
-    let d = e.tick(500 * S, &st("ollama", Status::Ok), false);
+    let d = run(&mut e, 500 * S, &st("ollama", Status::Ok), false);
     assert!(matches!(d[..], [Decision::Resolved { .. }]), "{d:?}");
     assert!(e.open_incidents().is_empty());
 }
@@ -93,27 +104,27 @@ fn limit_forgets_on_its_own_and_ok_for_a_window_resets_the_ladder() {
         )],
         Globals::default(),
     );
-    e.tick(0, &st("c", Status::Crit), false);
+    run(&mut e, 0, &st("c", Status::Crit), false);
     assert_eq!(
-        acts(&e.tick(30 * S, &st("c", Status::Crit), false)),
+        acts(&run(&mut e, 30 * S, &st("c", Status::Crit), false)),
         ["restart container:c"]
     );
     // Recovers for 2 minutes (less than the window), fails again: next step, but the
     // window still holds the first action → exhausted.
-    e.tick(60 * S, &st("c", Status::Ok), false);
-    e.tick(180 * S, &st("c", Status::Crit), false);
-    let d = e.tick(210 * S, &st("c", Status::Crit), false);
+    run(&mut e, 60 * S, &st("c", Status::Ok), false);
+    run(&mut e, 180 * S, &st("c", Status::Crit), false);
+    let d = run(&mut e, 210 * S, &st("c", Status::Crit), false);
     assert!(
         d.iter().any(|d| matches!(d, Decision::Exhausted { .. })),
         "{d:?}"
     );
     // Ok for a whole window: resolved, and the ladder back at step one.
-    e.tick(300 * S, &st("c", Status::Ok), false);
-    e.tick(300 * S + 10 * 60 * S, &st("c", Status::Ok), false);
+    run(&mut e, 300 * S, &st("c", Status::Ok), false);
+    run(&mut e, 300 * S + 10 * 60 * S, &st("c", Status::Ok), false);
     let t0 = 300 * S + 11 * 60 * S;
-    e.tick(t0, &st("c", Status::Crit), false);
+    run(&mut e, t0, &st("c", Status::Crit), false);
     assert_eq!(
-        acts(&e.tick(t0 + 30 * S, &st("c", Status::Crit), false)),
+        acts(&run(&mut e, t0 + 30 * S, &st("c", Status::Crit), false)),
         ["restart container:c"]
     );
 }
@@ -129,8 +140,8 @@ fn glob_rules_heal_whichever_container_failed() {
         ("container:web".to_string(), Status::Ok),
         ("root-disk".to_string(), Status::Crit),
     ];
-    e.tick(0, &checks, false);
-    let d = e.tick(30 * S, &checks, false);
+    run(&mut e, 0, &checks, false);
+    let d = run(&mut e, 30 * S, &checks, false);
     assert_eq!(acts(&d), ["restart container:db"]);
 }
 
@@ -139,8 +150,8 @@ fn observe_mode_records_and_maintenance_holds() {
     let mut r = rule("x", &["restart unit:x.service"], "5 per 1h");
     r.mode = Mode::Observe;
     let mut e = Engine::new(vec![r], Globals::default());
-    e.tick(0, &st("x", Status::Crit), false);
-    let d = e.tick(30 * S, &st("x", Status::Crit), false);
+    run(&mut e, 0, &st("x", Status::Crit), false);
+    let d = run(&mut e, 30 * S, &st("x", Status::Crit), false);
     assert!(
         d.iter()
             .any(|d| matches!(d, Decision::Act { observe: true, .. })),
@@ -151,8 +162,8 @@ fn observe_mode_records_and_maintenance_holds() {
         vec![rule("x", &["restart unit:x.service"], "5 per 1h")],
         Globals::default(),
     );
-    e.tick(0, &st("x", Status::Crit), true);
-    let d = e.tick(30 * S, &st("x", Status::Crit), true);
+    run(&mut e, 0, &st("x", Status::Crit), true);
+    let d = run(&mut e, 30 * S, &st("x", Status::Crit), true);
     assert!(acts(&d).is_empty());
     assert!(
         d.iter()
@@ -160,10 +171,10 @@ fn observe_mode_records_and_maintenance_holds() {
         "{d:?}"
     );
     // Said once, not every tick.
-    assert!(e.tick(31 * S, &st("x", Status::Crit), true).is_empty());
+    assert!(run(&mut e, 31 * S, &st("x", Status::Crit), true).is_empty());
     // Maintenance ends: the held step is taken.
     assert_eq!(
-        acts(&e.tick(40 * S, &st("x", Status::Crit), false)),
+        acts(&run(&mut e, 40 * S, &st("x", Status::Crit), false)),
         ["restart unit:x.service"]
     );
 }
@@ -179,8 +190,8 @@ fn reboots_are_limited_globally() {
         ("a".to_string(), Status::Crit),
         ("b".to_string(), Status::Crit),
     ];
-    e.tick(0, &checks, false);
-    let d = e.tick(30 * S, &checks, false);
+    run(&mut e, 0, &checks, false);
+    let d = run(&mut e, 30 * S, &checks, false);
     assert_eq!(acts(&d), ["reboot"], "only one of the two: {d:?}");
     assert!(d
         .iter()
@@ -274,6 +285,7 @@ fn thousands_of_random_fault_sequences_keep_every_invariant() {
                         assert!(!maintenance, "seed {seed}: action during maintenance");
                         assert_eq!(observe, r.mode == Mode::Observe, "seed {seed}");
                         acted.push(now);
+                        e.action_done("heal", "c", now);
                         if action.is_reboot() && !observe {
                             reboots.push(now);
                         }
@@ -283,6 +295,7 @@ fn thousands_of_random_fault_sequences_keep_every_invariant() {
                         assert_eq!(status, Status::Ok, "seed {seed}: resolved while not ok");
                         open = None;
                     }
+                    Decision::Closed { .. } => panic!("seed {seed}: nothing is removed here"),
                     Decision::Exhausted { incident, .. } | Decision::Held { incident, .. } => {
                         assert_eq!(Some(incident), open, "seed {seed}");
                     }
@@ -310,4 +323,65 @@ fn thousands_of_random_fault_sequences_keep_every_invariant() {
             }
         }
     }
+}
+
+/// Marks every action of `d` done at `now` (as the daemon does when actuators return).
+fn done_all(e: &mut Engine, d: &[Decision], now: Micros) {
+    for x in d {
+        if let Decision::Act { rule, check, .. } = x {
+            e.action_done(rule, check, now);
+        }
+    }
+}
+
+#[test]
+fn a_running_action_blocks_the_next_step_and_the_cooldown_counts_from_its_end() {
+    let mut r = rule(
+        "x",
+        &["restart container:x", "restart unit:docker.service"],
+        "5 per 1h",
+    );
+    r.hold = Duration::ZERO;
+    r.cooldown = Duration::from_secs(10);
+    let mut e = Engine::new(vec![r], Globals::default());
+    assert_eq!(
+        acts(&e.tick(0, &st("x", Status::Crit), false)),
+        ["restart container:x"]
+    );
+    // Still running at 60 s: nothing new, however long it takes.
+    assert!(acts(&e.tick(60 * S, &st("x", Status::Crit), false)).is_empty());
+    e.action_done("heal", "x", 61 * S);
+    assert!(
+        acts(&e.tick(65 * S, &st("x", Status::Crit), false)).is_empty(),
+        "cooldown from the end"
+    );
+    assert_eq!(
+        acts(&e.tick(71 * S, &st("x", Status::Crit), false)),
+        ["restart unit:docker.service"]
+    );
+}
+
+#[test]
+fn incidents_of_removed_rules_and_vanished_checks_are_closed() {
+    let mut e = Engine::new(
+        vec![rule("container:*", &["notify"], "5 per 1h")],
+        Globals::default(),
+    );
+    let both = vec![
+        ("container:a".to_string(), Status::Crit),
+        ("container:b".to_string(), Status::Crit),
+    ];
+    e.tick(0, &both, false);
+    let d = e.tick(30 * S, &both, false);
+    done_all(&mut e, &d, 30 * S);
+    assert_eq!(e.open_incidents().len(), 2);
+    let d = e.tick(40 * S, &both[..1], false);
+    assert!(d.iter().any(|d| matches!(d, Decision::Closed { check, reason, .. } if check == "container:b" && reason.contains("no longer exists"))), "{d:?}");
+    assert_eq!(e.open_incidents().len(), 1);
+    let d = e.set_rules(Vec::new(), Globals::default());
+    assert!(
+        matches!(&d[..], [Decision::Closed { reason, .. }] if reason.contains("rule was removed")),
+        "{d:?}"
+    );
+    assert!(e.open_incidents().is_empty());
 }
