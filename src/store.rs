@@ -354,6 +354,15 @@ impl Db {
         )
     }
 
+    /// Start times of actions `action` since `since` (the reboot limit survives reboots).
+    pub fn action_times(&self, action: &str, since: Micros) -> rusqlite::Result<Vec<Micros>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT started_us FROM actions WHERE action = ?1 AND started_us >= ?2 ORDER BY started_us")?;
+        let rows = stmt.query_map(params![action, since as i64], |r| r.get::<_, i64>(0))?;
+        rows.map(|r| r.map(|v| v as u64)).collect()
+    }
+
     /// Records a new incident.
     pub fn incident_opened(
         &self,

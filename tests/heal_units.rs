@@ -155,3 +155,87 @@ limit = "1 per 1h"
         "{out}"
     );
 }
+
+#[test]
+fn reboot_reboots_and_the_limit_survives_it() {
+    let mut c = Container::boot();
+    c.write(
+        "/run/systemd/system/vt-dead.service",
+        "[Service]\nExecStart=/bin/false\n",
+    );
+    c.sh("systemctl daemon-reload; systemctl start vt-dead.service || true");
+    c.write(
+        &format!("{SHARE}/policies/test.toml"),
+        r#"
+[[check]]
+name = "dead"
+probe = "systemd"
+unit = "vt-dead.service"
+
+[[rule]]
+name = "last-resort"
+on = "dead"
+do = ["reboot"]
+limit = "5 per 1h"
+"#,
+    );
+    c.sh(&format!(
+        "dbus-daemon --session --address=unix:path={SHARE}/bus --fork --nopidfile"
+    ));
+    let port = free_port();
+    c.spawn(&format!(
+        "exec {} --foreground --policies {SHARE}/policies --state-dir {SHARE}/state \
+         --listen 127.0.0.1:{port} --bus unix:path={SHARE}/bus >{SHARE}/vigild.log 2>&1",
+        env!("CARGO_BIN_EXE_vigild")
+    ));
+    // The container goes down by vigil's hand: systemd-nspawn exits.
+    let st = c.wait_exit(Duration::from_secs(30));
+    let log = std::fs::read_to_string(c.share().join("vigild.log")).unwrap_or_default();
+    assert!(st.is_some(), "the container did not reboot:\n{log}");
+    assert!(log.contains("step 1 `reboot` started"), "{log}");
+    // The reboot was recorded before it happened, so the next run counts it.
+    let db = rusqlite::Connection::open(c.share().join("state/vigil.db")).unwrap();
+    let n: i64 = db
+        .query_row(
+            "SELECT count(*) FROM actions WHERE action = 'reboot'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(db);
+    // A second boot, same state: the global limit (1 per 6h) holds the next reboot.
+    let c2 = Container::boot();
+    for sub in ["state", "policies"] {
+        let (from, to) = (c.share().join(sub), c2.share().join(sub));
+        std::fs::create_dir_all(&to).unwrap();
+        for e in std::fs::read_dir(&from).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+    c2.write(
+        "/run/systemd/system/vt-dead.service",
+        "[Service]\nExecStart=/bin/false\n",
+    );
+    c2.sh("systemctl daemon-reload; systemctl start vt-dead.service || true");
+    c2.sh(&format!(
+        "dbus-daemon --session --address=unix:path={SHARE}/bus --fork --nopidfile"
+    ));
+    c2.spawn(&format!(
+        "exec {} --foreground --policies {SHARE}/policies --state-dir {SHARE}/state \
+         --listen 127.0.0.1:{port} --bus unix:path={SHARE}/bus >{SHARE}/vigild2.log 2>&1",
+        env!("CARGO_BIN_EXE_vigild")
+    ));
+    let log2 = || std::fs::read_to_string(c2.share().join("vigild2.log")).unwrap_or_default();
+    wait_for(Duration::from_secs(30), "the held reboot", || {
+        log2()
+            .contains("held: the global reboot limit is reached")
+            .then_some(())
+    });
+    assert!(
+        log2().contains("1 reboot(s) by vigil in the last 6h"),
+        "{}",
+        log2()
+    );
+}

@@ -319,8 +319,10 @@ mode = "observe"
     });
     wait_for(Duration::from_secs(10), "both results in the log", || {
         let log = v.log();
-        (log.contains(&format!("`notify` — done: notified {url}"))
-            && log.contains("`hook mark` — done: hook mark succeeded"))
+        (log.contains(&format!(
+            "`notify` — done: notified {}",
+            url.trim_end_matches("/alerts")
+        )) && log.contains("`hook mark` — done: hook mark succeeded"))
         .then_some(())
     });
     let log = v.log();

@@ -89,13 +89,16 @@ impl Actuators {
         };
         let work = async {
             match action {
-                Action::Notify => notify::send(&self.webhooks, self.credentials_dir.as_deref(), note).await,
+                Action::Notify => {
+                    notify::send(&self.webhooks, self.credentials_dir.as_deref(), note).await
+                }
                 Action::Hook(name) => match self.hooks.get(name) {
                     Some(h) => hook::run(name, &h.command, limit).await,
                     None => Outcome::Failed(format!("hook {name:?} is not defined in vigil.toml")),
                 },
                 Action::Clean { dir, older_than } => {
-                    let (dir, older_than, allow) = (dir.clone(), *older_than, self.clean_allow.clone());
+                    let (dir, older_than, allow) =
+                        (dir.clone(), *older_than, self.clean_allow.clone());
                     tokio::task::spawn_blocking(move || clean::clean(&dir, older_than, &allow))
                         .await
                         .unwrap_or_else(|e| Outcome::Failed(format!("clean task failed: {e}")))
@@ -106,6 +109,7 @@ impl Actuators {
                     None => Outcome::Failed(format!("no ollama check named {check:?}")),
                 },
                 Action::PruneDocker => container::prune(self.docker_host.as_deref()).await,
+                Action::Reboot => unit::reboot(self.systemd_bus.as_deref()).await,
                 Action::VacuumJournal(size) => {
                     // journalctl needs root: a small oneshot unit does it (polkit lets vigil
                     // start it).
@@ -130,12 +134,11 @@ impl Actuators {
                         crate::engine::action::Target::Unit(n) => {
                             unit::act(verb, n, self.systemd_bus.as_deref(), limit).await
                         }
-                        other => Outcome::Failed(format!("{verb} {other}: not a unit or container")),
+                        other => {
+                            Outcome::Failed(format!("{verb} {other}: not a unit or container"))
+                        }
                     }
                 }
-                other => Outcome::Skipped(format!(
-                    "`{other}` cannot be carried out by this vigild yet (its actuator comes with a later release)"
-                )),
             }
         };
         match tokio::time::timeout(limit + Duration::from_secs(1), work).await {

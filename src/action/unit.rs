@@ -8,6 +8,33 @@ use zbus::OwnedObjectPath;
 
 use super::Outcome;
 
+/// Reboots the machine: systemd's `reboot.target`, irreversibly (what `systemctl reboot`
+/// does). There is no result to wait for.
+pub async fn reboot(bus: Option<&str>) -> Outcome {
+    let conn = match bus {
+        Some(a) => zbus::connection::Builder::address(a).build().await,
+        None => zbus::Connection::system().await,
+    };
+    let conn = match conn {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(format!("cannot reach systemd on the system bus: {e}")),
+    };
+    let r: zbus::Result<OwnedObjectPath> = conn
+        .call_method(
+            Some("org.freedesktop.systemd1"),
+            "/org/freedesktop/systemd1",
+            Some("org.freedesktop.systemd1.Manager"),
+            "StartUnit",
+            &("reboot.target", "replace-irreversibly"),
+        )
+        .await
+        .and_then(|m| m.body().deserialize());
+    match r {
+        Ok(_) => Outcome::Done("reboot requested (reboot.target)".into()),
+        Err(e) => Outcome::Failed(format!("reboot refused: {e}")),
+    }
+}
+
 /// Queues the job and waits for systemd's `JobRemoved` with its result.
 pub async fn act(verb: &str, unit: &str, bus: Option<&str>, limit: Duration) -> Outcome {
     let conn = match bus {

@@ -323,6 +323,20 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         }
     }
     daemon.globals = globals_of(&settings);
+    // Reboots of earlier runs count against the global limit: it must hold across them.
+    let window = daemon.globals.reboot_limit.window.as_micros() as u64;
+    let since = crate::now_micros().saturating_sub(window);
+    if let Some(Ok(times)) = store.call(move |db| db.action_times("reboot", since)).await {
+        if !times.is_empty() {
+            info!(
+                vigil_event = "reboot-limit",
+                "{} reboot(s) by vigil in the last {}",
+                times.len(),
+                humantime::format_duration(daemon.globals.reboot_limit.window)
+            );
+        }
+        daemon.engine.restore_reboots(times);
+    }
     // Handlers before READY=1: a reload right after start must not kill vigild.
     let signals = Signals::new()?;
     let transitions = daemon.install(policies, config_error);
@@ -932,8 +946,14 @@ impl Daemon {
                             .unwrap_or_default(),
                         time: crate::surface::rfc3339_millis(now),
                     };
-                    let (actuators, tx) = (self.actuators.clone(), self.done_tx.clone());
+                    let (actuators, tx, store) = (
+                        self.actuators.clone(),
+                        self.done_tx.clone(),
+                        self.store.clone(),
+                    );
                     tokio::spawn(async move {
+                        // The start is on disk before the action runs (a reboot ends everything).
+                        let _ = store.call(|_| ()).await;
                         let outcome = actuators.run(&action, &note).await;
                         let _ = tx.send(ActionDone {
                             incident,

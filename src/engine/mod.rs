@@ -252,6 +252,12 @@ impl Engine {
         }
     }
 
+    /// Reboots carried out before this run (from the store), so the global limit holds
+    /// across the reboots it limits.
+    pub fn restore_reboots(&mut self, times: Vec<Micros>) {
+        self.reboots = times.into();
+    }
+
     /// Incident ids continue from here (the store's next id, so they stay unique).
     pub fn set_next_incident(&mut self, id: u64) {
         self.next_incident = self.next_incident.max(id);

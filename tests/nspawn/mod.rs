@@ -286,6 +286,20 @@ impl Container {
             .to_string()
     }
 
+    /// Waits up to `timeout` for systemd-nspawn to exit (the container powered off or
+    /// rebooted by itself); its exit status if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.nspawn.as_mut()?;
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     fn teardown(&mut self) {
         if let Some(mut child) = self.nspawn.take() {
             if self.pid1 != 0 {
