@@ -6,7 +6,7 @@
 #
 #     bash scripts/bench-systemd.sh
 #
-# Boots a systemd with systemd-nspawn on an overlay of / (as /work/shared/TESTBED.md
+# Boots a systemd with systemd-nspawn on an overlay of / (as the project's test-bed notes
 # describes), runs vigild INSIDE it (so it talks to that systemd over the container's system
 # bus) with one check `bench` on `vt-bench.service` and `every = "60s"` (only systemd's
 # PropertiesChanged signal can explain a fast change), then BENCH_N times:

@@ -1,5 +1,5 @@
 //! A real systemd, booted with systemd-nspawn on an overlay of the host's root, as
-//! /work/shared/TESTBED.md describes. Commands run inside with nsenter. The container shares
+//! the project's test-bed notes describe. Commands run inside with nsenter. The container shares
 //! the host's network; files written inside land in the overlay's upper directory, so the
 //! host's root is untouched. A directory of the host is bound at [`SHARE`] inside, for files
 //! both sides read and write (policies, logs, sockets).
