@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-/// vigild — keeps this appliance healthy: watches, reports, and (with policies) heals.
+/// Keeps this appliance healthy: watches it, reports on it, and heals it by policy.
 #[derive(Debug, Parser)]
-#[command(name = "vigild", version, about, long_about = None)]
+#[command(name = "vigild", version, long_about = None)]
 pub struct VigildArgs {
     /// Stay in the foreground (vigild never forks; systemd supervises it).
     #[arg(long)]
@@ -36,9 +36,9 @@ pub struct VigildArgs {
     pub verbose: u8,
 }
 
-/// vigilctl — ask vigild how this appliance is, and check policy files.
+/// Asks vigild how this appliance is; shows incidents, sets maintenance, checks policies.
 #[derive(Debug, Parser)]
-#[command(name = "vigilctl", version, about, long_about = None)]
+#[command(name = "vigilctl", version, long_about = None)]
 pub struct VigilctlArgs {
     /// D-Bus address of vigild [default: the system bus, then the session bus].
     #[arg(long, global = true, value_name = "ADDRESS")]
