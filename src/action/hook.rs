@@ -1,86 +1,33 @@
 //! `hook NAME`: a command from `vigil.toml`, argv without a shell, with a timeout, without
 //! privileges, its output captured.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-
 use super::Outcome;
+use crate::probe::exec::{run as run_command, with_output, Ran};
 
-/// Most output kept in the result.
-const OUTPUT_TAIL_BYTES: usize = 1024;
-
-fn tail(bytes: &[u8]) -> String {
-    let start = bytes.len().saturating_sub(OUTPUT_TAIL_BYTES);
-    String::from_utf8_lossy(&bytes[start..])
-        .trim()
-        .replace('\n', " ⏎ ")
-}
-
-/// Runs the hook's argv; exit 0 is done, anything else failed.
+/// Runs the hook's argv (the same way as the `exec` probe: no shell, a clean environment,
+/// `nobody` when vigild is root, the whole process group killed at the timeout); exit 0 is
+/// done, anything else failed.
 pub async fn run(name: &str, argv: &[String], limit: Duration) -> Outcome {
-    let Some((prog, args)) = argv.split_first() else {
-        return Outcome::Failed(format!("hook {name:?} has an empty command"));
-    };
-    let mut cmd = tokio::process::Command::new(prog);
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("LANG", "C.UTF-8")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .process_group(0);
-    if nix::unistd::geteuid().is_root() {
-        // Hooks never run with privileges, even if vigild was started as root.
-        cmd.uid(65534).gid(65534);
-    }
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => return Outcome::Failed(format!("hook {name}: cannot run {prog}: {e}")),
-    };
-    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let collect = async move {
-        let mut buf = Vec::new();
-        let mut ebuf = Vec::new();
-        // Bounded: a chatty hook cannot fill vigild's memory.
-        let (mut out, mut err) = ((&mut out).take(1 << 20), (&mut err).take(1 << 20));
-        let _ = tokio::join!(out.read_to_end(&mut buf), err.read_to_end(&mut ebuf));
-        buf.extend_from_slice(&ebuf);
-        buf
-    };
-    let run = async { tokio::join!(child.wait(), collect) };
-    match tokio::time::timeout(limit, run).await {
-        Ok((Ok(status), output)) => {
-            let text = tail(&output);
-            match status.code() {
-                Some(0) => Outcome::Done(format!(
-                    "hook {name} succeeded{}",
-                    if text.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {text}")
-                    }
-                )),
-                Some(c) => Outcome::Failed(format!("hook {name} exited {c}: {text}")),
-                None => Outcome::Failed(format!("hook {name} was killed by a signal: {text}")),
-            }
+    match run_command(argv, limit).await {
+        Ran::Ended {
+            success: true,
+            output,
+            ..
+        } => Outcome::Done(with_output(format!("hook {name} succeeded"), &output)),
+        Ran::Ended { what, output, .. } => {
+            Outcome::Failed(with_output(format!("hook {name} {what}"), &output))
         }
-        Ok((Err(e), _)) => Outcome::Failed(format!("hook {name}: {e}")),
-        Err(_) => {
-            // kill_on_drop ends the process; the whole group goes with it.
-            if let Some(pid) = child.id() {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            Outcome::Failed(format!(
+        Ran::TimedOut { output, .. } => Outcome::Failed(with_output(
+            format!(
                 "hook {name} timed out after {} and was killed",
                 humantime::format_duration(limit)
-            ))
+            ),
+            &output,
+        )),
+        Ran::CannotStart(why) | Ran::CannotWait(why) => {
+            Outcome::Failed(format!("hook {name}: {why}"))
         }
     }
 }

@@ -121,14 +121,6 @@ fn crit(detail: String, metrics: Metrics) -> Reading {
     }
 }
 
-fn with_output(mut detail: String, output: &str) -> String {
-    if !output.is_empty() {
-        detail.push_str(": ");
-        detail.push_str(output);
-    }
-    detail
-}
-
 fn signal_name(sig: i32) -> String {
     nix::sys::signal::Signal::try_from(sig)
         .map(|s| s.as_str().to_string())
@@ -145,99 +137,160 @@ fn kill_group(pid: Option<u32>) {
     }
 }
 
+/// How one run of a command ended.
+pub(crate) enum Ran {
+    /// It ended by itself: `exited N` or `killed by SIG…`.
+    Ended {
+        success: bool,
+        /// The exit status, or 128 + N when killed by signal N.
+        code: i32,
+        what: String,
+        output: String,
+        duration_ms: f64,
+    },
+    /// It did not end within the time and was killed with its whole group.
+    TimedOut { output: String, duration_ms: f64 },
+    /// It could not be started, and why.
+    CannotStart(String),
+    /// It started, but waiting for it failed.
+    CannotWait(String),
+}
+
+/// Runs `argv` without a shell, with stdin from /dev/null, in `/`, with only [`ENV`], in a
+/// process group of its own, as `nobody` when vigild is root; kills the group at `within`
+/// and whatever it leaves behind when it ends. Shared by the `exec` probe and `hook` action.
+pub(crate) async fn run(argv: &[String], within: Duration) -> Ran {
+    let Some((prog, args)) = argv.split_first() else {
+        return Ran::CannotStart("empty command".into());
+    };
+    let as_root = nix::unistd::geteuid().is_root();
+    let mut cmd = tokio::process::Command::new(prog);
+    cmd.args(args)
+        .env_clear()
+        .envs(ENV.iter().copied())
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if as_root {
+        // std drops the supplementary groups too when it changes uid as root.
+        cmd.uid(NOBODY).gid(NOBODY);
+    }
+    let start = Instant::now();
+    let deadline = start + within;
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let who = if as_root { " by nobody" } else { "" };
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound if Path::new(prog).exists() => {
+                    "the interpreter its #! line names does not exist".to_string()
+                }
+                std::io::ErrorKind::NotFound => "it does not exist".to_string(),
+                std::io::ErrorKind::PermissionDenied => {
+                    format!("permission denied (it must be executable{who})")
+                }
+                _ => e.to_string(),
+            };
+            return Ran::CannotStart(format!("cannot run {prog}: {why}"));
+        }
+    };
+    let pid = child.id();
+    let tail = Arc::new(Mutex::new(Tail::default()));
+    let readers = [
+        child.stdout.take().map(|p| read_into(p, tail.clone())),
+        child.stderr.take().map(|p| read_into(p, tail.clone())),
+    ];
+    let waited = tokio::time::timeout_at(deadline.into(), child.wait()).await;
+    let duration_ms = ms_since(start);
+    // Whatever is left of its group goes, so the pipes close and nothing lingers. (After
+    // a normal exit the leader is reaped already; its number stays the group's id while
+    // any member lives, and Linux hands out pids in sequence, so it names no stranger.)
+    kill_group(pid);
+    let status = match waited {
+        Err(_) => {
+            drop(child); // killed already; tokio reaps it
+            for r in readers.into_iter().flatten() {
+                r.abort();
+            }
+            let output = tail.lock().unwrap().text();
+            return Ran::TimedOut {
+                output,
+                duration_ms,
+            };
+        }
+        Ok(Err(e)) => return Ran::CannotWait(format!("cannot wait for {prog}: {e}")),
+        Ok(Ok(s)) => s,
+    };
+    for r in readers.into_iter().flatten() {
+        // The pipes are closed now; the readers end at once.
+        let _ = tokio::time::timeout_at(deadline.into(), r).await;
+    }
+    let output = tail.lock().unwrap().text();
+    let (code, what) = match (status.code(), status.signal()) {
+        (Some(c), _) => (c, format!("exited {c}")),
+        (None, Some(sig)) => (128 + sig, format!("killed by {}", signal_name(sig))),
+        (None, None) => (-1, format!("ended: {status}")),
+    };
+    Ran::Ended {
+        success: status.success(),
+        code,
+        what,
+        output,
+        duration_ms,
+    }
+}
+
+/// `text: output`, or `text` when there was no output.
+pub(crate) fn with_output(mut detail: String, output: &str) -> String {
+    if !output.is_empty() {
+        detail.push_str(": ");
+        detail.push_str(output);
+    }
+    detail
+}
+
 #[async_trait]
 impl Probe for ExecProbe {
     async fn read(&mut self) -> Reading {
         let Some(prog) = self.command.first() else {
             return Reading::Unknown("exec check without a command".into());
         };
-        let as_root = nix::unistd::geteuid().is_root();
-        let mut cmd = tokio::process::Command::new(prog);
-        cmd.args(&self.command[1..])
-            .env_clear()
-            .envs(ENV.iter().copied())
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        if as_root {
-            // std drops the supplementary groups too when it changes uid as root.
-            cmd.uid(NOBODY).gid(NOBODY);
-        }
-        let start = Instant::now();
-        let deadline = start + budget(self.timeout);
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                let who = if as_root { " by nobody" } else { "" };
-                let why = match e.kind() {
-                    std::io::ErrorKind::NotFound if Path::new(prog).exists() => {
-                        "the interpreter its #! line names does not exist".to_string()
-                    }
-                    std::io::ErrorKind::NotFound => "it does not exist".to_string(),
-                    std::io::ErrorKind::PermissionDenied => {
-                        format!("permission denied (it must be executable{who})")
-                    }
-                    _ => e.to_string(),
-                };
-                return crit(format!("cannot run {prog}: {why}"), Metrics::new());
-            }
-        };
-        let pid = child.id();
-        let tail = Arc::new(Mutex::new(Tail::default()));
-        let readers = [
-            child.stdout.take().map(|p| read_into(p, tail.clone())),
-            child.stderr.take().map(|p| read_into(p, tail.clone())),
-        ];
-        let waited = tokio::time::timeout_at(deadline.into(), child.wait()).await;
-        let duration = ms_since(start);
-        // Whatever is left of its group goes, so the pipes close and nothing lingers. (After
-        // a normal exit the leader is reaped already; its number stays the group's id while
-        // any member lives, and Linux hands out pids in sequence, so it names no stranger.)
-        kill_group(pid);
-        let status = match waited {
-            Err(_) => {
-                drop(child); // killed already; tokio reaps it
-                for r in readers.into_iter().flatten() {
-                    r.abort();
+        match run(&self.command, budget(self.timeout)).await {
+            Ran::CannotStart(why) => crit(why, Metrics::new()),
+            Ran::CannotWait(why) => Reading::Unknown(why),
+            Ran::TimedOut {
+                output,
+                duration_ms,
+            } => crit(
+                with_output(
+                    format!("{prog} timed out after {} (killed)", human(self.timeout)),
+                    &output,
+                ),
+                Metrics::from([("duration_ms".to_string(), duration_ms)]),
+            ),
+            Ran::Ended {
+                success,
+                code,
+                what,
+                output,
+                duration_ms,
+            } => {
+                let metrics = Metrics::from([
+                    ("exit_code".to_string(), code as f64),
+                    ("duration_ms".to_string(), duration_ms),
+                ]);
+                if success {
+                    Reading::metrics(
+                        with_output(format!("{prog} exited 0 in {duration_ms:.0} ms"), &output),
+                        metrics,
+                    )
+                } else {
+                    crit(with_output(format!("{prog} {what}"), &output), metrics)
                 }
-                let output = tail.lock().unwrap().text();
-                return crit(
-                    with_output(
-                        format!("{prog} timed out after {} (killed)", human(self.timeout)),
-                        &output,
-                    ),
-                    Metrics::from([("duration_ms".to_string(), duration)]),
-                );
             }
-            Ok(Err(e)) => {
-                return Reading::Unknown(format!("cannot wait for {prog}: {e}"));
-            }
-            Ok(Ok(s)) => s,
-        };
-        for r in readers.into_iter().flatten() {
-            // The pipes are closed now; the readers end at once.
-            let _ = tokio::time::timeout_at(deadline.into(), r).await;
-        }
-        let output = tail.lock().unwrap().text();
-        let (code, what) = match (status.code(), status.signal()) {
-            (Some(c), _) => (c, format!("exited {c}")),
-            (None, Some(sig)) => (128 + sig, format!("killed by {}", signal_name(sig))),
-            (None, None) => (-1, format!("ended: {status}")),
-        };
-        let metrics = Metrics::from([
-            ("exit_code".to_string(), code as f64),
-            ("duration_ms".to_string(), duration),
-        ]);
-        if status.success() {
-            Reading::metrics(
-                with_output(format!("{prog} exited 0 in {duration:.0} ms"), &output),
-                metrics,
-            )
-        } else {
-            crit(with_output(format!("{prog} {what}"), &output), metrics)
         }
     }
 }
