@@ -4,27 +4,17 @@ use super::Outcome;
 
 /// Seconds Docker waits for a container to stop before it kills it.
 const STOP_GRACE_SECS: i32 = 10;
+/// Time one Docker request of an action may take.
+const ACTION_REQUEST_SECS: u64 = 55;
 
-fn client(host: Option<&str>) -> Result<bollard::Docker, String> {
-    let r = match host {
-        Some(h) if h.starts_with("unix://") || h.starts_with('/') => {
-            bollard::Docker::connect_with_unix(h, 120, bollard::API_DEFAULT_VERSION)
-        }
-        Some(h) => bollard::Docker::connect_with_http(h, 120, bollard::API_DEFAULT_VERSION),
-        None => bollard::Docker::connect_with_socket_defaults(),
-    };
-    r.map_err(|e| {
-        format!(
-            "Docker engine at {}: {e}",
-            host.unwrap_or("the default socket")
-        )
-    })
-}
+use crate::probe::container::client_for as client;
 
 /// Restarts, starts or stops a container and says how it went.
 pub async fn act(verb: &str, name: &str, host: Option<&str>) -> Outcome {
+    // Stopping waits for the container's grace time, and pruning can take long: more
+    // time than a probe's request gets.
     let docker = match client(host) {
-        Ok(d) => d,
+        Ok(d) => d.with_timeout(std::time::Duration::from_secs(ACTION_REQUEST_SECS)),
         Err(e) => return Outcome::Failed(e),
     };
     let docker = match docker.negotiate_version().await {
@@ -85,8 +75,10 @@ pub async fn act(verb: &str, name: &str, host: Option<&str>) -> Outcome {
 
 /// `prune docker`: dangling images and build cache only (never tagged images, never volumes).
 pub async fn prune(host: Option<&str>) -> Outcome {
+    // Stopping waits for the container's grace time, and pruning can take long: more
+    // time than a probe's request gets.
     let docker = match client(host) {
-        Ok(d) => d,
+        Ok(d) => d.with_timeout(std::time::Duration::from_secs(ACTION_REQUEST_SECS)),
         Err(e) => return Outcome::Failed(e),
     };
     let docker = match docker.negotiate_version().await {

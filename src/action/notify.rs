@@ -53,15 +53,10 @@ pub async fn send(hooks: &[Webhook], creds: Option<&Path>, note: &Notification) 
     if hooks.is_empty() {
         return Outcome::Skipped("no [[notify.webhook]] in vigil.toml".into());
     }
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(ATTEMPT_TIMEOUT_SECS))
-        .connect_timeout(Duration::from_secs(5))
-        // A redirect could carry the token elsewhere: never follow one.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
+    // The probes' client: no proxy, no redirects (one could carry the token elsewhere).
+    let client = match crate::probe::http::client(Duration::from_secs(ATTEMPT_TIMEOUT_SECS)) {
         Ok(c) => c,
-        Err(e) => return Outcome::Failed(format!("HTTP client: {e}")),
+        Err(e) => return Outcome::Failed(e),
     };
     let mut ok = Vec::new();
     let mut failed = Vec::new();
@@ -95,7 +90,7 @@ pub async fn send(hooks: &[Webhook], creds: Option<&Path>, note: &Notification) 
                     break;
                 }
                 Ok(r) => last = format!("answered {}", r.status()),
-                Err(e) => last = e.without_url().to_string(),
+                Err(e) => last = crate::probe::http::describe(&e.without_url()),
             }
         }
         if delivered {

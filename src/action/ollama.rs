@@ -10,14 +10,9 @@ const REQUEST_TIMEOUT_SECS: u64 = 10;
 
 /// Unloads every model loaded in the Ollama at `url`.
 pub async fn unload_all(url: &str) -> Outcome {
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS))
-        .connect_timeout(Duration::from_secs(3))
-        .no_proxy()
-        .build()
-    {
+    let client = match crate::probe::http::client(Duration::from_secs(REQUEST_TIMEOUT_SECS)) {
         Ok(c) => c,
-        Err(e) => return Outcome::Failed(format!("HTTP client: {e}")),
+        Err(e) => return Outcome::Failed(e),
     };
     let base = url.trim_end_matches('/');
     let ps: serde_json::Value = match client.get(format!("{base}/api/ps")).send().await {
@@ -26,7 +21,12 @@ pub async fn unload_all(url: &str) -> Outcome {
             Err(e) => return Outcome::Failed(format!("{base}/api/ps: not Ollama's answer: {e}")),
         },
         Ok(r) => return Outcome::Failed(format!("{base}/api/ps answered {}", r.status())),
-        Err(e) => return Outcome::Failed(format!("Ollama at {base} does not answer: {e}")),
+        Err(e) => {
+            return Outcome::Failed(format!(
+                "Ollama at {base} does not answer: {}",
+                crate::probe::http::describe(&e)
+            ))
+        }
     };
     let models: Vec<String> = ps["models"]
         .as_array()
@@ -49,7 +49,7 @@ pub async fn unload_all(url: &str) -> Outcome {
         {
             Ok(r) if r.status().is_success() => done.push(m.clone()),
             Ok(r) => failed.push(format!("{m}: {}", r.status())),
-            Err(e) => failed.push(format!("{m}: {e}")),
+            Err(e) => failed.push(format!("{m}: {}", crate::probe::http::describe(&e))),
         }
     }
     if failed.is_empty() {

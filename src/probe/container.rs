@@ -298,6 +298,13 @@ impl Engine {
     }
 }
 
+/// A Docker client for `host` (`[docker] host`; the standard socket when `None`), as the
+/// probes use it. Actuators call this too.
+pub(crate) fn client_for(host: Option<&str>) -> Result<Docker, String> {
+    let host = host.filter(|h| !h.is_empty()).unwrap_or(DEFAULT_HOST);
+    connect(host).map_err(|e| format!("Docker engine at {host}: {}", error_text(&e)))
+}
+
 fn connect(host: &str) -> Result<Docker, DockerError> {
     let d = if host.starts_with('/') {
         Docker::connect_with_unix(
