@@ -63,10 +63,18 @@ fn runs_on_built_in_defaults_with_no_files_at_all() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     let err = log();
-    assert!(
-        err.contains("using the built-in checks for this host") || err.contains("loaded "),
-        "the host's own policy directories decide which: {err}"
-    );
+    // Exactly what the host's own policy directories call for.
+    let installed = vigil::policy::policy_files(&[
+        vigil::policy::VENDOR_DIR.into(),
+        vigil::policy::ADMIN_DIR.into(),
+    ])
+    .unwrap();
+    let expected = if installed.is_empty() {
+        "using the built-in checks for this host".to_string()
+    } else {
+        format!("from {} policy file(s)", installed.len())
+    };
+    assert!(err.contains(&expected), "expected {expected:?} in: {err}");
     assert!(
         err.contains("running without D-Bus"),
         "a missing bus is one warning: {err}"

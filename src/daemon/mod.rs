@@ -829,6 +829,35 @@ impl Daemon {
             .submit("maintenance", |db| db.set_setting("maintenance", ""));
     }
 
+    /// What a webhook is told about an incident: the check's state now, unless `detail`
+    /// says otherwise.
+    fn notification(
+        &self,
+        event: &str,
+        incident: u64,
+        rule: &str,
+        check: &str,
+        detail: Option<String>,
+        now: u64,
+    ) -> crate::action::Notification {
+        let state = self.model.get(check);
+        crate::action::Notification {
+            event: event.into(),
+            incident,
+            rule: rule.into(),
+            check: check.into(),
+            status: state.map(|c| c.status.to_string()).unwrap_or_default(),
+            detail: detail
+                .or_else(|| state.map(|c| c.detail.clone()))
+                .unwrap_or_default(),
+            host: nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_default(),
+            time: crate::surface::rfc3339_millis(now),
+        }
+    }
+
     /// An action came back: record, log and signal its outcome.
     fn on_action_done(&mut self, d: ActionDone) {
         self.engine
@@ -932,20 +961,7 @@ impl Daemon {
                         db.incident_state(incident, "acting", now)?;
                         db.action_started(incident, step, &a, now).map(|_| ())
                     });
-                    let state = self.model.get(&check);
-                    let note = crate::action::Notification {
-                        event: "incident".into(),
-                        incident,
-                        rule: rule.clone(),
-                        check: check.clone(),
-                        status: state.map(|c| c.status.to_string()).unwrap_or_default(),
-                        detail: state.map(|c| c.detail.clone()).unwrap_or_default(),
-                        host: nix::unistd::gethostname()
-                            .ok()
-                            .and_then(|h| h.into_string().ok())
-                            .unwrap_or_default(),
-                        time: crate::surface::rfc3339_millis(now),
-                    };
+                    let note = self.notification("incident", incident, &rule, &check, None, now);
                     let (actuators, tx, store) = (
                         self.actuators.clone(),
                         self.done_tx.clone(),
@@ -988,22 +1004,16 @@ impl Daemon {
                     });
                     // Giving up is worth an alert, when webhooks are configured.
                     if !self.actuators.webhooks.is_empty() {
-                        let state = self.model.get(&check);
-                        let note = crate::action::Notification {
-                            event: "exhausted".into(),
+                        let detail =
+                            format!("rule {rule} reached its limit; vigil takes no more actions");
+                        let note = self.notification(
+                            "exhausted",
                             incident,
-                            rule: rule.clone(),
-                            check: check.clone(),
-                            status: state.map(|c| c.status.to_string()).unwrap_or_default(),
-                            detail: format!(
-                                "rule {rule} reached its limit; vigil takes no more actions"
-                            ),
-                            host: nix::unistd::gethostname()
-                                .ok()
-                                .and_then(|h| h.into_string().ok())
-                                .unwrap_or_default(),
-                            time: crate::surface::rfc3339_millis(now),
-                        };
+                            &rule,
+                            &check,
+                            Some(detail),
+                            now,
+                        );
                         let actuators = self.actuators.clone();
                         tokio::spawn(async move {
                             let out = actuators.run(&crate::engine::Action::Notify, &note).await;

@@ -538,6 +538,11 @@ fn parse_check(
 /// temperatures when the host has sensors; the GPU when there is one; containers when
 /// Docker's socket is there; Ollama when it answers on 127.0.0.1:11434.
 pub fn builtin(roots: &HostRoots) -> PolicySet {
+    builtin_with(roots, Path::new(DOCKER_SOCKET))
+}
+
+/// [`builtin`] with Docker's socket at `docker_socket`.
+pub fn builtin_with(roots: &HostRoots, docker_socket: &Path) -> PolicySet {
     let kind_cond = |k: ProbeKind, s: &str| threshold::parse(s, k).expect("built-in threshold");
     let mut checks = vec![
         CheckSpec {
@@ -596,7 +601,7 @@ pub fn builtin(roots: &HostRoots) -> PolicySet {
         });
     }
     // Docker, when its socket is there: every container, one check each.
-    if Path::new(DOCKER_SOCKET).exists() {
+    if docker_socket.exists() {
         checks.push(CheckSpec {
             name: "docker".into(),
             params: ProbeParams::Containers {

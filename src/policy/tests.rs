@@ -452,7 +452,7 @@ fn no_files_means_builtin_defaults_for_this_host() {
         !names.contains(&"gpu"),
         "no ga10b in this sysfs and no NVIDIA driver here"
     );
-    assert_eq!(names.contains(&"docker"), Path::new(DOCKER_SOCKET).exists());
+
     let before = set.checks.len();
     let zone = sys.path().join("class/thermal/thermal_zone0");
     std::fs::create_dir_all(&zone).unwrap();
@@ -466,6 +466,31 @@ fn no_files_means_builtin_defaults_for_this_host() {
     .unwrap();
     assert_eq!(set.checks.len(), before + 1);
     assert!(set.checks.iter().any(|x| x.name == "thermal"));
+}
+
+#[test]
+fn docker_containers_are_watched_when_the_socket_is_there() {
+    let sys = tempfile::tempdir().unwrap();
+    let roots = HostRoots {
+        proc: "/proc".into(),
+        sys: sys.path().to_path_buf(),
+    };
+    let none = builtin_with(&roots, Path::new("/nonexistent/docker.sock"));
+    assert!(!none.checks.iter().any(|c| c.name == "docker"));
+    let sock = sys.path().join("docker.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let with = builtin_with(&roots, &sock);
+    let docker = with
+        .checks
+        .iter()
+        .find(|c| c.name == "docker")
+        .expect("a docker check");
+    assert_eq!(
+        docker.params,
+        ProbeParams::Containers {
+            patterns: vec!["*".into()]
+        }
+    );
 }
 
 #[test]
