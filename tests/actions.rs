@@ -2,47 +2,22 @@
 //! Docker engine, dangling images pruned, and models unloaded from an Ollama (the stand-in
 //! that follows Ollama's API).
 
+mod docker_support;
 mod ollama_standin;
 
 use std::process::Command;
 
+use docker_support::{docker, docker_ok, inspect, require_docker, Containers};
+
 use vigil::action::{Actuators, Notification, Outcome};
 use vigil::engine::action;
 
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect(
-        "the docker CLI must be installed (scripts/test.sh installs docker.io and starts dockerd)",
-    );
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-struct Container(String);
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
-    }
-}
-
 #[tokio::test]
 async fn container_restart_start_stop() {
-    let name = format!("vigil-act-{}", std::process::id());
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "vigil-test/busybox:1",
-        "/bin/sleep",
-        "1000",
-    ]);
-    let c = Container(name.clone());
-    let started = || docker(&["inspect", "-f", "{{.State.StartedAt}}", &c.0]);
+    require_docker();
+    let mut cs = Containers::new("act");
+    let name = cs.sleeper("c", &[]);
+    let started = || inspect(&name, "{{.State.StartedAt}}");
     let before = started();
     let acts = Actuators::default();
     let note = Notification::default();
@@ -90,7 +65,7 @@ async fn container_restart_start_stop() {
         out,
         Outcome::Failed("container vigil-no-such-container does not exist".into())
     );
-    drop(c);
+    drop(cs);
 }
 
 #[tokio::test]
@@ -158,6 +133,7 @@ async fn unload_models_empties_the_ollama_behind_a_check() {
 
 #[tokio::test]
 async fn prune_removes_dangling_images_only() {
+    require_docker();
     // An untagged image: exactly what `prune docker` is for.
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("img")).unwrap();
@@ -191,10 +167,12 @@ async fn prune_removes_dangling_images_only() {
         matches!(out, Outcome::Done(ref s) if s.starts_with("removed ")),
         "{out:?}"
     );
-    let gone = Command::new("docker")
-        .args(["image", "inspect", &id])
-        .output()
-        .unwrap();
-    assert!(!gone.status.success(), "the dangling image is gone");
-    docker(&["image", "inspect", "vigil-test/busybox:1"]);
+    assert!(
+        !docker_ok(&["image", "inspect", &id]),
+        "the dangling image is gone"
+    );
+    assert!(
+        docker_ok(&["image", "inspect", docker_support::IMAGE]),
+        "tagged images stay"
+    );
 }

@@ -3,51 +3,19 @@
 //! its incident.
 
 mod common;
+mod docker_support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker CLI (scripts/test.sh installs docker.io)");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-struct Rm(Vec<String>);
-impl Drop for Rm {
-    fn drop(&mut self) {
-        for n in &self.0 {
-            let _ = Command::new("docker").args(["rm", "-f", n]).output();
-        }
-    }
-}
+use docker_support::{docker, inspect, require_docker, Containers};
 
 #[test]
 fn killed_again_and_again_then_exhausted_and_a_recovering_one_resolves() {
-    let prefix = format!("vigil-heal-{}", std::process::id());
-    let (flaky, once) = (format!("{prefix}-flaky"), format!("{prefix}-once"));
-    let _rm = Rm(vec![flaky.clone(), once.clone()]);
-    for n in [&flaky, &once] {
-        docker(&[
-            "run",
-            "-d",
-            "--name",
-            n,
-            "vigil-test/busybox:1",
-            "/bin/sh",
-            "-c",
-            "trap 'exit 0' TERM; while true; do sleep 0.2; done",
-        ]);
-    }
+    require_docker();
+    let mut cs = Containers::new("heal");
+    let prefix = cs.prefix.clone();
+    let (flaky, once) = (cs.sleeper("flaky", &[]), cs.sleeper("once", &[]));
     let policy = format!(
         r#"
 [[check]]
@@ -90,7 +58,7 @@ limit = "2 per 1h"
             || (restarts(&flaky) >= round).then_some(()),
         );
         wait_for(Duration::from_secs(20), "running again", || {
-            (docker(&["inspect", "-f", "{{.State.Running}}", &flaky]) == "true").then_some(())
+            (inspect(&flaky, "{{.State.Running}}") == "true").then_some(())
         });
     }
     // The third kill: the limit (2 per hour) is spent; the incident is exhausted.
@@ -102,10 +70,7 @@ limit = "2 per 1h"
     });
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(restarts(&flaky), 2, "no third restart:\n{}", v.log());
-    assert_eq!(
-        docker(&["inspect", "-f", "{{.State.Running}}", &flaky]),
-        "false"
-    );
+    assert_eq!(inspect(&flaky, "{{.State.Running}}"), "false");
 
     // The other one fails once, is restarted, recovers: its incident is resolved.
     docker(&["kill", &once]);

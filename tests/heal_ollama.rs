@@ -2,49 +2,21 @@
 //! models, then a restart of its container (a real container on the real dockerd).
 
 mod common;
+mod docker_support;
 mod ollama_standin;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use docker_support::{inspect, require_docker, Containers};
 use ollama_standin::{Mode, Standin, LLAMA};
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker CLI (scripts/test.sh installs docker.io)");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-struct Rm(String);
-impl Drop for Rm {
-    fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
-    }
-}
 
 #[test]
 fn a_hung_ollama_gets_unload_then_a_container_restart() {
-    let name = format!("vigil-ollama-{}", std::process::id());
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "vigil-test/busybox:1",
-        "/bin/sh",
-        "-c",
-        "trap 'exit 0' TERM; while true; do sleep 1; done",
-    ]);
-    let _rm = Rm(name.clone());
-    let started = || docker(&["inspect", "-f", "{{.State.StartedAt}}", &name]);
+    require_docker();
+    let mut cs = Containers::new("ollama");
+    let name = cs.sleeper("c", &[]);
+    let started = || inspect(&name, "{{.State.StartedAt}}");
     let before = started();
 
     let ollama = Standin::start();
