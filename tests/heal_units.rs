@@ -6,7 +6,7 @@ mod nspawn;
 
 use std::time::{Duration, Instant};
 
-use common::{free_port, wait_for};
+use common::wait_for;
 use nspawn::{Container, SHARE};
 
 const POLICY: &str = r#"
@@ -34,15 +34,7 @@ fn a_failed_unit_is_restarted_until_the_limit() {
     c.write("/run/systemd/system/vt-heal.service", UNIT);
     c.sh("systemctl daemon-reload && systemctl start vt-heal.service");
     c.write(&format!("{SHARE}/policies/test.toml"), POLICY);
-    c.sh(&format!(
-        "dbus-daemon --session --address=unix:path={SHARE}/bus --fork --nopidfile"
-    ));
-    let port = free_port();
-    c.spawn(&format!(
-        "exec {} --foreground --policies {SHARE}/policies --state-dir {SHARE}/state \
-         --listen 127.0.0.1:{port} --bus unix:path={SHARE}/bus >{SHARE}/vigild.log 2>&1",
-        env!("CARGO_BIN_EXE_vigild")
-    ));
+    c.start_vigild("vigild.log");
     let log = || std::fs::read_to_string(c.share().join("vigild.log")).unwrap_or_default();
     wait_for(Duration::from_secs(30), "svc ok", || {
         let l = log();
@@ -129,15 +121,7 @@ do = ["vacuum journal 64M"]
 limit = "1 per 1h"
 "#,
     );
-    c.sh(&format!(
-        "dbus-daemon --session --address=unix:path={SHARE}/bus --fork --nopidfile"
-    ));
-    let port = free_port();
-    c.spawn(&format!(
-        "exec {} --foreground --policies {SHARE}/policies --state-dir {SHARE}/state \
-         --listen 127.0.0.1:{port} --bus unix:path={SHARE}/bus >{SHARE}/vigild.log 2>&1",
-        env!("CARGO_BIN_EXE_vigild")
-    ));
+    c.start_vigild("vigild.log");
     let log = || std::fs::read_to_string(c.share().join("vigild.log")).unwrap_or_default();
     wait_for(Duration::from_secs(30), "the vacuum's result", || {
         log().contains("`vacuum journal 64M` — ").then_some(())
@@ -179,15 +163,7 @@ do = ["reboot"]
 limit = "5 per 1h"
 "#,
     );
-    c.sh(&format!(
-        "dbus-daemon --session --address=unix:path={SHARE}/bus --fork --nopidfile"
-    ));
-    let port = free_port();
-    c.spawn(&format!(
-        "exec {} --foreground --policies {SHARE}/policies --state-dir {SHARE}/state \
-         --listen 127.0.0.1:{port} --bus unix:path={SHARE}/bus >{SHARE}/vigild.log 2>&1",
-        env!("CARGO_BIN_EXE_vigild")
-    ));
+    c.start_vigild("vigild.log");
     // The container goes down by vigil's hand: systemd-nspawn exits.
     let st = c.wait_exit(Duration::from_secs(30));
     let log = std::fs::read_to_string(c.share().join("vigild.log")).unwrap_or_default();
@@ -219,14 +195,7 @@ limit = "5 per 1h"
         "[Service]\nExecStart=/bin/false\n",
     );
     c2.sh("systemctl daemon-reload; systemctl start vt-dead.service || true");
-    c2.sh(&format!(
-        "dbus-daemon --session --address=unix:path={SHARE}/bus --fork --nopidfile"
-    ));
-    c2.spawn(&format!(
-        "exec {} --foreground --policies {SHARE}/policies --state-dir {SHARE}/state \
-         --listen 127.0.0.1:{port} --bus unix:path={SHARE}/bus >{SHARE}/vigild2.log 2>&1",
-        env!("CARGO_BIN_EXE_vigild")
-    ));
+    c2.start_vigild("vigild2.log");
     let log2 = || std::fs::read_to_string(c2.share().join("vigild2.log")).unwrap_or_default();
     wait_for(Duration::from_secs(30), "the held reboot", || {
         log2()

@@ -16,7 +16,7 @@ mod nspawn;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use common::{free_port, wait_for};
+use common::wait_for;
 use nspawn::{Container, SHARE};
 
 const POLICY: &str = r#"
@@ -65,15 +65,7 @@ impl Env {
         }
         c.sh("systemctl daemon-reload");
         c.write(&format!("{SHARE}/policies/test.toml"), policy);
-        c.sh(&format!(
-            "dbus-daemon --session --address=unix:path={SHARE}/bus --fork --nopidfile"
-        ));
-        let port = free_port();
-        c.spawn(&format!(
-            "exec {} --foreground --policies {SHARE}/policies --state-dir {SHARE}/state \
-             --listen 127.0.0.1:{port} --bus unix:path={SHARE}/bus >{SHARE}/vigild.log 2>&1",
-            env!("CARGO_BIN_EXE_vigild")
-        ));
+        c.start_vigild("vigild.log");
         let env = Env { c };
         wait_for(
             Duration::from_secs(30),

@@ -286,6 +286,25 @@ impl Container {
             .to_string()
     }
 
+    /// Starts a private dbus-daemon and vigild inside, with the policies under
+    /// `SHARE/policies`, state under `SHARE/state`, the bus at `SHARE/bus`, and its log at
+    /// `SHARE/<log>`, its heartbeat on a free port.
+    pub fn start_vigild(&self, log: &str) {
+        self.sh(&format!(
+            "dbus-daemon --session --address=unix:path={SHARE}/bus --fork --nopidfile"
+        ));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        self.spawn(&format!(
+            "exec {} --foreground --policies {SHARE}/policies --state-dir {SHARE}/state \
+             --listen 127.0.0.1:{port} --bus unix:path={SHARE}/bus >{SHARE}/{log} 2>&1",
+            env!("CARGO_BIN_EXE_vigild")
+        ));
+    }
+
     /// Waits up to `timeout` for systemd-nspawn to exit (the container powered off or
     /// rebooted by itself); its exit status if it did.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
