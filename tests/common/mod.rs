@@ -41,22 +41,7 @@ impl Bus {
         let address = format!("unix:path={}", dir.path().join("bus").display());
         let conf_path = dir.path().join("bus.conf");
         std::fs::write(&conf_path, conf.replace("@LISTEN@", &address)).unwrap();
-        let out = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", conf_path.display()))
-            .args(["--fork", "--print-pid", "--nopidfile"])
-            .output()
-            .expect(
-                "dbus-daemon must be installed (apt-get install dbus); scripts/test.sh does it",
-            );
-        assert!(
-            out.status.success(),
-            "dbus-daemon failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let pid: i32 = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .expect("dbus-daemon pid");
+        let pid = spawn_dbus(&[&format!("--config-file={}", conf_path.display())]);
         Bus { dir, pid, address }
     }
 
@@ -88,22 +73,7 @@ impl Bus {
     pub fn start() -> Bus {
         let dir = tempfile::tempdir().unwrap();
         let address = format!("unix:path={}", dir.path().join("bus").display());
-        let out = Command::new("dbus-daemon")
-            .args(["--session", "--fork", "--print-pid", "--nopidfile"])
-            .arg(format!("--address={address}"))
-            .output()
-            .expect(
-                "dbus-daemon must be installed (apt-get install dbus); scripts/test.sh does it",
-            );
-        assert!(
-            out.status.success(),
-            "dbus-daemon failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let pid: i32 = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .expect("dbus-daemon pid");
+        let pid = spawn_dbus(&["--session", &format!("--address={address}")]);
         Bus { dir, pid, address }
     }
 
@@ -125,6 +95,24 @@ impl Bus {
             .output()
             .expect("busctl must be installed (systemd package)")
     }
+}
+
+/// Starts a forking dbus-daemon with `args`; its pid. Fails loudly when there is none.
+fn spawn_dbus(args: &[&str]) -> i32 {
+    let out = Command::new("dbus-daemon")
+        .args(args)
+        .args(["--fork", "--print-pid", "--nopidfile"])
+        .output()
+        .expect("dbus-daemon must be installed (apt-get install dbus); scripts/test.sh does it");
+    assert!(
+        out.status.success(),
+        "dbus-daemon failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("dbus-daemon pid")
 }
 
 impl Drop for Bus {
