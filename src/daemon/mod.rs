@@ -676,7 +676,7 @@ impl Daemon {
             for (member, reading) in members {
                 let (status, detail) = policy::threshold::evaluate(&warn, &crit, reading);
                 statuses.push(status);
-                transitions.extend(self.observe(member, status, detail, reading, r.at));
+                transitions.extend(self.observe(member, status, detail, metrics_of(reading), r.at));
             }
             let counts = |s: Status| statuses.iter().filter(|x| **x == s).count();
             let status = statuses.iter().fold(Status::Ok, |a, b| a.worst(*b));
@@ -688,18 +688,7 @@ impl Daemon {
                 counts(Status::Crit),
                 counts(Status::Unknown)
             );
-            let summary = Reading::Value {
-                status: Some(status),
-                detail,
-                metrics: Default::default(),
-            };
-            transitions.extend(self.observe(
-                &r.check,
-                status,
-                summary_detail(&summary),
-                &summary,
-                r.at,
-            ));
+            transitions.extend(self.observe(&r.check, status, detail, Default::default(), r.at));
         } else {
             let (status, detail) = policy::threshold::evaluate(&spec.warn, &spec.crit, &r.reading);
             if let Reading::Unknown(why) = &r.reading {
@@ -716,12 +705,18 @@ impl Daemon {
                         &m,
                         Status::Unknown,
                         why.clone(),
-                        &r.reading,
+                        Default::default(),
                         r.at,
                     ));
                 }
             }
-            transitions.extend(self.observe(&r.check, status, detail, &r.reading, r.at));
+            transitions.extend(self.observe(
+                &r.check,
+                status,
+                detail,
+                metrics_of(&r.reading),
+                r.at,
+            ));
         }
         self.publish(transitions);
     }
@@ -732,13 +727,9 @@ impl Daemon {
         check: &str,
         status: Status,
         detail: String,
-        reading: &Reading,
+        metrics: crate::probe::Metrics,
         at: u64,
     ) -> Option<Transition> {
-        let metrics = match reading {
-            Reading::Value { metrics, .. } => metrics.clone(),
-            _ => Default::default(),
-        };
         let before = self
             .model
             .get(check)
@@ -1087,11 +1078,11 @@ impl Daemon {
     }
 }
 
-fn summary_detail(r: &Reading) -> String {
+/// The metrics a reading carries (none when it could not tell).
+fn metrics_of(r: &Reading) -> crate::probe::Metrics {
     match r {
-        Reading::Value { detail, .. } => detail.clone(),
-        Reading::Unknown(why) => why.clone(),
-        Reading::Group(_) => String::new(),
+        Reading::Value { metrics, .. } => metrics.clone(),
+        _ => Default::default(),
     }
 }
 
