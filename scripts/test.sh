@@ -6,9 +6,10 @@
 #
 #     bash scripts/test.sh
 #
-# Phases: Debian packages -> Rust toolchain -> Docker engine -> busybox test
-# image -> cargo build -> cargo test (ignored tests included, so nothing is
-# skipped). The exit status is cargo test's.
+# Phases: Debian packages -> Rust toolchain (and cargo-deb) -> Docker engine ->
+# busybox test image -> cargo build -> the .deb (cargo deb) -> cargo test
+# (ignored tests included, so nothing is skipped). The exit status is cargo
+# test's.
 #
 # Environment:
 #   VIGIL_TEST_SKIP_INSTALL=1   do not run apt-get (missing packages are only reported)
@@ -24,8 +25,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PACKAGES=(
     dbus docker.io busybox-static systemd-container minisign lintian curl jq
-    wrk nginx-light libxml2-utils systemd util-linux
+    wrk nginx-light libxml2-utils systemd util-linux polkitd dpkg-dev apt
 )
+CARGO_DEB_VERSION=3.8.0
 TEST_IMAGE=vigil-test/busybox:1
 DOCKERD_LOG=/var/log/dockerd.log
 DOCKERD_WAIT_S=60
@@ -48,7 +50,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 # --- 1. Debian packages -------------------------------------------------------
-section "1/6 Debian packages"
+section "1/7 Debian packages"
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
@@ -94,7 +96,7 @@ done
 done_in
 
 # --- 2. Rust toolchain --------------------------------------------------------
-section "2/6 Rust toolchain"
+section "2/7 Rust toolchain and cargo-deb"
 if ! command -v cargo >/dev/null && [[ -x ${HOME:-/root}/.cargo/bin/cargo ]]; then
     export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 fi
@@ -105,10 +107,16 @@ if ! command -v cargo >/dev/null; then
 fi
 cargo --version
 rustc --version
+# cargo-deb builds the .deb that the packaging and system tests install.
+if [[ $(cargo deb --version 2>/dev/null) != "cargo-deb $CARGO_DEB_VERSION" ]]; then
+    echo "installing cargo-deb $CARGO_DEB_VERSION"
+    cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION"
+fi
+cargo deb --version
 done_in
 
 # --- 3. Docker engine ---------------------------------------------------------
-section "3/6 Docker engine"
+section "3/7 Docker engine"
 if docker info >/dev/null 2>&1; then
     echo "dockerd is answering on /var/run/docker.sock"
 else
@@ -134,7 +142,7 @@ docker version --format 'engine {{.Server.Version}}, API {{.Server.APIVersion}}'
 done_in
 
 # --- 4. Busybox test image ----------------------------------------------------
-section "4/6 test image $TEST_IMAGE"
+section "4/7 test image $TEST_IMAGE"
 if docker image inspect "$TEST_IMAGE" >/dev/null 2>&1; then
     echo "$TEST_IMAGE present"
 else
@@ -160,12 +168,19 @@ fi
 done_in
 
 # --- 5. Build -----------------------------------------------------------------
-section "5/6 cargo build --all-targets --features test-hooks"
+section "5/7 cargo build --all-targets --features test-hooks"
 cargo build --all-targets --features test-hooks
 done_in
 
-# --- 6. Test ------------------------------------------------------------------
-section "6/6 cargo test --features test-hooks --no-fail-fast -- --include-ignored"
+# --- 6. The Debian package ----------------------------------------------------
+# A release build without test hooks: what ships. tests/package.rs and
+# tests/system.rs take it from target/debian/.
+section "6/7 cargo deb"
+cargo deb
+done_in
+
+# --- 7. Test ------------------------------------------------------------------
+section "7/7 cargo test --features test-hooks --no-fail-fast -- --include-ignored"
 test_rc=0
 cargo test --features test-hooks --no-fail-fast -- --include-ignored || test_rc=$?
 done_in

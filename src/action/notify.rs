@@ -29,9 +29,17 @@ pub struct Notification {
 
 fn token(dir: Option<&Path>, name: &str) -> Result<String, String> {
     let dir = dir.ok_or_else(|| format!("token_credential {name:?} set, but no $CREDENTIALS_DIRECTORY (LoadCredential= in the unit)"))?;
-    std::fs::read_to_string(dir.join(name))
+    let token = std::fs::read_to_string(dir.join(name))
         .map(|t| t.trim().to_string())
-        .map_err(|e| format!("credential {name:?}: {e}"))
+        .map_err(|e| format!("credential {name:?}: {e}"))?;
+    if token.is_empty() {
+        // The package creates each credential file empty, so that LoadCredential= finds it.
+        return Err(format!(
+            "credential {name:?} is empty: write the token into /etc/vigil/credentials/{name} \
+             (or the file LoadCredential= names) and restart vigild"
+        ));
+    }
+    Ok(token)
 }
 
 /// `scheme://host[:port]` of a URL: enough to say where, without the path that for many
@@ -210,5 +218,13 @@ mod tests {
             send(&[], None, &Notification::default()).await,
             Outcome::Skipped(_)
         ));
+        // The package ships each credential file empty: that is "not set", not a token.
+        let creds = tempfile::tempdir().unwrap();
+        std::fs::write(creds.path().join("t"), "\n").unwrap();
+        let out = send(&hooks, Some(creds.path()), &Notification::default()).await;
+        assert!(
+            matches!(out, Outcome::Failed(ref s) if s.contains("\"t\" is empty")),
+            "{out:?}"
+        );
     }
 }

@@ -235,33 +235,37 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     )
     .await
     {
-        Ok(mut surface) => {
-            tokio::spawn(async move {
-                let mut failing = false;
-                while let Some((snap, events)) = pub_rx.recv().await {
-                    match surface.apply(snap, &events).await {
-                        Ok(()) if failing => {
-                            failing = false;
-                            info!(vigil_event = "bus", "publishing on D-Bus again");
-                        }
-                        Ok(()) => {}
-                        // Said once, not on every reading, until it works again.
-                        Err(e) if !failing => {
-                            failing = true;
-                            warn!(vigil_event = "bus", "cannot publish on D-Bus: {e}");
-                        }
-                        Err(_) => {}
-                    }
-                }
-            });
+        Ok(surface) => {
+            tokio::spawn(publish(surface, pub_rx));
         }
         Err(e) if opts.bus.is_some() => return Err(DaemonError::Startup(e)),
         Err(e) => {
+            // Right after a package install, dbus-daemon may not have read the new policy
+            // file yet, and the system bus refuses the name: keep trying in the background
+            // (the heartbeat and the rules do not wait for it).
             warn!(
                 vigil_event = "bus",
-                "{e}; running without D-Bus (the heartbeat still answers)"
+                "{e}; running without D-Bus for now and trying again (the heartbeat still answers)"
             );
-            tokio::spawn(async move { while pub_rx.recv().await.is_some() {} });
+            let (snap_rx, cmd_tx, store) = (snap_rx.clone(), cmd_tx.clone(), store.clone());
+            tokio::spawn(async move {
+                let mut delay = Duration::from_millis(500);
+                loop {
+                    tokio::time::sleep(delay).await;
+                    // What was published meanwhile is in the snapshot the surface starts from.
+                    while pub_rx.try_recv().is_ok() {}
+                    match DbusSurface::connect(None, snap_rx.clone(), cmd_tx.clone(), store.clone())
+                        .await
+                    {
+                        Ok(surface) => {
+                            info!(vigil_event = "bus", "D-Bus is there now");
+                            publish(surface, pub_rx).await;
+                            return;
+                        }
+                        Err(_) => delay = (delay * 2).min(Duration::from_secs(30)),
+                    }
+                }
+            });
         }
     }
 
@@ -1097,6 +1101,29 @@ fn log_transition(t: &Transition) {
         }
         Status::Crit => {
             error!(vigil_event = "transition", vigil_check = %t.check, vigil_from = %t.from, vigil_to = %t.to, "{msg}")
+        }
+    }
+}
+
+/// Publishes snapshots and events on D-Bus for as long as the daemon runs. A failure is
+/// said once, not on every reading, until publishing works again.
+async fn publish(
+    mut surface: DbusSurface,
+    mut pub_rx: mpsc::UnboundedReceiver<(Arc<Snapshot>, Vec<Event>)>,
+) {
+    let mut failing = false;
+    while let Some((snap, events)) = pub_rx.recv().await {
+        match surface.apply(snap, &events).await {
+            Ok(()) if failing => {
+                failing = false;
+                info!(vigil_event = "bus", "publishing on D-Bus again");
+            }
+            Ok(()) => {}
+            Err(e) if !failing => {
+                failing = true;
+                warn!(vigil_event = "bus", "cannot publish on D-Bus: {e}");
+            }
+            Err(_) => {}
         }
     }
 }

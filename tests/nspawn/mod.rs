@@ -38,6 +38,10 @@ pub struct Container {
 /// How to boot.
 pub struct Builder {
     masks: Vec<String>,
+    /// `--bind=HOST:INSIDE` mounts.
+    binds: Vec<(String, String)>,
+    /// Files written into the upper directory before boot: (path inside, contents).
+    files: Vec<(String, String)>,
 }
 
 impl Default for Builder {
@@ -59,7 +63,23 @@ impl Builder {
             ]
             .map(String::from)
             .to_vec(),
+            binds: Vec::new(),
+            files: Vec::new(),
         }
+    }
+
+    /// Binds a host path into the container (`--bind=HOST:INSIDE`). A missing host path
+    /// makes systemd-nspawn fail, and with it the boot: loudly.
+    pub fn bind(mut self, host: &str, inside: &str) -> Self {
+        self.binds.push((host.to_string(), inside.to_string()));
+        self
+    }
+
+    /// Writes a file (root's, mode 0644) at `path` inside the container before it boots, as
+    /// a unit or drop-in already on the disk would be.
+    pub fn file(mut self, path: &str, contents: &str) -> Self {
+        self.files.push((path.to_string(), contents.to_string()));
+        self
     }
 
     /// Also masks these units (written into the upper directory before boot).
@@ -76,7 +96,7 @@ impl Builder {
 
     /// Boots and waits until `systemctl is-system-running` says running or degraded.
     pub fn boot(self) -> Container {
-        Container::boot_with(&self.masks)
+        Container::boot_with(&self)
     }
 }
 
@@ -97,7 +117,8 @@ impl Container {
         Builder::new().boot()
     }
 
-    fn boot_with(masks: &[String]) -> Container {
+    fn boot_with(b: &Builder) -> Container {
+        let masks = &b.masks;
         static N: AtomicUsize = AtomicUsize::new(0);
         require("systemd-nspawn", "systemd-container");
         require("nsenter", "util-linux");
@@ -118,6 +139,11 @@ impl Container {
         std::fs::create_dir_all(&units).unwrap();
         for m in masks {
             std::os::unix::fs::symlink("/dev/null", units.join(m)).unwrap();
+        }
+        for (path, contents) in &b.files {
+            let host = dir.join("up").join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(host.parent().unwrap()).unwrap();
+            std::fs::write(&host, contents).unwrap();
         }
         let mut c = Container {
             dir: dir.clone(),
@@ -149,6 +175,7 @@ impl Container {
             .arg(dir.join("root"))
             .args(["-M", &name, "-b", "--register=no", "--keep-unit"])
             .arg(format!("--bind={}:{SHARE}", dir.join("share").display()))
+            .args(b.binds.iter().map(|(h, i)| format!("--bind={h}:{i}")))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))

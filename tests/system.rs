@@ -1,0 +1,516 @@
+//! The system test: the .deb, installed and driven the way an operator meets it, on a real
+//! systemd booted with systemd-nspawn on an overlay of the host's root, with the host's
+//! Docker socket bound in.
+//!
+//! One container, one sequence (each step needs the one before): `dpkg -i`, `systemctl
+//! start/status`, the journal's `VIGIL_*` fields, `busctl introspect/tree`, the heartbeat
+//! with curl, the docker group through the bound socket, polkit (vigil may restart the listed
+//! units and nothing else), a watched unit killed and brought back by the vendor policy,
+//! the D-Bus policy (an ordinary user and vigil itself refused, a vigil-admin member allowed),
+//! `systemctl reload` with a broken policy, SIGKILL of vigild, a stalled loop killed by the
+//! watchdog, and `apt-get purge`. The container is torn down by `Drop`, also on failure.
+//!
+//! The .deb is built beforehand by `cargo deb` (scripts/test.sh does it); its absence is a
+//! failure. The stalled-loop step runs the test build of vigild (feature `test-hooks`, which
+//! the packaged binary does not have) through a drop-in on the installed unit.
+
+mod deb_support;
+mod nspawn;
+
+use nspawn::{Container, SHARE};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// The watched unit. Docker's engine cannot run inside the container (the host's runs, and
+/// its socket is bound in), so a stand-in takes the name the vendor policy watches.
+const DOCKER_STAND_IN: &str = "[Unit]
+Description=Stand-in for the Docker engine (vigil system test)
+
+[Service]
+ExecStart=/bin/sleep infinity
+";
+
+/// A unit that is not on polkit's list: vigil must not be able to touch it.
+const OTHER_UNIT: &str = "[Unit]
+Description=A unit vigil may not control (vigil system test)
+
+[Service]
+ExecStart=/bin/sleep infinity
+";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `probe` every 100 ms until it gives `Some`; panics with `what`, the last state
+/// and vigild's journal after `timeout`.
+fn wait_for<T>(
+    c: &Container,
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(last) if start.elapsed() > timeout => {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; last: {last}\n{}",
+                    diagnostics(c)
+                )
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn diagnostics(c: &Container) -> String {
+    let out = c.try_sh(
+        "systemctl status --no-pager vigild.service vigild.socket docker.service 2>&1 | head -60; \
+         journalctl --no-pager -n 60 -u vigild.service -u polkit.service 2>&1",
+    );
+    format!(
+        "--- in the container ---\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    )
+}
+
+/// `journalctl -o json ARGS`, one value per entry.
+fn journal(c: &Container, args: &str) -> Vec<Value> {
+    c.sh(&format!("journalctl --no-pager -o json {args}"))
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn field<'a>(entry: &'a Value, name: &str) -> &'a str {
+    entry.get(name).and_then(Value::as_str).unwrap_or("")
+}
+
+fn main_pid(c: &Container, unit: &str) -> u32 {
+    c.unit_property(unit, "MainPID").parse().unwrap_or(0)
+}
+
+fn vigilctl_json(c: &Container, args: &str) -> Value {
+    let out = c.sh(&format!("vigilctl --json {args}"));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("vigilctl --json {args}: {e}: {out}"))
+}
+
+/// Runs `sh -c SCRIPT` as `user` inside; (success, stdout + stderr).
+fn as_user(c: &Container, user: &str, script: &str) -> (bool, String) {
+    let out = c.try_sh(&format!(
+        "runuser -u {user} -- sh -c '{}'",
+        script.replace('\'', "'\\''")
+    ));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+struct Steps {
+    start: Instant,
+    last: Instant,
+}
+
+impl Steps {
+    fn done(&mut self, what: &str) {
+        eprintln!(
+            "system: {what}: {:.1} s (total {:.1} s)",
+            self.last.elapsed().as_secs_f64(),
+            self.start.elapsed().as_secs_f64()
+        );
+        self.last = Instant::now();
+    }
+}
+
+#[test]
+fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
+    let deb = deb_support::deb_path();
+    if let Err(e) = std::os::unix::net::UnixStream::connect("/var/run/docker.sock") {
+        panic!(
+            "no Docker engine answers on /var/run/docker.sock ({e}): start dockerd \
+             (scripts/test.sh does); the system test binds the host's engine into the container"
+        );
+    }
+    let mut steps = Steps {
+        start: Instant::now(),
+        last: Instant::now(),
+    };
+    let port = free_port();
+    let c = nspawn::Builder::new()
+        .unmask(&["docker.service"])
+        .file("/etc/systemd/system/docker.service", DOCKER_STAND_IN)
+        .file("/etc/systemd/system/vigil-test-other.service", OTHER_UNIT)
+        // The operator's drop-in for the heartbeat port: the container shares the host's
+        // network, where 9480 may be taken.
+        .file(
+            "/etc/systemd/system/vigild.socket.d/port.conf",
+            &format!("[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n"),
+        )
+        .bind("/var/run/docker.sock", "/var/run/docker.sock")
+        .boot();
+    steps.done("boot");
+
+    // --- install ----------------------------------------------------------------------
+    // The host's root (a container image) carries a policy-rc.d that forbids package
+    // scripts to start services; a real box has none. Removed in the overlay only.
+    c.sh("rm -f /usr/sbin/policy-rc.d");
+    std::fs::copy(&deb, c.share().join("vigil.deb")).unwrap();
+    let out = c.sh(&format!("dpkg -i {SHARE}/vigil.deb 2>&1"));
+    assert!(out.contains("Setting up vigil"), "dpkg -i said: {out}");
+    assert_eq!(c.sh("systemctl is-enabled vigild.service").trim(), "enabled");
+    assert_eq!(c.sh("systemctl is-enabled vigild.socket").trim(), "enabled");
+    // postinst started both (deb-systemd-invoke).
+    assert_eq!(c.sh("systemctl is-active vigild.socket").trim(), "active");
+    assert_eq!(c.sh("systemctl is-active vigild.service").trim(), "active");
+    let passwd = c.sh("getent passwd vigil");
+    assert!(passwd.contains(":/var/lib/vigil:"), "{passwd}");
+    let groups = c.sh("id -nG vigil");
+    assert_eq!(groups.split_whitespace().collect::<Vec<_>>(), ["vigil"]);
+    c.sh("getent group vigil-admin docker");
+    let creds = c.sh("stat -c '%a %U %s %n' /etc/vigil/credentials /etc/vigil/credentials/*");
+    assert!(
+        creds.contains("700 root") && creds.contains("600 root 0 /etc/vigil/credentials/alert-token"),
+        "{creds}"
+    );
+    steps.done("dpkg -i");
+
+    // --- start, status, journal -------------------------------------------------------
+    c.sh("systemctl start vigild.service");
+    assert_eq!(c.sh("systemctl is-active vigild.service").trim(), "active");
+    let user = c.unit_property("vigild.service", "User");
+    assert_eq!(user, "vigil");
+    let status = c.sh("systemctl status --no-pager vigild.service || true");
+    let line = status
+        .lines()
+        .find(|l| l.trim_start().starts_with("Status: \""))
+        .unwrap_or_else(|| panic!("no Status: line (STATUS=) in systemctl status:\n{status}"));
+    assert!(line.contains("checks"), "{line}");
+    // The sandbox as systemd itself scores it, on the installed unit.
+    let security = c.sh("systemd-analyze security --no-pager vigild.service");
+    let score: f64 = security
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for vigild.service: ").nth(1))
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{security}"));
+    eprintln!("system: systemd-analyze security vigild.service: {score}");
+    assert!(score <= 2.0, "exposure {score} > 2.0:\n{security}");
+
+    let entries = wait_for(&c, "VIGIL_* fields in the journal", Duration::from_secs(20), || {
+        let j = journal(&c, "-u vigild.service");
+        let ready = j.iter().any(|e| field(e, "VIGIL_EVENT") == "ready");
+        let transition = j
+            .iter()
+            .any(|e| field(e, "VIGIL_EVENT") == "transition" && !field(e, "VIGIL_CHECK").is_empty());
+        if ready && transition {
+            Ok(j)
+        } else {
+            Err(format!("{} entries, ready {ready}, transition {transition}", j.len()))
+        }
+    });
+    // vigild's own entries come from the unit's process, running as user vigil.
+    let vigil_uid = c.sh("id -u vigil").trim().to_string();
+    for e in entries.iter().filter(|e| !field(e, "VIGIL_EVENT").is_empty()) {
+        assert_eq!(field(e, "_SYSTEMD_UNIT"), "vigild.service", "{e}");
+        assert_eq!(field(e, "_UID"), vigil_uid, "{e}");
+    }
+    steps.done("start, status, journal");
+
+    // --- D-Bus and HTTP ---------------------------------------------------------------
+    let intro = c.sh("busctl introspect --no-pager org.vigil.Vigil1 /org/vigil/Vigil1");
+    for want in ["org.vigil.Vigil1.Manager", ".GetStatus", ".SetMaintenance", ".Reload"] {
+        assert!(intro.contains(want), "busctl introspect lacks {want}:\n{intro}");
+    }
+    let tree = c.sh("busctl tree --no-pager --list org.vigil.Vigil1");
+    assert!(
+        tree.lines().any(|l| l.trim() == "/org/vigil/Vigil1/check/docker_2dengine"),
+        "busctl tree lacks the docker-engine check:\n{tree}"
+    );
+    let beat = wait_for(&c, "the heartbeat on vigild.socket", Duration::from_secs(10), || {
+        let out = c.try_sh(&format!(
+            "curl -fsS http://127.0.0.1:{port}/api/system/heartbeat 2>&1"
+        ));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    });
+    let beat: Value = serde_json::from_str(&beat).unwrap_or_else(|e| panic!("{e}: {beat}"));
+    assert!(
+        ["ok", "degraded", "critical"].contains(&beat["status"].as_str().unwrap_or("")),
+        "{beat}"
+    );
+    // The docker group reaches the host's engine through the bound socket.
+    let stack = wait_for(&c, "the containers check", Duration::from_secs(30), || {
+        let checks = vigilctl_json(&c, "checks");
+        let s = checks
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["name"] == "stack"))
+            .cloned()
+            .ok_or("no stack check")?;
+        if s["status"] == "ok" {
+            Ok(s)
+        } else {
+            Err(s.to_string())
+        }
+    });
+    assert_eq!(stack["status"], "ok");
+    steps.done("busctl, heartbeat, docker");
+
+    // --- polkit: vigil may restart listed units, nothing else ---------------------------
+    c.sh("systemctl start docker.service vigil-test-other.service");
+    let (ok, said) = as_user(&c, "vigil", "systemctl restart vigil-test-other.service");
+    assert!(!ok, "vigil restarted a unit polkit does not list: {said}");
+    assert!(
+        said.contains("Access denied") || said.contains("authentication required"),
+        "{said}"
+    );
+    let (ok, said) = as_user(&c, "nobody", "systemctl restart docker.service");
+    assert!(!ok, "nobody restarted docker.service: {said}");
+    // --- a watched unit killed, restarted by the vendor policy ---------------------------
+    let before = main_pid(&c, "docker.service");
+    assert!(before > 0);
+    c.sh("systemctl kill -s KILL docker.service");
+    wait_for(&c, "docker.service failed", Duration::from_secs(10), || {
+        let s = c.unit_property("docker.service", "ActiveState");
+        if s == "failed" || main_pid(&c, "docker.service") != before {
+            Ok(())
+        } else {
+            Err(s)
+        }
+    });
+    let healed = wait_for(
+        &c,
+        "heal-docker-engine to restart docker.service",
+        Duration::from_secs(60),
+        || {
+            let j = journal(&c, "-u vigild.service VIGIL_RULE=heal-docker-engine");
+            let done = j.iter().find(|e| {
+                field(e, "VIGIL_EVENT") == "action"
+                    && field(e, "VIGIL_ACTION") == "restart unit:docker.service"
+                    && field(e, "MESSAGE").contains("job done")
+            });
+            let state = c.unit_property("docker.service", "ActiveState");
+            match done {
+                Some(e) if state == "active" => Ok(e.clone()),
+                _ => Err(format!("docker.service {state}, {} entries", j.len())),
+            }
+        },
+    );
+    assert!(!field(&healed, "VIGIL_INCIDENT").is_empty(), "{healed}");
+    let after = main_pid(&c, "docker.service");
+    assert!(after > 0 && after != before, "MainPID {before} -> {after}");
+    steps.done("unit killed and restarted by policy");
+
+    // --- mutating D-Bus calls ---------------------------------------------------------
+    c.sh("useradd --no-create-home alice && useradd --no-create-home -G vigil-admin bob");
+    let call = "busctl call org.vigil.Vigil1 /org/vigil/Vigil1 org.vigil.Vigil1.Manager \
+                SetMaintenance bts true 3600 system-test";
+    for who in ["alice", "vigil"] {
+        let (ok, said) = as_user(&c, who, call);
+        assert!(!ok, "{who} may call SetMaintenance: {said}");
+        assert!(said.contains("Access denied"), "{who}: {said}");
+    }
+    assert_eq!(vigilctl_json(&c, "status")["maintenance"], false);
+    let (ok, said) = as_user(&c, "bob", call);
+    assert!(ok, "bob (vigil-admin) was refused: {said}");
+    let st = vigilctl_json(&c, "status");
+    assert_eq!(st["maintenance"], true, "{st}");
+    assert_eq!(st["maintenance_reason"], "system-test", "{st}");
+    steps.done("D-Bus policy");
+
+    // --- reload with a broken policy --------------------------------------------------
+    let names = |c: &Container| -> Vec<String> {
+        let mut v: Vec<String> = vigilctl_json(c, "checks")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let checks_before = names(&c);
+    c.write(
+        "/etc/vigil/policies.d/99-broken.toml",
+        "[[check]]\nname = \"broken\"\nprobe = \"no-such-probe\"\n",
+    );
+    c.sh("systemctl reload vigild.service");
+    let refused = wait_for(&c, "the refused reload in the journal", Duration::from_secs(20), || {
+        journal(&c, "-u vigild.service VIGIL_EVENT=reload-refused")
+            .into_iter()
+            .next()
+            .ok_or_else(|| "none yet".to_string())
+    });
+    let msg = field(&refused, "MESSAGE");
+    assert!(
+        msg.contains("/etc/vigil/policies.d/99-broken.toml:3:9")
+            && msg.contains("previous settings and policies stay"),
+        "{msg}"
+    );
+    assert_eq!(c.sh("systemctl is-active vigild.service").trim(), "active");
+    assert_eq!(names(&c), checks_before, "the old set stays");
+    c.sh("rm /etc/vigil/policies.d/99-broken.toml && systemctl reload vigild.service");
+    steps.done("reload refused");
+
+    // --- SIGKILL: systemd restarts vigild, the state is intact ---------------------------
+    let pid = main_pid(&c, "vigild.service");
+    let incidents: Vec<u64> = vigilctl_json(&c, "incidents")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["id"].as_u64())
+        .collect();
+    assert!(!incidents.is_empty(), "the healing left no incident");
+    let restarts: u32 = c.unit_property("vigild.service", "NRestarts").parse().unwrap();
+    c.sh("systemctl kill -s KILL vigild.service");
+    wait_for(&c, "vigild restarted by systemd", Duration::from_secs(30), || {
+        let now = main_pid(&c, "vigild.service");
+        let active = c.unit_property("vigild.service", "ActiveState");
+        if now != 0 && now != pid && active == "active" {
+            Ok(())
+        } else {
+            Err(format!("MainPID {now}, {active}"))
+        }
+    });
+    assert_eq!(
+        c.unit_property("vigild.service", "NRestarts"),
+        (restarts + 1).to_string()
+    );
+    let st = vigilctl_json(&c, "status");
+    assert_eq!(st["maintenance"], true, "maintenance survives: {st}");
+    let after: Vec<u64> = vigilctl_json(&c, "incidents")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["id"].as_u64())
+        .collect();
+    for id in &incidents {
+        assert!(after.contains(id), "incident {id} lost: {after:?}");
+    }
+    let (ok, said) = as_user(
+        &c,
+        "bob",
+        "busctl call org.vigil.Vigil1 /org/vigil/Vigil1 org.vigil.Vigil1.Manager \
+         SetMaintenance bts false 0 done",
+    );
+    assert!(ok, "{said}");
+    steps.done("SIGKILL, restart, state intact");
+
+    // --- a stalled loop is killed by the watchdog -------------------------------------
+    // The test build of vigild stalls its loop on SIGUSR2; the packaged one has no such
+    // switch. A drop-in runs it under the installed unit, with a short WatchdogSec.
+    std::fs::copy(env!("CARGO_BIN_EXE_vigild"), c.share().join("vigild-test-hooks")).unwrap();
+    c.sh(&format!(
+        "install -D -m 755 {SHARE}/vigild-test-hooks /usr/local/lib/vigil-test/vigild"
+    ));
+    c.write(
+        "/etc/systemd/system/vigild.service.d/stall.conf",
+        "[Service]\nExecStart=\nExecStart=/usr/local/lib/vigil-test/vigild --foreground\n\
+         WatchdogSec=3s\n",
+    );
+    c.sh("systemctl daemon-reload && systemctl restart vigild.service");
+    let restarts: u32 = c.unit_property("vigild.service", "NRestarts").parse().unwrap();
+    let pid = main_pid(&c, "vigild.service");
+    let stall_at = Instant::now();
+    c.sh("systemctl kill -s USR2 vigild.service");
+    wait_for(&c, "the watchdog to restart vigild", Duration::from_secs(30), || {
+        let n: u32 = c
+            .unit_property("vigild.service", "NRestarts")
+            .parse()
+            .unwrap_or(0);
+        let now = main_pid(&c, "vigild.service");
+        let active = c.unit_property("vigild.service", "ActiveState");
+        if n > restarts && now != pid && now != 0 && active == "active" {
+            Ok(())
+        } else {
+            Err(format!("NRestarts {n}, MainPID {now}, {active}"))
+        }
+    });
+    eprintln!(
+        "system: stalled loop -> restarted by the watchdog in {:.1} s (WatchdogSec=3s)",
+        stall_at.elapsed().as_secs_f64()
+    );
+    let sd = c.sh("journalctl --no-pager -u vigild.service -o cat");
+    assert!(sd.contains("Watchdog timeout"), "no watchdog timeout logged:\n{sd}");
+    c.sh(
+        "rm -r /etc/systemd/system/vigild.service.d /usr/local/lib/vigil-test && \
+         systemctl daemon-reload && systemctl restart vigild.service",
+    );
+    steps.done("watchdog");
+
+    // --- apt-get purge ----------------------------------------------------------------
+    // The test's own files go first (an operator's drop-in and users are theirs).
+    let uid: u32 = c.sh("id -u vigil").trim().parse().unwrap();
+    let gid: u32 = c.sh("id -g vigil").trim().parse().unwrap();
+    c.sh(
+        "userdel alice && userdel bob && rm -r /etc/systemd/system/vigild.socket.d && \
+         rm /etc/systemd/system/vigil-test-other.service",
+    );
+    let out = c.sh("DEBIAN_FRONTEND=noninteractive apt-get purge -y vigil 2>&1");
+    assert!(out.contains("Purging configuration files for vigil"), "{out}");
+    let state = c.try_sh("dpkg-query -W -f='${db:Status-Abbrev}' vigil 2>&1");
+    let state = String::from_utf8_lossy(&state.stdout).trim().to_string();
+    assert!(
+        state.is_empty() || state.starts_with("pn") || state.contains("no packages found"),
+        "dpkg still knows vigil: {state}"
+    );
+    assert_eq!(
+        c.unit_property("vigild.service", "LoadState"),
+        "not-found",
+        "vigild.service still loaded after purge"
+    );
+    let left = c.sh(
+        "for p in /usr/bin/vigild /usr/bin/vigilctl /etc/vigil /var/lib/vigil /usr/lib/vigil \
+         /usr/share/doc/vigil /usr/share/polkit-1/rules.d/50-vigil.rules \
+         /usr/share/dbus-1/system.d/org.vigil.Vigil1.conf /usr/lib/sysusers.d/vigil.conf \
+         /usr/lib/tmpfiles.d/vigil.conf /usr/lib/systemd/system/vigild.service; do \
+         [ -e $p ] && echo $p; done; find /run /etc /var/lib -name '*vigil*' 2>/dev/null; true",
+    );
+    assert_eq!(left.trim(), "", "left behind by purge:\n{left}");
+    // Everything the container changed is in the overlay's upper directory: nothing there
+    // may carry vigil's name or belong to its user.
+    let mut stray = Vec::new();
+    walk(&c.dir.join("up"), &mut |p, meta| {
+        use std::os::unix::fs::MetadataExt;
+        let name = p.file_name().unwrap().to_string_lossy();
+        if name.contains("vigil") || meta.uid() == uid || meta.gid() == gid {
+            stray.push(p.display().to_string());
+        }
+    });
+    assert!(stray.is_empty(), "left behind by purge: {stray:#?}");
+    steps.done("apt-get purge");
+    eprintln!(
+        "system: the whole system test took {:.1} s",
+        steps.start.elapsed().as_secs_f64()
+    );
+}
+
+fn walk(dir: &std::path::Path, f: &mut dyn FnMut(&std::path::Path, &std::fs::Metadata)) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        f(&p, &meta);
+        if meta.is_dir() {
+            walk(&p, f);
+        }
+    }
+}
