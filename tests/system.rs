@@ -232,11 +232,17 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     for want in ["org.vigil.Vigil1.Manager", ".GetStatus", ".SetMaintenance", ".Reload"] {
         assert!(intro.contains(want), "busctl introspect lacks {want}:\n{intro}");
     }
-    let tree = c.sh("busctl tree --no-pager --list org.vigil.Vigil1");
-    assert!(
-        tree.lines().any(|l| l.trim() == "/org/vigil/Vigil1/check/docker_2dengine"),
-        "busctl tree lacks the docker-engine check:\n{tree}"
-    );
+    wait_for(&c, "the check objects in busctl tree", Duration::from_secs(10), || {
+        let tree = c.sh("busctl tree --no-pager --list org.vigil.Vigil1");
+        if tree
+            .lines()
+            .any(|l| l.trim() == "/org/vigil/Vigil1/check/docker_2dengine")
+        {
+            Ok(())
+        } else {
+            Err(tree)
+        }
+    });
     let beat = wait_for(&c, "the heartbeat on vigild.socket", Duration::from_secs(10), || {
         let out = c.try_sh(&format!(
             "curl -fsS http://127.0.0.1:{port}/api/system/heartbeat 2>&1"
@@ -368,7 +374,7 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
 
     // --- SIGKILL: systemd restarts vigild, the state is intact ---------------------------
     let pid = main_pid(&c, "vigild.service");
-    let incidents: Vec<u64> = vigilctl_json(&c, "incidents")
+    let incidents: Vec<u64> = vigilctl_json(&c, "incidents --all")
         .as_array()
         .unwrap()
         .iter()
@@ -392,7 +398,7 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     );
     let st = vigilctl_json(&c, "status");
     assert_eq!(st["maintenance"], true, "maintenance survives: {st}");
-    let after: Vec<u64> = vigilctl_json(&c, "incidents")
+    let after: Vec<u64> = vigilctl_json(&c, "incidents --all")
         .as_array()
         .unwrap()
         .iter()
@@ -458,6 +464,7 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     let gid: u32 = c.sh("id -g vigil").trim().parse().unwrap();
     c.sh(
         "userdel alice && userdel bob && rm -r /etc/systemd/system/vigild.socket.d && \
+         systemctl stop vigil-test-other.service && \
          rm /etc/systemd/system/vigil-test-other.service",
     );
     let out = c.sh("DEBIAN_FRONTEND=noninteractive apt-get purge -y vigil 2>&1");
@@ -484,7 +491,12 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     // Everything the container changed is in the overlay's upper directory: nothing there
     // may carry vigil's name or belong to its user.
     let mut stray = Vec::new();
+    // The mount point of the test's shared directory is the harness's, not the package's.
+    let share_mount = c.dir.join("up").join(SHARE.trim_start_matches('/'));
     walk(&c.dir.join("up"), &mut |p, meta| {
+        if p == share_mount {
+            return;
+        }
         use std::os::unix::fs::MetadataExt;
         let name = p.file_name().unwrap().to_string_lossy();
         if name.contains("vigil") || meta.uid() == uid || meta.gid() == gid {

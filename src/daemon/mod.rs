@@ -257,8 +257,13 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
                     match DbusSurface::connect(None, snap_rx.clone(), cmd_tx.clone(), store.clone())
                         .await
                     {
-                        Ok(surface) => {
+                        Ok(mut surface) => {
                             info!(vigil_event = "bus", "D-Bus is there now");
+                            // The check objects of the checks there already.
+                            let now = snap_rx.borrow().clone();
+                            if let Err(e) = surface.apply(now, &[]).await {
+                                warn!(vigil_event = "bus", "cannot publish on D-Bus: {e}");
+                            }
                             publish(surface, pub_rx).await;
                             return;
                         }
