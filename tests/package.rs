@@ -21,7 +21,11 @@ fn lintian_has_no_errors_and_no_warnings() {
         .lines()
         .filter(|l| l.starts_with("E:") || l.starts_with("W:"))
         .collect();
-    assert!(bad.is_empty(), "lintian errors or warnings:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "lintian errors or warnings:\n{}",
+        bad.join("\n")
+    );
     // The one override, which carries its reason in packaging/lintian/vigil.
     let overridden: Vec<&str> = text.lines().filter(|l| l.starts_with("O:")).collect();
     assert_eq!(
@@ -86,7 +90,10 @@ fn the_package_carries_every_file_where_the_design_puts_it() {
         ("policies", "/usr/lib/vigil/policies.d"),
         ("docs", "/usr/share/doc/vigil"),
     ] {
-        for e in std::fs::read_dir(format!("{root}/{dir}")).unwrap().flatten() {
+        for e in std::fs::read_dir(format!("{root}/{dir}"))
+            .unwrap()
+            .flatten()
+        {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.ends_with(".toml") || name.ends_with(".md") {
                 expected.insert(format!("{to}/{name}"));
@@ -104,12 +111,24 @@ fn the_package_carries_every_file_where_the_design_puts_it() {
         &["-x", deb.to_str().unwrap(), tmp.path().to_str().unwrap()],
     );
     for (src, dst) in [
-        ("units/vigild.service", "usr/lib/systemd/system/vigild.service"),
-        ("dbus/org.vigil.Vigil1.conf", "usr/share/dbus-1/system.d/org.vigil.Vigil1.conf"),
-        ("packaging/polkit/50-vigil.rules", "usr/share/polkit-1/rules.d/50-vigil.rules"),
+        (
+            "units/vigild.service",
+            "usr/lib/systemd/system/vigild.service",
+        ),
+        (
+            "dbus/org.vigil.Vigil1.conf",
+            "usr/share/dbus-1/system.d/org.vigil.Vigil1.conf",
+        ),
+        (
+            "packaging/polkit/50-vigil.rules",
+            "usr/share/polkit-1/rules.d/50-vigil.rules",
+        ),
         ("packaging/vigil.sysusers", "usr/lib/sysusers.d/vigil.conf"),
         ("packaging/vigil.tmpfile", "usr/lib/tmpfiles.d/vigil.conf"),
-        ("policies/30-stack.toml", "usr/lib/vigil/policies.d/30-stack.toml"),
+        (
+            "policies/30-stack.toml",
+            "usr/lib/vigil/policies.d/30-stack.toml",
+        ),
     ] {
         assert_eq!(
             std::fs::read_to_string(format!("{root}/{src}")).unwrap(),
@@ -130,7 +149,12 @@ fn conffile_and_maintainer_scripts_follow_debhelper() {
     let read = |f: &str| std::fs::read_to_string(tmp.path().join(f)).unwrap();
     assert_eq!(read("conffiles").trim(), "/etc/vigil/vigil.toml");
     let control = read("control");
-    for want in ["Package: vigil", "Section: admin", "Depends: ", "systemd (>= 249)"] {
+    for want in [
+        "Package: vigil",
+        "Section: admin",
+        "Depends: ",
+        "systemd (>= 249)",
+    ] {
         assert!(control.contains(want), "control lacks {want:?}:\n{control}");
     }
     // postinst: users first, then the directories and credential files they own, then
@@ -147,10 +171,16 @@ fn conffile_and_maintainer_scripts_follow_debhelper() {
         at("deb-systemd-helper enable vigild.service"),
         at("deb-systemd-invoke $_dh_action vigild.service vigild.socket"),
     );
-    assert!(users < dirs && dirs < enable && enable < start, "{postinst}");
+    assert!(
+        users < dirs && dirs < enable && enable < start,
+        "{postinst}"
+    );
     assert!(postinst.contains("deb-systemd-helper enable vigild.socket"));
     let prerm = read("prerm");
-    assert!(prerm.contains("deb-systemd-invoke stop vigild.service"), "{prerm}");
+    assert!(
+        prerm.contains("deb-systemd-invoke stop vigild.service"),
+        "{prerm}"
+    );
     let postrm = read("postrm");
     for want in [
         "deb-systemd-helper purge vigild.service",
@@ -199,7 +229,11 @@ fn polkit_lists_every_unit_the_vendor_policies_control() {
         {
             for step in rule["do"].as_array().unwrap() {
                 let step = step.as_str().unwrap();
-                if let Some(unit) = step.split_whitespace().nth(1).and_then(|t| t.strip_prefix("unit:")) {
+                if let Some(unit) = step
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|t| t.strip_prefix("unit:"))
+                {
                     named.insert(unit.to_string());
                 }
             }

@@ -168,7 +168,10 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     std::fs::copy(&deb, c.share().join("vigil.deb")).unwrap();
     let out = c.sh(&format!("dpkg -i {SHARE}/vigil.deb 2>&1"));
     assert!(out.contains("Setting up vigil"), "dpkg -i said: {out}");
-    assert_eq!(c.sh("systemctl is-enabled vigild.service").trim(), "enabled");
+    assert_eq!(
+        c.sh("systemctl is-enabled vigild.service").trim(),
+        "enabled"
+    );
     assert_eq!(c.sh("systemctl is-enabled vigild.socket").trim(), "enabled");
     // postinst started both (deb-systemd-invoke).
     assert_eq!(c.sh("systemctl is-active vigild.socket").trim(), "active");
@@ -180,7 +183,8 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     c.sh("getent group vigil-admin docker");
     let creds = c.sh("stat -c '%a %U %s %n' /etc/vigil/credentials /etc/vigil/credentials/*");
     assert!(
-        creds.contains("700 root") && creds.contains("600 root 0 /etc/vigil/credentials/alert-token"),
+        creds.contains("700 root")
+            && creds.contains("600 root 0 /etc/vigil/credentials/alert-token"),
         "{creds}"
     );
     steps.done("dpkg -i");
@@ -200,28 +204,42 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     let security = c.sh("systemd-analyze security --no-pager vigild.service");
     let score: f64 = security
         .lines()
-        .find_map(|l| l.split("Overall exposure level for vigild.service: ").nth(1))
+        .find_map(|l| {
+            l.split("Overall exposure level for vigild.service: ")
+                .nth(1)
+        })
         .and_then(|s| s.split_whitespace().next())
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in:\n{security}"));
     eprintln!("system: systemd-analyze security vigild.service: {score}");
     assert!(score <= 2.0, "exposure {score} > 2.0:\n{security}");
 
-    let entries = wait_for(&c, "VIGIL_* fields in the journal", Duration::from_secs(20), || {
-        let j = journal(&c, "-u vigild.service");
-        let ready = j.iter().any(|e| field(e, "VIGIL_EVENT") == "ready");
-        let transition = j
-            .iter()
-            .any(|e| field(e, "VIGIL_EVENT") == "transition" && !field(e, "VIGIL_CHECK").is_empty());
-        if ready && transition {
-            Ok(j)
-        } else {
-            Err(format!("{} entries, ready {ready}, transition {transition}", j.len()))
-        }
-    });
+    let entries = wait_for(
+        &c,
+        "VIGIL_* fields in the journal",
+        Duration::from_secs(20),
+        || {
+            let j = journal(&c, "-u vigild.service");
+            let ready = j.iter().any(|e| field(e, "VIGIL_EVENT") == "ready");
+            let transition = j.iter().any(|e| {
+                field(e, "VIGIL_EVENT") == "transition" && !field(e, "VIGIL_CHECK").is_empty()
+            });
+            if ready && transition {
+                Ok(j)
+            } else {
+                Err(format!(
+                    "{} entries, ready {ready}, transition {transition}",
+                    j.len()
+                ))
+            }
+        },
+    );
     // vigild's own entries come from the unit's process, running as user vigil.
     let vigil_uid = c.sh("id -u vigil").trim().to_string();
-    for e in entries.iter().filter(|e| !field(e, "VIGIL_EVENT").is_empty()) {
+    for e in entries
+        .iter()
+        .filter(|e| !field(e, "VIGIL_EVENT").is_empty())
+    {
         assert_eq!(field(e, "_SYSTEMD_UNIT"), "vigild.service", "{e}");
         assert_eq!(field(e, "_UID"), vigil_uid, "{e}");
     }
@@ -229,31 +247,49 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
 
     // --- D-Bus and HTTP ---------------------------------------------------------------
     let intro = c.sh("busctl introspect --no-pager org.vigil.Vigil1 /org/vigil/Vigil1");
-    for want in ["org.vigil.Vigil1.Manager", ".GetStatus", ".SetMaintenance", ".Reload"] {
-        assert!(intro.contains(want), "busctl introspect lacks {want}:\n{intro}");
+    for want in [
+        "org.vigil.Vigil1.Manager",
+        ".GetStatus",
+        ".SetMaintenance",
+        ".Reload",
+    ] {
+        assert!(
+            intro.contains(want),
+            "busctl introspect lacks {want}:\n{intro}"
+        );
     }
-    wait_for(&c, "the check objects in busctl tree", Duration::from_secs(10), || {
-        let tree = c.sh("busctl tree --no-pager --list org.vigil.Vigil1");
-        if tree
-            .lines()
-            .any(|l| l.trim() == "/org/vigil/Vigil1/check/docker_2dengine")
-        {
-            Ok(())
-        } else {
-            Err(tree)
-        }
-    });
-    let beat = wait_for(&c, "the heartbeat on vigild.socket", Duration::from_secs(10), || {
-        let out = c.try_sh(&format!(
-            "curl -fsS http://127.0.0.1:{port}/api/system/heartbeat 2>&1"
-        ));
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() {
-            Ok(text)
-        } else {
-            Err(text)
-        }
-    });
+    wait_for(
+        &c,
+        "the check objects in busctl tree",
+        Duration::from_secs(10),
+        || {
+            let tree = c.sh("busctl tree --no-pager --list org.vigil.Vigil1");
+            if tree
+                .lines()
+                .any(|l| l.trim() == "/org/vigil/Vigil1/check/docker_2dengine")
+            {
+                Ok(())
+            } else {
+                Err(tree)
+            }
+        },
+    );
+    let beat = wait_for(
+        &c,
+        "the heartbeat on vigild.socket",
+        Duration::from_secs(10),
+        || {
+            let out = c.try_sh(&format!(
+                "curl -fsS http://127.0.0.1:{port}/api/system/heartbeat 2>&1"
+            ));
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if out.status.success() {
+                Ok(text)
+            } else {
+                Err(text)
+            }
+        },
+    );
     let beat: Value = serde_json::from_str(&beat).unwrap_or_else(|e| panic!("{e}: {beat}"));
     assert!(
         ["ok", "degraded", "critical"].contains(&beat["status"].as_str().unwrap_or("")),
@@ -321,6 +357,94 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     assert!(after > 0 && after != before, "MainPID {before} -> {after}");
     steps.done("unit killed and restarted by policy");
 
+    // --- polkit's answer for vigild, unit by unit ----------------------------------------
+    let vigild_pid = main_pid(&c, "vigild.service");
+    let pkcheck = |unit: &str, verb: &str| -> bool {
+        c.try_sh(&format!(
+            "pkcheck --action-id org.freedesktop.systemd1.manage-units --process {vigild_pid} \
+             --detail unit '{unit}' --detail verb {verb}"
+        ))
+        .status
+        .success()
+    };
+    for (unit, verb, allowed) in [
+        ("docker.service", "restart", true),
+        ("docker.service", "stop", true),
+        ("ollama.service", "start", true),
+        ("reboot.target", "start", true),
+        ("vigil-journal-vacuum@500M.service", "start", true),
+        ("vigil-journal-vacuum@1.5G.service", "start", true),
+        ("vigil-journal-vacuum@500M.service", "stop", false),
+        ("vigil-journal-vacuum@x;y.service", "start", false),
+        ("reboot.target", "stop", false),
+        ("poweroff.target", "start", false),
+        ("ssh.service", "restart", false),
+        ("vigild.service", "stop", false),
+        ("docker.service", "kill", false),
+    ] {
+        assert_eq!(
+            pkcheck(unit, verb),
+            allowed,
+            "polkit: vigil {verb} {unit} should be {}",
+            if allowed { "allowed" } else { "refused" }
+        );
+    }
+    // An ordinary process gets none of it.
+    let nobody = c.spawn("exec runuser -u nobody -- sleep 300");
+    let nobody_pid = wait_for(&c, "a process of nobody", Duration::from_secs(5), || {
+        c.sh(&format!(
+            "pgrep -u nobody -P {nobody} -x sleep || pgrep -u nobody -x sleep || true"
+        ))
+        .split_whitespace()
+        .next()
+        .map(str::to_string)
+        .ok_or_else(|| "none yet".to_string())
+    });
+    let out = c.try_sh(&format!(
+        "pkcheck --action-id org.freedesktop.systemd1.manage-units --process {nobody_pid} \
+         --detail unit docker.service --detail verb restart"
+    ));
+    assert!(
+        !out.status.success(),
+        "polkit lets nobody restart docker.service"
+    );
+    c.sh(&format!("kill {nobody_pid}"));
+
+    // --- an action through a oneshot unit, in the sandbox: exec probe -> vacuum journal ------
+    c.write(
+        "/etc/vigil/policies.d/50-system-test.toml",
+        "[[check]]\nname = \"vacuum-trigger\"\nprobe = \"exec\"\n\
+         command = [\"/bin/false\"]\nevery = \"1s\"\n\n\
+         [[rule]]\nname = \"system-test-vacuum\"\non = \"vacuum-trigger\"\nwhen = \"crit\"\n\
+         do = [\"vacuum journal 400M\"]\ncooldown = \"1h\"\nlimit = \"1 per 1h\"\n",
+    );
+    c.sh("systemctl reload vigild.service");
+    let vacuum = wait_for(&c, "the vacuum action", Duration::from_secs(30), || {
+        journal(
+            &c,
+            "-u vigild.service VIGIL_RULE=system-test-vacuum VIGIL_EVENT=action",
+        )
+        .into_iter()
+        .find(|e| field(e, "MESSAGE").contains(" — "))
+        .ok_or_else(|| "none yet".to_string())
+    });
+    assert!(
+        field(&vacuum, "MESSAGE").contains("job done"),
+        "{}",
+        field(&vacuum, "MESSAGE")
+    );
+    assert_eq!(
+        c.unit_property("vigil-journal-vacuum@400M.service", "Result"),
+        "success"
+    );
+    let ran = c.sh("journalctl --no-pager -o cat -u vigil-journal-vacuum@400M.service");
+    assert!(
+        ran.contains("Vacuuming done") || ran.contains("Deleted"),
+        "{ran}"
+    );
+    c.sh("rm /etc/vigil/policies.d/50-system-test.toml && systemctl reload vigild.service");
+    steps.done("polkit decisions, vacuum action");
+
     // --- mutating D-Bus calls ---------------------------------------------------------
     c.sh("useradd --no-create-home alice && useradd --no-create-home -G vigil-admin bob");
     let call = "busctl call org.vigil.Vigil1 /org/vigil/Vigil1 org.vigil.Vigil1.Manager \
@@ -355,12 +479,17 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
         "[[check]]\nname = \"broken\"\nprobe = \"no-such-probe\"\n",
     );
     c.sh("systemctl reload vigild.service");
-    let refused = wait_for(&c, "the refused reload in the journal", Duration::from_secs(20), || {
-        journal(&c, "-u vigild.service VIGIL_EVENT=reload-refused")
-            .into_iter()
-            .next()
-            .ok_or_else(|| "none yet".to_string())
-    });
+    let refused = wait_for(
+        &c,
+        "the refused reload in the journal",
+        Duration::from_secs(20),
+        || {
+            journal(&c, "-u vigild.service VIGIL_EVENT=reload-refused")
+                .into_iter()
+                .next()
+                .ok_or_else(|| "none yet".to_string())
+        },
+    );
     let msg = field(&refused, "MESSAGE");
     assert!(
         msg.contains("/etc/vigil/policies.d/99-broken.toml:3:9")
@@ -381,17 +510,25 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
         .filter_map(|i| i["id"].as_u64())
         .collect();
     assert!(!incidents.is_empty(), "the healing left no incident");
-    let restarts: u32 = c.unit_property("vigild.service", "NRestarts").parse().unwrap();
+    let restarts: u32 = c
+        .unit_property("vigild.service", "NRestarts")
+        .parse()
+        .unwrap();
     c.sh("systemctl kill -s KILL vigild.service");
-    wait_for(&c, "vigild restarted by systemd", Duration::from_secs(30), || {
-        let now = main_pid(&c, "vigild.service");
-        let active = c.unit_property("vigild.service", "ActiveState");
-        if now != 0 && now != pid && active == "active" {
-            Ok(())
-        } else {
-            Err(format!("MainPID {now}, {active}"))
-        }
-    });
+    wait_for(
+        &c,
+        "vigild restarted by systemd",
+        Duration::from_secs(30),
+        || {
+            let now = main_pid(&c, "vigild.service");
+            let active = c.unit_property("vigild.service", "ActiveState");
+            if now != 0 && now != pid && active == "active" {
+                Ok(())
+            } else {
+                Err(format!("MainPID {now}, {active}"))
+            }
+        },
+    );
     assert_eq!(
         c.unit_property("vigild.service", "NRestarts"),
         (restarts + 1).to_string()
@@ -419,7 +556,11 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     // --- a stalled loop is killed by the watchdog -------------------------------------
     // The test build of vigild stalls its loop on SIGUSR2; the packaged one has no such
     // switch. A drop-in runs it under the installed unit, with a short WatchdogSec.
-    std::fs::copy(env!("CARGO_BIN_EXE_vigild"), c.share().join("vigild-test-hooks")).unwrap();
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_vigild"),
+        c.share().join("vigild-test-hooks"),
+    )
+    .unwrap();
     c.sh(&format!(
         "install -D -m 755 {SHARE}/vigild-test-hooks /usr/local/lib/vigil-test/vigild"
     ));
@@ -429,29 +570,40 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
          WatchdogSec=3s\n",
     );
     c.sh("systemctl daemon-reload && systemctl restart vigild.service");
-    let restarts: u32 = c.unit_property("vigild.service", "NRestarts").parse().unwrap();
+    let restarts: u32 = c
+        .unit_property("vigild.service", "NRestarts")
+        .parse()
+        .unwrap();
     let pid = main_pid(&c, "vigild.service");
     let stall_at = Instant::now();
     c.sh("systemctl kill -s USR2 vigild.service");
-    wait_for(&c, "the watchdog to restart vigild", Duration::from_secs(30), || {
-        let n: u32 = c
-            .unit_property("vigild.service", "NRestarts")
-            .parse()
-            .unwrap_or(0);
-        let now = main_pid(&c, "vigild.service");
-        let active = c.unit_property("vigild.service", "ActiveState");
-        if n > restarts && now != pid && now != 0 && active == "active" {
-            Ok(())
-        } else {
-            Err(format!("NRestarts {n}, MainPID {now}, {active}"))
-        }
-    });
+    wait_for(
+        &c,
+        "the watchdog to restart vigild",
+        Duration::from_secs(30),
+        || {
+            let n: u32 = c
+                .unit_property("vigild.service", "NRestarts")
+                .parse()
+                .unwrap_or(0);
+            let now = main_pid(&c, "vigild.service");
+            let active = c.unit_property("vigild.service", "ActiveState");
+            if n > restarts && now != pid && now != 0 && active == "active" {
+                Ok(())
+            } else {
+                Err(format!("NRestarts {n}, MainPID {now}, {active}"))
+            }
+        },
+    );
     eprintln!(
         "system: stalled loop -> restarted by the watchdog in {:.1} s (WatchdogSec=3s)",
         stall_at.elapsed().as_secs_f64()
     );
     let sd = c.sh("journalctl --no-pager -u vigild.service -o cat");
-    assert!(sd.contains("Watchdog timeout"), "no watchdog timeout logged:\n{sd}");
+    assert!(
+        sd.contains("Watchdog timeout"),
+        "no watchdog timeout logged:\n{sd}"
+    );
     c.sh(
         "rm -r /etc/systemd/system/vigild.service.d /usr/local/lib/vigil-test && \
          systemctl daemon-reload && systemctl restart vigild.service",
@@ -468,7 +620,10 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
          rm /etc/systemd/system/vigil-test-other.service",
     );
     let out = c.sh("DEBIAN_FRONTEND=noninteractive apt-get purge -y vigil 2>&1");
-    assert!(out.contains("Purging configuration files for vigil"), "{out}");
+    assert!(
+        out.contains("Purging configuration files for vigil"),
+        "{out}"
+    );
     let state = c.try_sh("dpkg-query -W -f='${db:Status-Abbrev}' vigil 2>&1");
     let state = String::from_utf8_lossy(&state.stdout).trim().to_string();
     assert!(
