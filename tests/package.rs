@@ -176,10 +176,43 @@ fn conffile_and_maintainer_scripts_follow_debhelper() {
         "{postinst}"
     );
     assert!(postinst.contains("deb-systemd-helper enable vigild.socket"));
+    // Stopped only on removal: an upgrade restarts vigild in postinst instead, so the box is
+    // never left unwatched between the two.
     let prerm = read("prerm");
     assert!(
-        prerm.contains("deb-systemd-invoke stop vigild.service"),
+        prerm.contains(
+            "if [ -d /run/systemd/system ] && [ \"$1\" = remove ]; then\n\
+             \tdeb-systemd-invoke stop vigild.service vigild.socket"
+        ),
         "{prerm}"
+    );
+    assert!(postinst.contains("_dh_action=restart"), "{postinst}");
+    // preinst makes the user and groups before dbus-daemon reads the policy that names
+    // them, with the very lines of the sysusers file.
+    let preinst = read("preinst");
+    let heredoc: Vec<&str> = preinst
+        .split("<<'SYSUSERS'\n")
+        .nth(1)
+        .and_then(|s| s.split("SYSUSERS\n").next())
+        .expect("the sysusers lines in preinst")
+        .lines()
+        .collect();
+    let sysusers = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/vigil.sysusers"
+    ))
+    .unwrap();
+    let lines: Vec<&str> = sysusers
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    assert_eq!(
+        heredoc, lines,
+        "preinst and packaging/vigil.sysusers differ"
+    );
+    assert!(
+        preinst.contains("--replace=/usr/lib/sysusers.d/vigil.conf -"),
+        "{preinst}"
     );
     let postrm = read("postrm");
     for want in [
@@ -189,7 +222,7 @@ fn conffile_and_maintainer_scripts_follow_debhelper() {
     ] {
         assert!(postrm.contains(want), "postrm lacks {want:?}:\n{postrm}");
     }
-    for s in ["postinst", "prerm", "postrm"] {
+    for s in ["preinst", "postinst", "prerm", "postrm"] {
         run("sh", &["-n", tmp.path().join(s).to_str().unwrap()]);
     }
 }

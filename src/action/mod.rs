@@ -113,9 +113,10 @@ impl Actuators {
                 Action::VacuumJournal(size) => {
                     // journalctl needs root: a small oneshot unit does it (polkit lets vigil
                     // start it).
-                    let ok = size.chars().all(|c| c.is_ascii_alphanumeric() || c == '.');
-                    if !ok {
-                        Outcome::Failed(format!("vacuum journal {size}: a size such as 500M or 1G"))
+                    if !crate::engine::action::is_vacuum_size(size) {
+                        Outcome::Failed(format!(
+                            "vacuum journal {size}: a size such as 500M or 1.5G"
+                        ))
                     } else {
                         let unit_name = format!("vigil-journal-vacuum@{size}.service");
                         unit::act("start", &unit_name, self.systemd_bus.as_deref(), limit).await

@@ -240,9 +240,10 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         }
         Err(e) if opts.bus.is_some() => return Err(DaemonError::Startup(e)),
         Err(e) => {
-            // Right after a package install, dbus-daemon may not have read the new policy
-            // file yet, and the system bus refuses the name: keep trying in the background
-            // (the heartbeat and the rules do not wait for it).
+            // The system bus may refuse the name for a while: before dbus-daemon has read a
+            // policy file that names a known user (a package install), or while it restarts.
+            // Keep trying in the background, every 5 s at most; the heartbeat and the rules
+            // do not wait for it.
             warn!(
                 vigil_event = "bus",
                 "{e}; running without D-Bus for now and trying again (the heartbeat still answers)"
@@ -252,14 +253,14 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
                 let mut delay = Duration::from_millis(500);
                 loop {
                     tokio::time::sleep(delay).await;
-                    // What was published meanwhile is in the snapshot the surface starts from.
-                    while pub_rx.try_recv().is_ok() {}
                     match DbusSurface::connect(None, snap_rx.clone(), cmd_tx.clone(), store.clone())
                         .await
                     {
                         Ok(mut surface) => {
                             info!(vigil_event = "bus", "D-Bus is there now");
-                            // The check objects of the checks there already.
+                            // What was published until now is in the latest snapshot: drop
+                            // the queue first, then read it, so nothing older comes after.
+                            while pub_rx.try_recv().is_ok() {}
                             let now = snap_rx.borrow().clone();
                             if let Err(e) = surface.apply(now, &[]).await {
                                 warn!(vigil_event = "bus", "cannot publish on D-Bus: {e}");
@@ -267,7 +268,10 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
                             publish(surface, pub_rx).await;
                             return;
                         }
-                        Err(_) => delay = (delay * 2).min(Duration::from_secs(30)),
+                        Err(_) => {
+                            while pub_rx.try_recv().is_ok() {}
+                            delay = (delay * 2).min(Duration::from_secs(5));
+                        }
                     }
                 }
             });

@@ -167,8 +167,11 @@ pub fn parse(text: &str) -> Result<Action, String> {
             if words.len() != 3 || words[1] != "journal" {
                 return Err("write `vacuum journal SIZE` (e.g. 500M)".into());
             }
-            if !words[2].chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
-                return Err(format!("vacuum journal: {} is not a size such as 500M or 1G", words[2]));
+            if !is_vacuum_size(words[2]) {
+                return Err(format!(
+                    "vacuum journal: {} is not a size such as 500M or 1.5G (a number above 0 and K, M, G or T)",
+                    words[2]
+                ));
             }
             Action::VacuumJournal(words[2].into())
         }
@@ -203,9 +206,42 @@ pub fn parse(text: &str) -> Result<Action, String> {
     })
 }
 
+/// The sizes `vacuum journal SIZE` accepts: a number above 0 (digits, at most one fraction)
+/// with a unit, K, M, G or T, as journalctl reads them. The polkit rules
+/// (packaging/polkit/50-vigil.rules) allow `vigil-journal-vacuum@SIZE.service` for exactly
+/// this grammar, `^[1-9][0-9]*(\.[0-9]+)?[KMGT]$`; `0` would delete every archived journal.
+pub fn is_vacuum_size(s: &str) -> bool {
+    let Some(number) = s.strip_suffix(['K', 'M', 'G', 'T']) else {
+        return false;
+    };
+    let (int, frac) = match number.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (number, None),
+    };
+    int.starts_with(|c: char| ('1'..='9').contains(&c))
+        && int.chars().all(|c| c.is_ascii_digit())
+        && frac.is_none_or(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_digit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vacuum_sizes_are_the_ones_polkit_allows() {
+        // The same cases as the pkcheck matrix of tests/system.rs.
+        for ok in ["500M", "1G", "1.5G", "64K", "2T", "10M"] {
+            assert!(is_vacuum_size(ok), "{ok}");
+            assert!(parse(&format!("vacuum journal {ok}")).is_ok(), "{ok}");
+        }
+        for bad in [
+            "0M", "0.5G", "500", "500m", "1GiB", "1.G", ".5G", "1..5G", "x;yM", "", "M",
+        ] {
+            assert!(!is_vacuum_size(bad), "{bad:?}");
+            let err = parse(&format!("vacuum journal {bad}"));
+            assert!(err.is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn parses_every_verb_of_the_design() {
