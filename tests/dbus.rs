@@ -75,6 +75,40 @@ fn introspection_equals_the_checked_in_xml() {
     drop(v);
 }
 
+/// A bus that is not there yet at start (or refuses the name, as the system bus does right
+/// after a package install) is tried again in the background, and once vigild has it, the
+/// check objects are there.
+#[test]
+fn takes_the_name_when_the_bus_comes_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = format!("unix:path={}", dir.path().join("bus").display());
+    let v = VigildBuilder::new()
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
+        .start();
+    wait_for(
+        Duration::from_secs(10),
+        "vigild to go on without D-Bus",
+        || {
+            v.log()
+                .contains("running without D-Bus for now")
+                .then_some(())
+        },
+    );
+    assert!(
+        v.heartbeat()["status"].is_string(),
+        "the heartbeat answers meanwhile"
+    );
+    let bus = Bus::start_in(dir);
+    let tree = wait_for(Duration::from_secs(15), "the name on the late bus", || {
+        let out = bus.busctl_raw(&["tree", "--list", "org.vigil.Vigil1"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("/org/vigil/Vigil1/check/").then_some(text)
+    });
+    assert!(tree.lines().any(|l| l.trim() == MEM_CHECK), "{tree}");
+    assert!(v.log().contains("D-Bus is there now"), "{}", v.log());
+    v.wait_dbus_status(&bus, "ok");
+}
+
 #[test]
 fn properties_methods_and_tree() {
     let bus = Bus::start();

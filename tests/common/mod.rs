@@ -71,7 +71,11 @@ impl Bus {
     }
 
     pub fn start() -> Bus {
-        let dir = tempfile::tempdir().unwrap();
+        Bus::start_in(tempfile::tempdir().unwrap())
+    }
+
+    /// A session-type bus at `DIR/bus` (for a bus whose address is known before it starts).
+    pub fn start_in(dir: tempfile::TempDir) -> Bus {
         let address = format!("unix:path={}", dir.path().join("bus").display());
         let pid = spawn_dbus(&["--session", &format!("--address={address}")]);
         Bus { dir, pid, address }
