@@ -35,8 +35,63 @@ const OTHER_UNIT: &str = "[Unit]
 Description=A unit vigil may not control (vigil system test)
 
 [Service]
-ExecStart=/bin/sleep infinity
+ExecStart=/usr/local/lib/vigil-test-standins/other-standin infinity
 ";
+
+/// A unit on polkit's list whose main process a policy signals (`signal process:NAME`).
+const OLLAMA_STAND_IN: &str = "[Unit]
+Description=Stand-in for a native Ollama (vigil system test)
+
+[Service]
+ExecStart=/usr/local/lib/vigil-test-standins/ollama-standin infinity
+";
+
+/// Checks that are crit from the first reading (exec of /bin/false), and rules that act on
+/// them at once: the vacuum through its oneshot unit, and signals to processes of other
+/// users, which go through systemd and polkit.
+const ACTIONS_POLICY: &str = r#"
+[[check]]
+name = "vacuum-trigger"
+probe = "exec"
+command = ["/bin/false"]
+every = "1s"
+
+[[rule]]
+name = "system-test-vacuum"
+on = "vacuum-trigger"
+when = "crit"
+do = ["vacuum journal 400M"]
+cooldown = "1h"
+limit = "1 per 1h"
+
+[[check]]
+name = "signal-trigger"
+probe = "exec"
+command = ["/bin/false"]
+every = "1s"
+
+[[rule]]
+name = "system-test-signal"
+on = "signal-trigger"
+when = "crit"
+do = ["signal process:ollama-standin TERM"]
+cooldown = "1h"
+limit = "1 per 1h"
+
+[[check]]
+name = "signal-other-trigger"
+probe = "exec"
+command = ["/bin/false"]
+every = "1s"
+
+[[rule]]
+name = "system-test-signal-other"
+on = "signal-other-trigger"
+when = "crit"
+do = ["signal process:other-standin TERM"]
+cooldown = "1h"
+limit = "1 per 1h"
+"#;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -179,6 +234,7 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
         .unmask(&["docker.service"])
         .file("/etc/systemd/system/docker.service", DOCKER_STAND_IN)
         .file("/etc/systemd/system/vigil-test-other.service", OTHER_UNIT)
+        .file("/etc/systemd/system/ollama.service", OLLAMA_STAND_IN)
         // The operator's drop-in for the heartbeat port: the container shares the host's
         // network, where 9480 may be taken.
         .file(
@@ -193,6 +249,9 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     // The host's root (a container image) carries a policy-rc.d that forbids package
     // scripts to start services; a real box has none. Removed in the overlay only.
     c.sh("rm -f /usr/sbin/policy-rc.d");
+    // The stand-ins' processes, with names of their own (signal matches /proc/PID/comm).
+    c.sh("for n in ollama-standin other-standin; do \
+          install -D -m 755 /bin/sleep /usr/local/lib/vigil-test-standins/$n; done");
     std::fs::copy(&deb, c.share().join("vigil.deb")).unwrap();
     let out = c.sh(&format!("dpkg -i {SHARE}/vigil.deb 2>&1"));
     assert!(out.contains("Setting up vigil"), "dpkg -i said: {out}");
@@ -431,7 +490,9 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
         ("poweroff.target", "start", false),
         ("ssh.service", "restart", false),
         ("vigild.service", "stop", false),
-        ("docker.service", "kill", false),
+        ("docker.service", "kill", true),
+        ("ssh.service", "kill", false),
+        ("vigil-test-other.service", "kill", false),
     ] {
         assert_eq!(
             pkcheck(unit, verb),
@@ -462,13 +523,10 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     c.sh(&format!("kill {nobody_pid}"));
 
     // --- an action through a oneshot unit, in the sandbox: exec probe -> vacuum journal ------
-    c.write(
-        "/etc/vigil/policies.d/50-system-test.toml",
-        "[[check]]\nname = \"vacuum-trigger\"\nprobe = \"exec\"\n\
-         command = [\"/bin/false\"]\nevery = \"1s\"\n\n\
-         [[rule]]\nname = \"system-test-vacuum\"\non = \"vacuum-trigger\"\nwhen = \"crit\"\n\
-         do = [\"vacuum journal 400M\"]\ncooldown = \"1h\"\nlimit = \"1 per 1h\"\n",
-    );
+    c.sh("systemctl start ollama.service");
+    let standin = main_pid(&c, "ollama.service");
+    assert!(standin > 0);
+    c.write("/etc/vigil/policies.d/50-system-test.toml", ACTIONS_POLICY);
     c.sh("systemctl reload vigild.service");
     let vacuum = wait_for(&c, "the vacuum action", Duration::from_secs(30), || {
         journal(
@@ -493,8 +551,62 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
             .any(|l| l.starts_with("Finished vigil-journal-vacuum@400M.service")),
         "{ran}"
     );
+    // The signal to root's process in a listed unit went through systemd (KillUnit).
+    let signalled = wait_for(&c, "the signal action", Duration::from_secs(30), || {
+        journal(
+            &c,
+            "-u vigild.service VIGIL_RULE=system-test-signal VIGIL_EVENT=action",
+        )
+        .into_iter()
+        .find(|e| field(e, "MESSAGE").contains(" — "))
+        .ok_or_else(|| "none yet".to_string())
+    });
+    let msg = field(&signalled, "MESSAGE");
+    assert!(
+        msg.contains(&format!(
+            "sent SIGTERM to ollama-standin (pid {standin} (main process of ollama.service, via systemd))"
+        )),
+        "{msg}"
+    );
+    wait_for(
+        &c,
+        "ollama.service to end on SIGTERM",
+        Duration::from_secs(10),
+        || {
+            let s = c.unit_property("ollama.service", "ActiveState");
+            if s == "inactive" {
+                Ok(())
+            } else {
+                Err(s)
+            }
+        },
+    );
+    // One in a unit polkit does not list is refused, and the process lives on.
+    let other = main_pid(&c, "vigil-test-other.service");
+    assert!(other > 0);
+    let refused = wait_for(
+        &c,
+        "the refused signal action",
+        Duration::from_secs(30),
+        || {
+            journal(
+                &c,
+                "-u vigild.service VIGIL_RULE=system-test-signal-other VIGIL_EVENT=action",
+            )
+            .into_iter()
+            .find(|e| field(e, "MESSAGE").contains(" — "))
+            .ok_or_else(|| "none yet".to_string())
+        },
+    );
+    let msg = field(&refused, "MESSAGE");
+    assert!(
+        msg.contains("failed")
+            && msg.contains(&format!("{other}: KillUnit vigil-test-other.service")),
+        "{msg}"
+    );
+    assert_eq!(main_pid(&c, "vigil-test-other.service"), other);
     c.sh("rm /etc/vigil/policies.d/50-system-test.toml && systemctl reload vigild.service");
-    steps.done("polkit decisions, vacuum action");
+    steps.done("polkit decisions; vacuum and signal actions");
 
     // --- mutating D-Bus calls ---------------------------------------------------------
     c.sh("useradd --no-create-home alice && useradd --no-create-home -G vigil-admin bob");
@@ -667,8 +779,9 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     let gid: u32 = c.sh("id -g vigil").trim().parse().unwrap();
     c.sh(
         "userdel alice && userdel bob && rm -r /etc/systemd/system/vigild.socket.d && \
-         systemctl stop vigil-test-other.service && \
-         rm /etc/systemd/system/vigil-test-other.service",
+         systemctl stop vigil-test-other.service ollama.service && \
+         rm /etc/systemd/system/vigil-test-other.service /etc/systemd/system/ollama.service && \
+         rm -r /usr/local/lib/vigil-test-standins",
     );
     let out = c.sh("DEBIAN_FRONTEND=noninteractive apt-get purge -y vigil 2>&1");
     assert!(

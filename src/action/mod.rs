@@ -103,7 +103,9 @@ impl Actuators {
                         .await
                         .unwrap_or_else(|e| Outcome::Failed(format!("clean task failed: {e}")))
                 }
-                Action::Signal { process, signal } => signal::send(process, signal),
+                Action::Signal { process, signal } => {
+                    signal::send(process, signal, self.systemd_bus.as_deref()).await
+                }
                 Action::UnloadModels(check) => match self.ollama_urls.get(check) {
                     Some(url) => ollama::unload_all(url).await,
                     None => Outcome::Failed(format!("no ollama check named {check:?}")),

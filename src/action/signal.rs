@@ -1,4 +1,8 @@
 //! `signal process:NAME SIG`: signal every process whose name (`/proc/PID/comm`) is NAME.
+//!
+//! vigild's own processes (hooks) it signals itself. Another user's process it may not
+//! (no CAP_KILL): that one goes through systemd's `KillUnit`, which polkit allows for the
+//! main process of the units it lists, and nothing else.
 
 use std::str::FromStr;
 
@@ -22,8 +26,9 @@ pub fn find(name: &str) -> Vec<i32> {
     pids
 }
 
-/// Sends `sig` (`SIGUSR1`, `USR1`, `HUP`…) to every process named `name`.
-pub fn send(name: &str, sig: &str) -> Outcome {
+/// Sends `sig` (`SIGUSR1`, `USR1`, `HUP`…) to every process named `name`; `bus` is where
+/// systemd is, for processes vigild may not signal itself.
+pub async fn send(name: &str, sig: &str, bus: Option<&str>) -> Outcome {
     let full = if sig.starts_with("SIG") {
         sig.to_string()
     } else {
@@ -44,6 +49,12 @@ pub fn send(name: &str, sig: &str) -> Outcome {
     for pid in pids {
         match kill(Pid::from_raw(pid), signal) {
             Ok(()) => sent.push(pid.to_string()),
+            Err(nix::errno::Errno::EPERM) => {
+                match super::unit::kill_main(pid as u32, signal as i32, bus).await {
+                    Ok(unit) => sent.push(format!("{pid} (main process of {unit}, via systemd)")),
+                    Err(e) => errors.push(format!("{pid}: {e}")),
+                }
+            }
             Err(e) => errors.push(format!("{pid}: {}", e.desc())),
         }
     }
@@ -62,8 +73,8 @@ pub fn send(name: &str, sig: &str) -> Outcome {
 mod tests {
     use super::*;
 
-    #[test]
-    fn signals_processes_by_name() {
+    #[tokio::test]
+    async fn signals_processes_by_name() {
         // A real process with a name of its own.
         let dir = tempfile::tempdir().unwrap();
         let exe = dir.path().join("vigil-sigtest");
@@ -71,7 +82,7 @@ mod tests {
         let mut child = std::process::Command::new(&exe).arg("30").spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(100));
         assert_eq!(find("vigil-sigtest"), vec![child.id() as i32]);
-        let out = send("vigil-sigtest", "TERM");
+        let out = send("vigil-sigtest", "TERM", None).await;
         assert!(
             matches!(out, Outcome::Done(ref s) if s.contains("sent SIGTERM")),
             "{out:?}"
@@ -82,10 +93,10 @@ mod tests {
             Some(15)
         );
         assert!(
-            matches!(send("vigil-sigtest", "TERM"), Outcome::Failed(ref s) if s.contains("no process"))
+            matches!(send("vigil-sigtest", "TERM", None).await, Outcome::Failed(ref s) if s.contains("no process"))
         );
         assert!(
-            matches!(send("x", "SIGFOO"), Outcome::Failed(ref s) if s.contains("not a signal"))
+            matches!(send("x", "SIGFOO", None).await, Outcome::Failed(ref s) if s.contains("not a signal"))
         );
     }
 }

@@ -1,5 +1,6 @@
 //! `restart|start|stop unit:NAME` through the systemd Manager over D-Bus, waiting for the
-//! job's result (polkit decides whether user vigil may manage the unit).
+//! job's result (polkit decides whether user vigil may manage the unit); also the reboot,
+//! and signals to the main process of a unit (`KillUnit`) for `signal`.
 
 use std::time::Duration;
 
@@ -8,16 +9,65 @@ use zbus::OwnedObjectPath;
 
 use super::Outcome;
 
-/// Reboots the machine: systemd's `reboot.target`, irreversibly (what `systemctl reboot`
-/// does). There is no result to wait for.
-pub async fn reboot(bus: Option<&str>) -> Outcome {
+async fn connect(bus: Option<&str>) -> Result<zbus::Connection, String> {
     let conn = match bus {
         Some(a) => zbus::connection::Builder::address(a).build().await,
         None => zbus::Connection::system().await,
     };
-    let conn = match conn {
+    conn.map_err(|e| format!("cannot reach systemd on the system bus: {e}"))
+}
+
+/// Sends `signo` to process `pid` through systemd, which vigild may do (polkit's verb
+/// `kill`) only when `pid` is the main process of a unit polkit lists. Says which unit.
+pub async fn kill_main(pid: u32, signo: i32, bus: Option<&str>) -> Result<String, String> {
+    let conn = connect(bus).await?;
+    let unit: OwnedObjectPath = conn
+        .call_method(
+            Some("org.freedesktop.systemd1"),
+            "/org/freedesktop/systemd1",
+            Some("org.freedesktop.systemd1.Manager"),
+            "GetUnitByPID",
+            &(pid,),
+        )
+        .await
+        .and_then(|m| m.body().deserialize())
+        .map_err(|e| format!("pid {pid} belongs to no unit systemd knows: {e}"))?;
+    let proxy = |iface: &'static str| {
+        zbus::Proxy::new(&conn, "org.freedesktop.systemd1", unit.clone(), iface)
+    };
+    let id: String = match proxy("org.freedesktop.systemd1.Unit").await {
+        Ok(p) => p.get_property("Id").await,
+        Err(e) => Err(e),
+    }
+    .map_err(|e| format!("pid {pid}: cannot read its unit's name: {e}"))?;
+    let main: u32 = match proxy("org.freedesktop.systemd1.Service").await {
+        Ok(p) => p.get_property("MainPID").await.unwrap_or(0),
+        Err(_) => 0,
+    };
+    if main != pid {
+        return Err(format!(
+            "pid {pid} is not the main process of {id} (that is {main}); vigild may signal \
+             only a unit's main process, through systemd"
+        ));
+    }
+    conn.call_method(
+        Some("org.freedesktop.systemd1"),
+        "/org/freedesktop/systemd1",
+        Some("org.freedesktop.systemd1.Manager"),
+        "KillUnit",
+        &(id.as_str(), "main", signo),
+    )
+    .await
+    .map_err(|e| format!("KillUnit {id}: {e}"))?;
+    Ok(id)
+}
+
+/// Reboots the machine: systemd's `reboot.target`, irreversibly (what `systemctl reboot`
+/// does). There is no result to wait for.
+pub async fn reboot(bus: Option<&str>) -> Outcome {
+    let conn = match connect(bus).await {
         Ok(c) => c,
-        Err(e) => return Outcome::Failed(format!("cannot reach systemd on the system bus: {e}")),
+        Err(e) => return Outcome::Failed(e),
     };
     let r: zbus::Result<OwnedObjectPath> = conn
         .call_method(
@@ -37,13 +87,9 @@ pub async fn reboot(bus: Option<&str>) -> Outcome {
 
 /// Queues the job and waits for systemd's `JobRemoved` with its result.
 pub async fn act(verb: &str, unit: &str, bus: Option<&str>, limit: Duration) -> Outcome {
-    let conn = match bus {
-        Some(a) => zbus::connection::Builder::address(a).build().await,
-        None => zbus::Connection::system().await,
-    };
-    let conn = match conn {
+    let conn = match connect(bus).await {
         Ok(c) => c,
-        Err(e) => return Outcome::Failed(format!("cannot reach systemd on the system bus: {e}")),
+        Err(e) => return Outcome::Failed(e),
     };
     let manager = match zbus::Proxy::new(
         &conn,
