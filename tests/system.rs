@@ -65,6 +65,20 @@ cooldown = "1h"
 limit = "1 per 1h"
 
 [[check]]
+name = "clean-trigger"
+probe = "exec"
+command = ["/bin/false"]
+every = "1s"
+
+[[rule]]
+name = "system-test-clean"
+on = "clean-trigger"
+when = "crit"
+do = ["clean /var/log/arasul older-than 1d"]
+cooldown = "1h"
+limit = "1 per 1h"
+
+[[check]]
 name = "signal-trigger"
 probe = "exec"
 command = ["/bin/false"]
@@ -250,6 +264,11 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     // scripts to start services; a real box has none. Removed in the overlay only.
     c.sh("rm -f /usr/sbin/policy-rc.d");
     // The stand-ins' processes, with names of their own (signal matches /proc/PID/comm).
+    // The appliance's log tree, there before vigild starts (ReadWritePaths=-/var/log/arasul).
+    c.sh(
+        "mkdir -p /var/log/arasul && touch -d '3 days ago' /var/log/arasul/old.log && \
+          touch /var/log/arasul/new.log",
+    );
     c.sh("for n in ollama-standin other-standin; do \
           install -D -m 755 /bin/sleep /usr/local/lib/vigil-test-standins/$n; done");
     std::fs::copy(&deb, c.share().join("vigil.deb")).unwrap();
@@ -526,6 +545,8 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     c.sh("systemctl start ollama.service");
     let standin = main_pid(&c, "ollama.service");
     assert!(standin > 0);
+    // The operator lets vigil clean its log tree.
+    c.sh("chown -R vigil /var/log/arasul");
     c.write("/etc/vigil/policies.d/50-system-test.toml", ACTIONS_POLICY);
     c.sh("systemctl reload vigild.service");
     let vacuum = wait_for(&c, "the vacuum action", Duration::from_secs(30), || {
@@ -551,6 +572,22 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
             .any(|l| l.starts_with("Finished vigil-journal-vacuum@400M.service")),
         "{ran}"
     );
+    // `clean` deleted the old file in the allow-listed tree, through the sandbox.
+    let cleaned = wait_for(&c, "the clean action", Duration::from_secs(30), || {
+        journal(
+            &c,
+            "-u vigild.service VIGIL_RULE=system-test-clean VIGIL_EVENT=action",
+        )
+        .into_iter()
+        .find(|e| field(e, "MESSAGE").contains(" — "))
+        .ok_or_else(|| "none yet".to_string())
+    });
+    assert!(
+        !field(&cleaned, "MESSAGE").contains("failed"),
+        "{}",
+        field(&cleaned, "MESSAGE")
+    );
+    assert_eq!(c.sh("ls /var/log/arasul").trim(), "new.log");
     // The signal to root's process in a listed unit went through systemd (KillUnit).
     let signalled = wait_for(&c, "the signal action", Duration::from_secs(30), || {
         journal(
@@ -606,7 +643,7 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     );
     assert_eq!(main_pid(&c, "vigil-test-other.service"), other);
     c.sh("rm /etc/vigil/policies.d/50-system-test.toml && systemctl reload vigild.service");
-    steps.done("polkit decisions; vacuum and signal actions");
+    steps.done("polkit decisions; vacuum, clean and signal actions");
 
     // --- mutating D-Bus calls ---------------------------------------------------------
     c.sh("useradd --no-create-home alice && useradd --no-create-home -G vigil-admin bob");
@@ -781,7 +818,7 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
         "userdel alice && userdel bob && rm -r /etc/systemd/system/vigild.socket.d && \
          systemctl stop vigil-test-other.service ollama.service && \
          rm /etc/systemd/system/vigil-test-other.service /etc/systemd/system/ollama.service && \
-         rm -r /usr/local/lib/vigil-test-standins",
+         rm -r /usr/local/lib/vigil-test-standins /var/log/arasul",
     );
     let out = c.sh("DEBIAN_FRONTEND=noninteractive apt-get purge -y vigil 2>&1");
     assert!(
