@@ -359,12 +359,13 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     steps.done("start, status, journal");
 
     // --- D-Bus and HTTP ---------------------------------------------------------------
-    // postinst created the user before dbus-daemon read the policy file (preinst), so
-    // vigild has its name at once; the wait covers dbus-daemon's own reload.
+    // preinst created the user before dbus-daemon read the policy file, so vigild has its
+    // name at once; the wait covers a late reload of dbus-daemon (vigild retries every 5 s
+    // at most).
     let intro = wait_for(
         &c,
         "org.vigil.Vigil1 on the system bus",
-        Duration::from_secs(10),
+        Duration::from_secs(20),
         || {
             try_out(
                 &c,
