@@ -325,10 +325,16 @@ impl Container {
             .local_addr()
             .unwrap()
             .port();
+        // Run a copy from the shared directory: the build directory may not be visible
+        // inside (under /tmp, say, which the container mounts afresh).
+        let exe = self.share().join("vigild");
+        if !exe.exists() {
+            std::fs::copy(env!("CARGO_BIN_EXE_vigild"), &exe).unwrap();
+        }
         self.spawn(&format!(
-            "exec {} --foreground --policies {SHARE}/policies --state-dir {SHARE}/state \
-             --listen 127.0.0.1:{port} --bus unix:path={SHARE}/bus >{SHARE}/{log} 2>&1",
-            env!("CARGO_BIN_EXE_vigild")
+            "exec {SHARE}/vigild --foreground --policies {SHARE}/policies \
+             --state-dir {SHARE}/state --listen 127.0.0.1:{port} --bus unix:path={SHARE}/bus \
+             >{SHARE}/{log} 2>&1"
         ));
     }
 
