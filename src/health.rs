@@ -110,6 +110,21 @@ pub struct CheckState {
     pub last_probe: Option<Micros>,
 }
 
+impl CheckState {
+    /// A check that has not been probed yet: `unknown` since `now`.
+    fn unprobed(name: &str, probe: &str, now: Micros) -> CheckState {
+        CheckState {
+            name: name.to_string(),
+            probe: probe.to_string(),
+            status: Status::Unknown,
+            since: now,
+            detail: NOT_PROBED_DETAIL.to_string(),
+            metrics: BTreeMap::new(),
+            last_probe: None,
+        }
+    }
+}
+
 /// A change of a check's status.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Transition {
@@ -162,18 +177,7 @@ impl HealthModel {
                 None => {}
             }
             diff.added.push(name.to_string());
-            next.insert(
-                name.to_string(),
-                CheckState {
-                    name: name.to_string(),
-                    probe: probe.to_string(),
-                    status: Status::Unknown,
-                    since: now,
-                    detail: NOT_PROBED_DETAIL.to_string(),
-                    metrics: BTreeMap::new(),
-                    last_probe: None,
-                },
-            );
+            next.insert(name.to_string(), CheckState::unprobed(name, probe, now));
         }
         diff.removed.extend(self.checks.keys().cloned());
         diff.removed.sort();
@@ -186,18 +190,8 @@ impl HealthModel {
         if self.checks.contains_key(name) {
             return false;
         }
-        self.checks.insert(
-            name.to_string(),
-            CheckState {
-                name: name.to_string(),
-                probe: probe.to_string(),
-                status: Status::Unknown,
-                since: now,
-                detail: NOT_PROBED_DETAIL.to_string(),
-                metrics: BTreeMap::new(),
-                last_probe: None,
-            },
-        );
+        self.checks
+            .insert(name.to_string(), CheckState::unprobed(name, probe, now));
         true
     }
 

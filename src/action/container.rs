@@ -9,17 +9,21 @@ const ACTION_REQUEST_SECS: u64 = 55;
 
 use crate::probe::container::client_for as client;
 
+/// The probes' Docker client with a longer request time: stopping waits for the
+/// container's grace time, and pruning can take long.
+async fn action_client(host: Option<&str>) -> Result<bollard::Docker, String> {
+    client(host)?
+        .with_timeout(std::time::Duration::from_secs(ACTION_REQUEST_SECS))
+        .negotiate_version()
+        .await
+        .map_err(|e| format!("Docker engine unreachable: {e}"))
+}
+
 /// Restarts, starts or stops a container and says how it went.
 pub async fn act(verb: &str, name: &str, host: Option<&str>) -> Outcome {
-    // Stopping waits for the container's grace time, and pruning can take long: more
-    // time than a probe's request gets.
-    let docker = match client(host) {
-        Ok(d) => d.with_timeout(std::time::Duration::from_secs(ACTION_REQUEST_SECS)),
-        Err(e) => return Outcome::Failed(e),
-    };
-    let docker = match docker.negotiate_version().await {
+    let docker = match action_client(host).await {
         Ok(d) => d,
-        Err(e) => return Outcome::Failed(format!("Docker engine unreachable: {e}")),
+        Err(e) => return Outcome::Failed(e),
     };
     use bollard::query_parameters::{RestartContainerOptions, StopContainerOptions};
     if verb != "restart" {
@@ -75,15 +79,9 @@ pub async fn act(verb: &str, name: &str, host: Option<&str>) -> Outcome {
 
 /// `prune docker`: dangling images and build cache only (never tagged images, never volumes).
 pub async fn prune(host: Option<&str>) -> Outcome {
-    // Stopping waits for the container's grace time, and pruning can take long: more
-    // time than a probe's request gets.
-    let docker = match client(host) {
-        Ok(d) => d.with_timeout(std::time::Duration::from_secs(ACTION_REQUEST_SECS)),
-        Err(e) => return Outcome::Failed(e),
-    };
-    let docker = match docker.negotiate_version().await {
+    let docker = match action_client(host).await {
         Ok(d) => d,
-        Err(e) => return Outcome::Failed(format!("Docker engine unreachable: {e}")),
+        Err(e) => return Outcome::Failed(e),
     };
     let filters =
         std::collections::HashMap::from([("dangling".to_string(), vec!["true".to_string()])]);

@@ -155,32 +155,15 @@ impl<'a> Table<'a> {
 
     /// A duration such as `"10s"`, `"1m30s"`, `"2h"`; above zero and at most a day.
     pub fn duration(&mut self, key: &str, errors: &mut Vec<Diagnostic>) -> Option<Duration> {
-        const MAX: Duration = Duration::from_secs(24 * 3600);
-        let (s, span) = self.str(key, errors)?;
-        match humantime::parse_duration(&s) {
-            Ok(d) if d > MAX => {
-                errors.push(
-                    self.src
-                        .at(&span, format!("`{key}` = {s:?} is longer than a day")),
-                );
-                None
-            }
-            Ok(d) if !d.is_zero() => Some(d),
-            Ok(_) => {
-                errors.push(
-                    self.src
-                        .at(&span, format!("`{key}` must be longer than zero")),
-                );
-                None
-            }
-            Err(e) => {
-                errors.push(self.src.at(
-                    &span,
-                    format!("`{key}` = {s:?} is not a duration ({e}); write e.g. \"30s\", \"5m\", \"1h\""),
-                ));
-                None
-            }
+        let (d, span) = self.duration_at(key, errors)?;
+        if d.is_zero() {
+            errors.push(
+                self.src
+                    .at(&span, format!("`{key}` must be longer than zero")),
+            );
+            return None;
         }
+        Some(d)
     }
 
     /// A duration that may be zero (`for = "0s"`), at most a day.
@@ -189,9 +172,18 @@ impl<'a> Table<'a> {
         key: &str,
         errors: &mut Vec<Diagnostic>,
     ) -> Option<Duration> {
+        self.duration_at(key, errors).map(|(d, _)| d)
+    }
+
+    /// A duration of at most a day, with where it stands.
+    fn duration_at(
+        &mut self,
+        key: &str,
+        errors: &mut Vec<Diagnostic>,
+    ) -> Option<(Duration, Range<usize>)> {
         let (s, span) = self.str(key, errors)?;
         match humantime::parse_duration(&s) {
-            Ok(d) if d <= Duration::from_secs(24 * 3600) => Some(d),
+            Ok(d) if d <= Duration::from_secs(24 * 3600) => Some((d, span)),
             Ok(_) => {
                 errors.push(
                     self.src
