@@ -14,6 +14,7 @@
 //! failure. The stalled-loop step runs the test build of vigild (feature `test-hooks`, which
 //! the packaged binary does not have) through a drop-in on the installed unit.
 
+mod common;
 mod deb_support;
 mod nspawn;
 
@@ -107,14 +108,6 @@ cooldown = "1h"
 limit = "1 per 1h"
 "#;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Polls `probe` every 100 ms until it gives `Some`; panics with `what`, the last state
 /// and vigild's journal after `timeout`.
 fn wait_for<T>(
@@ -155,6 +148,27 @@ fn journal(c: &Container, args: &str) -> Vec<Value> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// The message recording the result of `rule`'s first action (`… — done: …`, `… — failed:
+/// …`), once vigild has written it.
+fn action_result(c: &Container, rule: &str) -> String {
+    wait_for(
+        c,
+        &format!("the result of {rule}'s action"),
+        Duration::from_secs(30),
+        || {
+            journal(
+                c,
+                &format!("-u vigild.service VIGIL_RULE={rule} VIGIL_EVENT=action"),
+            )
+            .iter()
+            .map(|e| field(e, "MESSAGE"))
+            .find(|m| m.contains(" — "))
+            .map(str::to_string)
+            .ok_or_else(|| "none yet".to_string())
+        },
+    )
 }
 
 fn field<'a>(entry: &'a Value, name: &str) -> &'a str {
@@ -243,7 +257,7 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
         start: Instant::now(),
         last: Instant::now(),
     };
-    let port = free_port();
+    let port = common::free_port();
     let c = nspawn::Builder::new()
         .unmask(&["docker.service"])
         .file("/etc/systemd/system/docker.service", DOCKER_STAND_IN)
@@ -550,20 +564,8 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     c.sh("chown -R vigil /var/log/arasul");
     c.write("/etc/vigil/policies.d/50-system-test.toml", ACTIONS_POLICY);
     c.sh("systemctl reload vigild.service");
-    let vacuum = wait_for(&c, "the vacuum action", Duration::from_secs(30), || {
-        journal(
-            &c,
-            "-u vigild.service VIGIL_RULE=system-test-vacuum VIGIL_EVENT=action",
-        )
-        .into_iter()
-        .find(|e| field(e, "MESSAGE").contains(" — "))
-        .ok_or_else(|| "none yet".to_string())
-    });
-    assert!(
-        field(&vacuum, "MESSAGE").contains("job done"),
-        "{}",
-        field(&vacuum, "MESSAGE")
-    );
+    let vacuum = action_result(&c, "system-test-vacuum");
+    assert!(vacuum.contains("job done"), "{vacuum}");
     let ran = c.sh("journalctl --no-pager -o cat -u vigil-journal-vacuum@400M.service");
     // journalctl's own report, and systemd's word that the oneshot finished (the unit is
     // unloaded once done, so its properties no longer tell).
@@ -574,37 +576,16 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
         "{ran}"
     );
     // `clean` deleted the old file in the allow-listed tree, through the sandbox.
-    let cleaned = wait_for(&c, "the clean action", Duration::from_secs(30), || {
-        journal(
-            &c,
-            "-u vigild.service VIGIL_RULE=system-test-clean VIGIL_EVENT=action",
-        )
-        .into_iter()
-        .find(|e| field(e, "MESSAGE").contains(" — "))
-        .ok_or_else(|| "none yet".to_string())
-    });
-    assert!(
-        !field(&cleaned, "MESSAGE").contains("failed"),
-        "{}",
-        field(&cleaned, "MESSAGE")
-    );
+    let cleaned = action_result(&c, "system-test-clean");
+    assert!(!cleaned.contains("failed"), "{cleaned}");
     assert_eq!(c.sh("ls /var/log/arasul").trim(), "new.log");
     // The signal to root's process in a listed unit went through systemd (KillUnit).
-    let signalled = wait_for(&c, "the signal action", Duration::from_secs(30), || {
-        journal(
-            &c,
-            "-u vigild.service VIGIL_RULE=system-test-signal VIGIL_EVENT=action",
-        )
-        .into_iter()
-        .find(|e| field(e, "MESSAGE").contains(" — "))
-        .ok_or_else(|| "none yet".to_string())
-    });
-    let msg = field(&signalled, "MESSAGE");
+    let signalled = action_result(&c, "system-test-signal");
     assert!(
-        msg.contains(&format!(
+        signalled.contains(&format!(
             "sent SIGTERM to ollama-standin (pid {standin} (main process of ollama.service, via systemd))"
         )),
-        "{msg}"
+        "{signalled}"
     );
     wait_for(
         &c,
@@ -622,25 +603,12 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     // One in a unit polkit does not list is refused, and the process lives on.
     let other = main_pid(&c, "vigil-test-other.service");
     assert!(other > 0);
-    let refused = wait_for(
-        &c,
-        "the refused signal action",
-        Duration::from_secs(30),
-        || {
-            journal(
-                &c,
-                "-u vigild.service VIGIL_RULE=system-test-signal-other VIGIL_EVENT=action",
-            )
-            .into_iter()
-            .find(|e| field(e, "MESSAGE").contains(" — "))
-            .ok_or_else(|| "none yet".to_string())
-        },
-    );
-    let msg = field(&refused, "MESSAGE");
+    let refused = action_result(&c, "system-test-signal-other");
     assert!(
-        msg.contains("failed")
-            && msg.contains(&format!("{other}: KillUnit vigil-test-other.service")),
-        "{msg}"
+        refused.contains("failed")
+            && refused.contains(&format!("{other}: KillUnit vigil-test-other.service"))
+            && refused.contains("50-vigil.rules"),
+        "{refused}"
     );
     assert_eq!(main_pid(&c, "vigil-test-other.service"), other);
     c.sh("rm /etc/vigil/policies.d/50-system-test.toml && systemctl reload vigild.service");
@@ -848,9 +816,11 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     // Everything the container changed is in the overlay's upper directory: nothing there
     // may carry vigil's name or belong to its user.
     let mut stray = Vec::new();
+    let mut seen = 0;
     // The mount point of the test's shared directory is the harness's, not the package's.
     let share_mount = c.dir.join("up").join(SHARE.trim_start_matches('/'));
     walk(&c.dir.join("up"), &mut |p, meta| {
+        seen += 1;
         if p == share_mount {
             return;
         }
@@ -860,6 +830,11 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
             stray.push(p.display().to_string());
         }
     });
+    // The container did change things (the journal, dpkg's database, /etc/passwd).
+    assert!(
+        seen > 50,
+        "only {seen} entries in the overlay's upper directory"
+    );
     assert!(stray.is_empty(), "left behind by purge: {stray:#?}");
     steps.done("apt-get purge");
     eprintln!(
@@ -868,15 +843,17 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     );
 }
 
+/// Calls `f` for everything below `dir`; a directory or file it cannot read is a failure,
+/// not a silent gap in what the purge check saw.
 fn walk(dir: &std::path::Path, f: &mut dyn FnMut(&std::path::Path, &std::fs::Metadata)) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        let Ok(meta) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    for e in entries {
+        let p = e
+            .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+            .path();
+        let meta = std::fs::symlink_metadata(&p)
+            .unwrap_or_else(|e| panic!("cannot stat {}: {e}", p.display()));
         f(&p, &meta);
         if meta.is_dir() {
             walk(&p, f);

@@ -9,6 +9,20 @@ use zbus::OwnedObjectPath;
 
 use super::Outcome;
 
+/// `what: error`, and where a refusal comes from polkit, what to do about it.
+fn refused(what: &str, e: &zbus::Error) -> String {
+    let text = e.to_string();
+    if text.contains("Access denied") || text.contains("Interactive authentication required") {
+        format!(
+            "{what}: {text} (polkit does not let user vigil do this; the units it may control \
+             are listed in /usr/share/polkit-1/rules.d/50-vigil.rules, and a site adds one in \
+             /etc/polkit-1/rules.d/)"
+        )
+    } else {
+        format!("{what}: {text}")
+    }
+}
+
 async fn connect(bus: Option<&str>) -> Result<zbus::Connection, String> {
     let conn = match bus {
         Some(a) => zbus::connection::Builder::address(a).build().await,
@@ -58,7 +72,7 @@ pub async fn kill_main(pid: u32, signo: i32, bus: Option<&str>) -> Result<String
         &(id.as_str(), "main", signo),
     )
     .await
-    .map_err(|e| format!("KillUnit {id}: {e}"))?;
+    .map_err(|e| refused(&format!("KillUnit {id}"), &e))?;
     Ok(id)
 }
 
@@ -81,7 +95,7 @@ pub async fn reboot(bus: Option<&str>) -> Outcome {
         .and_then(|m| m.body().deserialize());
     match r {
         Ok(_) => Outcome::Done("reboot requested (reboot.target)".into()),
-        Err(e) => Outcome::Failed(format!("reboot refused: {e}")),
+        Err(e) => Outcome::Failed(refused("reboot refused", &e)),
     }
 }
 
@@ -116,7 +130,7 @@ pub async fn act(verb: &str, unit: &str, bus: Option<&str>, limit: Duration) -> 
     };
     let job: OwnedObjectPath = match manager.call(method, &(unit, "replace")).await {
         Ok(j) => j,
-        Err(e) => return Outcome::Failed(format!("{method} {unit}: {e}")),
+        Err(e) => return Outcome::Failed(refused(&format!("{method} {unit}"), &e)),
     };
     let wait = async {
         while let Some(msg) = removed.next().await {
@@ -143,5 +157,28 @@ pub async fn act(verb: &str, unit: &str, bus: Option<&str>, limit: Duration) -> 
             "{verb} {unit}: job not finished after {}",
             humantime::format_duration(limit)
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_polkit_refusal_says_where_the_list_is() {
+        let denied = zbus::Error::MethodError(
+            "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"
+                .try_into()
+                .unwrap(),
+            Some("Interactive authentication required.".into()),
+            zbus::message::Message::method_call("/", "Ping")
+                .build(&())
+                .unwrap(),
+        );
+        let line = refused("RestartUnit x.service", &denied);
+        assert!(line.starts_with("RestartUnit x.service: "), "{line}");
+        assert!(line.contains("50-vigil.rules"), "{line}");
+        let other = zbus::Error::Failure("no such unit".into());
+        assert_eq!(refused("StopUnit y", &other), "StopUnit y: no such unit");
     }
 }
