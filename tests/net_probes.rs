@@ -12,20 +12,9 @@ use vigil::health::Status;
 use vigil::probe::exec::ExecProbe;
 use vigil::probe::http::HttpProbe;
 use vigil::probe::tcp::TcpProbe;
-use vigil::probe::{Metrics, Probe, Reading};
+use vigil::probe::{Metrics, Probe};
 
 const TIMEOUT: Duration = Duration::from_millis(300);
-
-fn value(r: Reading) -> (Option<Status>, String, Metrics) {
-    match r {
-        Reading::Value {
-            status,
-            detail,
-            metrics,
-        } => (status, detail, metrics),
-        other => panic!("expected a value, got {other:?}"),
-    }
-}
 
 async fn timed(p: &mut dyn Probe) -> (Option<Status>, String, Metrics, Duration) {
     let start = Instant::now();

@@ -11,21 +11,9 @@ use common::*;
 use ollama_standin::{Mode, Standin, LLAMA, LLAMA_SIZE, QWEN, QWEN_SIZE};
 use vigil::health::Status;
 use vigil::probe::ollama::OllamaProbe;
-use vigil::probe::{Metrics, Probe, Reading};
+use vigil::probe::{Probe, Reading};
 
 const TIMEOUT: Duration = Duration::from_millis(300);
-
-/// (status, detail, metrics) of a value reading; panics on anything else.
-fn value(r: Reading) -> (Option<Status>, String, Metrics) {
-    match r {
-        Reading::Value {
-            status,
-            detail,
-            metrics,
-        } => (status, detail, metrics),
-        other => panic!("expected a value, got {other:?}"),
-    }
-}
 
 /// A second reading of a fresh probe, timed: the first builds its HTTP client.
 async fn read_warm(url: &str, timeout: Duration) -> (Reading, Duration) {

@@ -144,6 +144,20 @@ pub const SIGKILL: i32 = 9;
 pub const SIGUSR2: i32 = 12;
 pub const SIGTERM: i32 = 15;
 
+/// (status, detail, metrics) of a probe's value reading; panics on anything else.
+pub fn value(
+    r: vigil::probe::Reading,
+) -> (Option<vigil::health::Status>, String, vigil::probe::Metrics) {
+    match r {
+        vigil::probe::Reading::Value {
+            status,
+            detail,
+            metrics,
+        } => (status, detail, metrics),
+        other => panic!("expected a value, got {other:?}"),
+    }
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
