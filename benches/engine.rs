@@ -3,8 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use vigil::engine::{action, Engine, Globals, Limit, Mode, Rule, When};
-use vigil::health::Status;
+use vigil::core::action;
+use vigil::core::engine::{Engine, Globals};
+use vigil::core::rule::{Limit, Mode, Rule, When};
+use vigil::core::health::Status;
 
 fn main() {
     let n = 1000;
@@ -13,7 +15,7 @@ fn main() {
     let rules: Vec<Rule> = (0..n)
         .map(|i| Rule {
             name: format!("rule-{i}"),
-            on: format!("check-{i}"),
+            on: format!("check-{i}").into(),
             when: When::Crit,
             hold: Duration::from_secs(30),
             ladder: vec![
@@ -30,7 +32,7 @@ fn main() {
         .collect();
     let glob_rules: Vec<Rule> = (0..n)
         .map(|i| Rule {
-            on: format!("check-{i}*"),
+            on: format!("check-{i}*").into(),
             name: format!("glob-{i}"),
             ..rules[0].clone()
         })

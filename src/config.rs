@@ -2,12 +2,16 @@
 //! errors with file, line and column. The file is never silently ignored when it is bad.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use toml::Spanned;
+
+use crate::core::check::HostRoots;
+use crate::core::rule::Limit;
 use crate::policy::diag::{Diagnostic, Source};
-use crate::probe::HostRoots;
 
 /// Where the settings file lives on the box.
 pub const DEFAULT_CONFIG: &str = "/etc/vigil/vigil.toml";
@@ -51,8 +55,8 @@ pub struct DaemonSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSection {
-    /// Addresses to bind when systemd passes no socket.
-    pub listen: Option<Vec<String>>,
+    /// Addresses to bind when systemd passes no socket (validated by [`Settings::parse`]).
+    pub listen: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     pub status_page: bool,
 }
@@ -85,7 +89,8 @@ pub struct HostSection {
 pub struct ActionsSection {
     #[serde(default)]
     pub clean_allow: Vec<PathBuf>,
-    pub reboot_limit: Option<String>,
+    /// `N per DURATION` (validated by [`Settings::parse`]).
+    pub reboot_limit: Option<Spanned<String>>,
 }
 
 /// `[notify]`
@@ -144,19 +149,43 @@ pub struct UpdateSection {
 impl Settings {
     /// Parses settings text; `path` only names the file in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Settings, Diagnostic> {
-        let src = Source { path, text };
+        let src = Source::new(path, text);
         let settings: Settings = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
-        let listen = settings.http.listen.clone().unwrap_or_default();
-        for addr in &listen {
-            if addr.parse::<std::net::SocketAddr>().is_err() {
-                let at = text.find(addr.as_str()).unwrap_or(0);
+        // Errors about a value point at that value.
+        for addr in settings.http.listen.iter().flatten() {
+            if addr.get_ref().parse::<SocketAddr>().is_err() {
                 return Err(src.at(
-                    &(at..at),
-                    format!("http.listen: {addr:?} is not an address such as \"127.0.0.1:9480\""),
+                    &addr.span(),
+                    format!(
+                        "http.listen: {:?} is not an address such as \"127.0.0.1:9480\"",
+                        addr.get_ref()
+                    ),
                 ));
             }
         }
+        if let Some(l) = &settings.actions.reboot_limit {
+            if let Err(e) = Limit::parse(l.get_ref()) {
+                return Err(src.at(&l.span(), format!("actions.reboot_limit: {e}")));
+            }
+        }
         Ok(settings)
+    }
+
+    /// The heartbeat addresses of `[http] listen`, if set.
+    pub fn listen_addrs(&self) -> Option<Vec<SocketAddr>> {
+        self.http.listen.as_ref().map(|l| {
+            l.iter()
+                .filter_map(|a| a.get_ref().parse().ok())
+                .collect()
+        })
+    }
+
+    /// `[actions] reboot_limit`, if set.
+    pub fn reboot_limit(&self) -> Option<Limit> {
+        self.actions
+            .reboot_limit
+            .as_ref()
+            .and_then(|l| Limit::parse(l.get_ref()).ok())
     }
 
     /// Reads the settings file. A missing file at the default path means defaults; a file
@@ -266,7 +295,10 @@ commit_hook = "mark-boot-good"
             s.daemon.state_dir.as_deref(),
             Some(Path::new("/var/lib/vigil"))
         );
-        assert_eq!(s.http.listen.unwrap(), vec!["127.0.0.1:9480"]);
+        assert_eq!(
+            s.listen_addrs().unwrap(),
+            vec!["127.0.0.1:9480".parse::<SocketAddr>().unwrap()]
+        );
         assert_eq!(s.notify.webhook.len(), 1);
         assert_eq!(s.hooks["db-backup"].command.len(), 3);
         assert_eq!(s.update.keep_releases, Some(3));
@@ -293,6 +325,19 @@ commit_hook = "mark-boot-good"
             Settings::parse(Path::new("v.toml"), "[http]\nlisten = [\"localhost\"]\n").unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.message.contains("not an address"), "{e}");
+    }
+
+    /// An error about a value points at that value, not at the first place its text
+    /// appears in the file nor at the table that holds it.
+    #[test]
+    fn value_errors_point_at_the_value() {
+        let text = "# 127.0.0.1:1 in a comment\n[http]\nlisten = [\"127.0.0.1:1\", \"nope\"]\n\n[actions]\nreboot_limit = \"often\"\n";
+        let e = Settings::parse(Path::new("v.toml"), text).unwrap_err();
+        assert_eq!((e.line, e.column), (3, 26), "{e}");
+        let text = "[actions]\nclean_allow = []\nreboot_limit = \"often\"\n";
+        let e = Settings::parse(Path::new("v.toml"), text).unwrap_err();
+        assert_eq!((e.line, e.column), (3, 16), "{e}");
+        assert!(e.message.contains("reboot_limit"), "{e}");
     }
 
     #[test]

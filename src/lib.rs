@@ -1,28 +1,29 @@
 //! vigil: keeps an edge AI appliance healthy with nobody on site.
 //!
-//! The core ([`health`], [`policy`]) is pure: it takes readings and the time and returns
-//! statuses. Around it sit thin adapters: [`probe`]s read the host, the [`store`] keeps
-//! history in SQLite, and the [`surface`]s report over D-Bus, HTTP, sd_notify and the
-//! journal. [`daemon`] is the one loop that owns the state.
+//! The layers, from the bottom up (imports run one way only; tests/layout.rs keeps it so):
+//!
+//! - [`core`]: the pure core — readings, health, thresholds, rules, the engine, incidents,
+//!   maintenance, update states, the status snapshot. No I/O, no clock.
+//! - [`policy`] and [`config`]: policy files and `vigil.toml`, parsed with located errors.
+//! - [`sys`]: clients probes and actuators share — Docker, the systemd bus, HTTP, commands.
+//! - [`probe`], [`action`], [`store`]: adapters that read the host, act on it, and keep
+//!   history in SQLite.
+//! - [`control`]: the requests surfaces send into the daemon loop.
+//! - [`surface`]: D-Bus, HTTP, sd_notify and the journal.
+//! - [`daemon`]: start-up and the one loop that owns the state.
+//! - [`cli`]: the command lines of `vigild` and `vigilctl`.
 
 pub mod action;
 pub mod cli;
 pub mod config;
+pub mod control;
+pub mod core;
 pub mod daemon;
-pub mod engine;
-pub mod health;
 pub mod policy;
 pub mod probe;
 pub mod store;
 pub mod surface;
+pub mod sys;
 
 /// The package version, reported on every surface.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// Microseconds since the Unix epoch, now. The one clock read adapters use.
-pub fn now_micros() -> health::Micros {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}

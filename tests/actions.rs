@@ -10,7 +10,7 @@ use std::process::Command;
 use docker_support::{docker, docker_ok, inspect, require_docker, Containers};
 
 use vigil::action::{Actuators, Notification, Outcome};
-use vigil::engine::action;
+use vigil::core::action;
 
 #[tokio::test]
 async fn container_restart_start_stop() {

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{wait_for, write_atomic, VigildBuilder};
-use vigil::health::Status;
-use vigil::policy::threshold::{evaluate, parse};
+use vigil::core::health::Status;
+use vigil::core::threshold::{evaluate, parse};
 use vigil::probe::gpu::nvml::{NvmlAnswers, NvmlBackend, NvmlSource};
-use vigil::probe::gpu::{self, Choice, GpuBackend, GpuProbe, NvmlOpener};
+use vigil::probe::gpu::{self, GpuBackend, GpuChoice, GpuProbe, NvmlOpener};
 use vigil::probe::{Context, HostRoots, Metrics, Probe, ProbeKind, Reading};
 
 const FIXTURE: &str = "tests/fixtures/jetson";
@@ -148,7 +148,7 @@ fn unknown(r: Reading) -> String {
     }
 }
 
-fn conds(texts: &[&str]) -> Vec<vigil::policy::threshold::Condition> {
+fn conds(texts: &[&str]) -> Vec<vigil::core::threshold::Condition> {
     texts
         .iter()
         .map(|t| parse(t, ProbeKind::Gpu).unwrap())
@@ -163,7 +163,7 @@ async fn the_orin_fixture_gives_exact_metrics() {
     // Found by of_node name, past the NVDLA devfreq device that sorts first.
     let b = gpu::jetson::JetsonBackend::discover(&orin.ctx().roots).unwrap();
     assert!(b.devfreq().ends_with("class/devfreq/17000000.ga10b"));
-    let mut p = GpuProbe::with_nvml(Choice::Jetson, 0, &orin.ctx(), no_nvml());
+    let mut p = GpuProbe::with_nvml(GpuChoice::Jetson, 0, &orin.ctx(), no_nvml());
     let (detail, m) = value(p.read().await);
     assert_eq!(
         detail,
@@ -200,7 +200,7 @@ async fn the_orin_fixture_gives_exact_metrics() {
 async fn a_gpu_sensor_that_is_off_leaves_temperature_out_and_other_thresholds_judged() {
     let orin = Orin::new();
     orin.set_gpu_temp(-256_000);
-    let mut p = GpuProbe::with_nvml(Choice::Auto, 0, &orin.ctx(), no_nvml());
+    let mut p = GpuProbe::with_nvml(GpuChoice::Auto, 0, &orin.ctx(), no_nvml());
     let r = p.read().await;
     let (detail, m) = value(r.clone());
     assert!(!m.contains_key("temperature"));
@@ -238,7 +238,7 @@ async fn a_gpu_sensor_that_is_off_leaves_temperature_out_and_other_thresholds_ju
 async fn without_a_gpu_rail_power_is_the_sum_of_the_rails() {
     let orin = Orin::new();
     std::fs::write(orin.sys().join("class/hwmon/hwmon1/in1_label"), "NC\n").unwrap();
-    let mut p = GpuProbe::with_nvml(Choice::Jetson, 0, &orin.ctx(), no_nvml());
+    let mut p = GpuProbe::with_nvml(GpuChoice::Jetson, 0, &orin.ctx(), no_nvml());
     let (detail, m) = value(p.read().await);
     // VDD_CPU_CV 9 W + VIN_SYS_5V0 12 W + VDDQ_VDD2_1V8AO 5008 mV × 310 mA.
     assert!((m["power_w"] - (9.0 + 12.0 + 1.55248)).abs() < 1e-9);
@@ -258,7 +258,7 @@ async fn without_a_gpu_rail_power_is_the_sum_of_the_rails() {
 async fn without_a_ga10b_auto_finds_none_and_says_why_for_both() {
     let orin = Orin::new();
     std::fs::remove_file(orin.sys().join("class/devfreq/17000000.ga10b")).unwrap();
-    let mut p = GpuProbe::with_nvml(Choice::Auto, 0, &orin.ctx(), no_nvml());
+    let mut p = GpuProbe::with_nvml(GpuChoice::Auto, 0, &orin.ctx(), no_nvml());
     let why = unknown(p.read().await);
     let devfreq = orin.sys().join("class/devfreq");
     assert_eq!(
@@ -293,7 +293,7 @@ async fn jetson_without_nvmap_or_devfreq_is_unknown_with_the_file() {
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(&meminfo, text).unwrap();
-    let mut p = GpuProbe::with_nvml(Choice::Jetson, 0, &orin.ctx(), no_nvml());
+    let mut p = GpuProbe::with_nvml(GpuChoice::Jetson, 0, &orin.ctx(), no_nvml());
     assert_eq!(
         unknown(p.read().await),
         format!(
@@ -310,7 +310,7 @@ async fn jetson_without_nvmap_or_devfreq_is_unknown_with_the_file() {
         },
         ..Default::default()
     };
-    let mut p = GpuProbe::with_nvml(Choice::Jetson, 0, &ctx, no_nvml());
+    let mut p = GpuProbe::with_nvml(GpuChoice::Jetson, 0, &ctx, no_nvml());
     let why = unknown(p.read().await);
     assert!(
         why.starts_with(&format!(
@@ -325,7 +325,7 @@ async fn jetson_without_nvmap_or_devfreq_is_unknown_with_the_file() {
 async fn recorded_rtx_a4000_answers_become_metrics_xids_accumulate() {
     // NVML comes first under auto, even where a Jetson tree is present.
     let orin = Orin::new();
-    let mut p = GpuProbe::with_nvml(Choice::Auto, 0, &orin.ctx(), recorded("rtx-a4000.json"));
+    let mut p = GpuProbe::with_nvml(GpuChoice::Auto, 0, &orin.ctx(), recorded("rtx-a4000.json"));
     let r = p.read().await;
     let (detail, m) = value(r.clone());
     assert_eq!(
@@ -387,7 +387,7 @@ async fn recorded_answers_without_ecc_or_power_leave_those_metrics_out() {
         },
         ..Default::default()
     };
-    let mut p = GpuProbe::with_nvml(Choice::Nvml, 0, &ctx, recorded("geforce-no-ecc.json"));
+    let mut p = GpuProbe::with_nvml(GpuChoice::Nvml, 0, &ctx, recorded("geforce-no-ecc.json"));
     let r = p.read().await;
     let (detail, m) = value(r.clone());
     assert!(!m.contains_key("ecc_errors"));
@@ -417,12 +417,12 @@ async fn nvml_on_a_jetson_answers_not_supported_and_auto_falls_through_to_sysfs(
         "Orin (nvgpu) answers NOT_SUPPORTED to memory info (on a Jetson, the GPU is read from sysfs)"
     );
     // auto: NVML refused, the Jetson backend answers.
-    let mut p = GpuProbe::with_nvml(Choice::Auto, 0, &orin.ctx(), recorded("orin-nvgpu.json"));
+    let mut p = GpuProbe::with_nvml(GpuChoice::Auto, 0, &orin.ctx(), recorded("orin-nvgpu.json"));
     let (detail, m) = value(p.read().await);
     assert!(detail.starts_with("ga10b (jetson): 41% busy"), "{detail}");
     assert_eq!(m["utilization"], 41.3);
     // Forced NVML: unknown, with NVML's reason.
-    let mut p = GpuProbe::with_nvml(Choice::Nvml, 0, &orin.ctx(), recorded("orin-nvgpu.json"));
+    let mut p = GpuProbe::with_nvml(GpuChoice::Nvml, 0, &orin.ctx(), recorded("orin-nvgpu.json"));
     assert_eq!(unknown(p.read().await), format!("NVML: {err}"));
 }
 
@@ -449,12 +449,12 @@ async fn real_nvml_on_this_machine_fails_fast_and_the_check_is_unknown() {
         ..Default::default()
     };
     // Through the probe as built from a policy: forced nvml, then auto.
-    let mut p = GpuProbe::new("nvml", 0, &ctx);
+    let mut p = GpuProbe::new(GpuChoice::Nvml, 0, &ctx);
     let started = Instant::now();
     let why = unknown(p.read().await);
     assert!(started.elapsed() < Duration::from_millis(500));
     assert_eq!(why, format!("NVML: {err}"));
-    let mut p = GpuProbe::new("auto", 0, &ctx);
+    let mut p = GpuProbe::new(GpuChoice::Auto, 0, &ctx);
     let why = unknown(p.read().await);
     assert!(
         why.starts_with(&format!("no GPU found: NVML: {err}; Jetson: cannot list ")),
@@ -555,7 +555,7 @@ async fn a_hung_backend_never_blocks_the_runtime() {
         ..Default::default()
     };
     let opener: NvmlOpener = Arc::new(|_| Ok(Box::new(Hung(Duration::from_secs(2)))));
-    let mut p = GpuProbe::with_nvml(Choice::Nvml, 0, &ctx, opener);
+    let mut p = GpuProbe::with_nvml(GpuChoice::Nvml, 0, &ctx, opener);
     // On a single-threaded runtime a blocking call would hold the timer until it returned.
     for _ in 0..3 {
         let started = Instant::now();

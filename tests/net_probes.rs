@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use common::*;
-use vigil::health::Status;
+use vigil::core::health::Status;
 use vigil::probe::exec::ExecProbe;
 use vigil::probe::http::HttpProbe;
 use vigil::probe::tcp::TcpProbe;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use ollama_standin::{Mode, Standin, LLAMA, LLAMA_SIZE, QWEN, QWEN_SIZE};
-use vigil::health::Status;
+use vigil::core::health::Status;
 use vigil::probe::ollama::OllamaProbe;
 use vigil::probe::{Probe, Reading};
 

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::Outcome;
+use super::outcome::Outcome;
+use crate::core::metric::human_bytes;
 
 /// Deletes regular files under `dir` not modified for `older_than`. Links are removed as
 /// links (never followed); directories are walked on the same file system only.
@@ -77,7 +78,7 @@ pub fn clean(dir: &str, older_than: Duration, allow: &[PathBuf]) -> Outcome {
     }
     let summary = format!(
         "deleted {files} file(s), {} under {}",
-        crate::probe::disk::human_bytes(bytes as f64),
+        human_bytes(bytes as f64),
         real.display()
     );
     if errors.is_empty() {

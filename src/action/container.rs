@@ -1,13 +1,14 @@
 //! `restart|start|stop container:NAME` over the Docker Engine API.
 
-use super::Outcome;
+use super::outcome::Outcome;
+use crate::core::metric::human_bytes;
+use crate::sys::docker::client_for as client;
 
 /// Seconds Docker waits for a container to stop before it kills it.
 const STOP_GRACE_SECS: i32 = 10;
 /// Time one Docker request of an action may take.
 const ACTION_REQUEST_SECS: u64 = 55;
 
-use crate::probe::container::client_for as client;
 
 /// The probes' Docker client with a longer request time: stopping waits for the
 /// container's grace time, and pruning can take long.
@@ -107,6 +108,6 @@ pub async fn prune(host: Option<&str>) -> Outcome {
     };
     Outcome::Done(format!(
         "removed {n} dangling image(s), reclaimed {}",
-        crate::probe::disk::human_bytes((freed + cache) as f64)
+        human_bytes((freed + cache) as f64)
     ))
 }

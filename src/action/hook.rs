@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use super::Outcome;
-use crate::probe::exec::{run as run_command, with_output, Ran};
+use super::outcome::Outcome;
+use crate::sys::command::{run as run_command, with_output, Ran};
 
 /// Runs the hook's argv (the same way as the `exec` probe: no shell, a clean environment,
 /// `nobody` when vigild is root, the whole process group killed at the timeout); exit 0 is

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::config::Webhook;
 
 /// Attempts per webhook.
@@ -62,7 +62,7 @@ pub async fn send(hooks: &[Webhook], creds: Option<&Path>, note: &Notification) 
         return Outcome::Skipped("no [[notify.webhook]] in vigil.toml".into());
     }
     // The probes' client: no proxy, no redirects (one could carry the token elsewhere).
-    let client = match crate::probe::http::client(Duration::from_secs(ATTEMPT_TIMEOUT_SECS)) {
+    let client = match crate::sys::http::client(Duration::from_secs(ATTEMPT_TIMEOUT_SECS)) {
         Ok(c) => c,
         Err(e) => return Outcome::Failed(e),
     };
@@ -98,7 +98,7 @@ pub async fn send(hooks: &[Webhook], creds: Option<&Path>, note: &Notification) 
                     break;
                 }
                 Ok(r) => last = format!("answered {}", r.status()),
-                Err(e) => last = crate::probe::http::describe(&e.without_url()),
+                Err(e) => last = crate::sys::http::describe(&e.without_url()),
             }
         }
         if delivered {

@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use super::Outcome;
+use super::outcome::Outcome;
 
 /// Time for each request.
 const REQUEST_TIMEOUT_SECS: u64 = 10;
 
 /// Unloads every model loaded in the Ollama at `url`.
 pub async fn unload_all(url: &str) -> Outcome {
-    let client = match crate::probe::http::client(Duration::from_secs(REQUEST_TIMEOUT_SECS)) {
+    let client = match crate::sys::http::client(Duration::from_secs(REQUEST_TIMEOUT_SECS)) {
         Ok(c) => c,
         Err(e) => return Outcome::Failed(e),
     };
@@ -24,7 +24,7 @@ pub async fn unload_all(url: &str) -> Outcome {
         Err(e) => {
             return Outcome::Failed(format!(
                 "Ollama at {base} does not answer: {}",
-                crate::probe::http::describe(&e)
+                crate::sys::http::describe(&e)
             ))
         }
     };
@@ -49,7 +49,7 @@ pub async fn unload_all(url: &str) -> Outcome {
         {
             Ok(r) if r.status().is_success() => done.push(m.clone()),
             Ok(r) => failed.push(format!("{m}: {}", r.status())),
-            Err(e) => failed.push(format!("{m}: {}", crate::probe::http::describe(&e))),
+            Err(e) => failed.push(format!("{m}: {}", crate::sys::http::describe(&e))),
         }
     }
     if failed.is_empty() {

@@ -6,10 +6,12 @@
 
 use std::str::FromStr;
 
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
-use super::Outcome;
+use super::outcome::Outcome;
+use super::unit::kill_main;
+use crate::core::action::Signal;
 
 /// Pids of processes named `name`.
 pub fn find(name: &str) -> Vec<i32> {
@@ -26,18 +28,19 @@ pub fn find(name: &str) -> Vec<i32> {
     pids
 }
 
-/// Sends `sig` (`SIGUSR1`, `USR1`, `HUP`…) to every process named `name`; `bus` is where
-/// systemd is, for processes vigild may not signal itself.
-pub async fn send(name: &str, sig: &str, bus: Option<&str>) -> Outcome {
-    let full = if sig.starts_with("SIG") {
-        sig.to_string()
-    } else {
-        format!("SIG{sig}")
-    };
-    let Ok(signal) = Signal::from_str(&full) else {
-        return Outcome::Failed(format!(
-            "{sig} is not a signal name (try SIGHUP, SIGUSR1, SIGTERM)"
-        ));
+/// The kernel's signal for one vigil may send.
+fn to_nix(sig: Signal) -> Result<nix::sys::signal::Signal, String> {
+    nix::sys::signal::Signal::from_str(sig.as_str())
+        .map_err(|_| format!("{sig} is not a signal of this system"))
+}
+
+/// Sends `sig` to every process named `name`; `bus` is where systemd is, for processes
+/// vigild may not signal itself.
+pub async fn send(name: &str, sig: Signal, bus: Option<&str>) -> Outcome {
+    let full = sig.as_str();
+    let signal = match to_nix(sig) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed(e),
     };
     let me = std::process::id() as i32;
     let pids: Vec<i32> = find(name).into_iter().filter(|p| *p != me).collect();
@@ -50,7 +53,7 @@ pub async fn send(name: &str, sig: &str, bus: Option<&str>) -> Outcome {
         match kill(Pid::from_raw(pid), signal) {
             Ok(()) => sent.push(pid.to_string()),
             Err(nix::errno::Errno::EPERM) => {
-                match super::unit::kill_main(pid as u32, signal as i32, bus).await {
+                match kill_main(pid as u32, signal as i32, bus).await {
                     Ok(unit) => sent.push(format!("{pid} (main process of {unit}, via systemd)")),
                     Err(e) => errors.push(format!("{pid}: {e}")),
                 }
@@ -82,7 +85,7 @@ mod tests {
         let mut child = std::process::Command::new(&exe).arg("30").spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(100));
         assert_eq!(find("vigil-sigtest"), vec![child.id() as i32]);
-        let out = send("vigil-sigtest", "TERM", None).await;
+        let out = send("vigil-sigtest", Signal::Term, None).await;
         assert!(
             matches!(out, Outcome::Done(ref s) if s.contains("sent SIGTERM")),
             "{out:?}"
@@ -93,10 +96,18 @@ mod tests {
             Some(15)
         );
         assert!(
-            matches!(send("vigil-sigtest", "TERM", None).await, Outcome::Failed(ref s) if s.contains("no process"))
+            matches!(send("vigil-sigtest", Signal::Term, None).await, Outcome::Failed(ref s) if s.contains("no process"))
         );
-        assert!(
-            matches!(send("x", "SIGFOO", None).await, Outcome::Failed(ref s) if s.contains("not a signal"))
-        );
+    }
+
+    #[test]
+    fn every_signal_a_policy_may_name_is_one_of_the_kernel() {
+        for name in ["HUP", "INT", "QUIT", "ABRT", "KILL", "USR1", "USR2", "PIPE", "ALRM"] {
+            let sig = Signal::parse(name).unwrap();
+            assert_eq!(to_nix(sig).unwrap().as_str(), sig.as_str());
+        }
+        for name in ["TERM", "CONT", "STOP", "TSTP", "WINCH", "IO", "PWR"] {
+            assert!(to_nix(Signal::parse(name).unwrap()).is_ok(), "{name}");
+        }
     }
 }

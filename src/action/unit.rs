@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use zbus::OwnedObjectPath;
 
-use super::Outcome;
+use super::outcome::Outcome;
 
 /// `what: error`, and where a refusal comes from polkit, what to do about it.
 fn refused(what: &str, e: &zbus::Error) -> String {

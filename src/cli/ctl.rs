@@ -7,8 +7,8 @@ use serde_json::Value;
 use zbus::Connection;
 
 use super::{exit, CtlCommand, MaintenanceCommand, PolicyCommand, VigilctlArgs};
+use crate::core::incident::IncidentState;
 use crate::policy::{self, PolicySet};
-use crate::probe::HostRoots;
 use crate::surface::dbus::{BUS_NAME, MANAGER_PATH};
 
 const MANAGER_IFACE: &str = "org.vigil.Vigil1.Manager";
@@ -99,6 +99,12 @@ async fn status_doc(conn: &Connection) -> Result<Value, Failure> {
     })
 }
 
+/// Whether `vigilctl incidents` lists an incident: every one with `--all`, else only those
+/// still going on (open, acting, exhausted). Resolved, closed and interrupted ones are over.
+fn listed(row: &Value, all: bool) -> bool {
+    all || IncidentState::parse(s(row, "state")).is_none_or(|st| st.is_open())
+}
+
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("")
 }
@@ -149,7 +155,9 @@ fn policy_sources(paths: &[PathBuf], config: Option<&PathBuf>) -> Result<PolicyS
             PathBuf::from(policy::VENDOR_DIR),
             PathBuf::from(policy::ADMIN_DIR),
         ];
-        return policy::load_dirs(&dirs, &HostRoots::default(), &ctx).map_err(|d| d.to_string());
+        let roots = settings.host_roots();
+        let facts = || crate::probe::facts::gather(&roots, std::path::Path::new(policy::DOCKER_SOCKET));
+        return policy::load_dirs(&dirs, &ctx, facts).map_err(|d| d.to_string());
     }
     let mut files = Vec::new();
     for p in paths {
@@ -213,7 +221,7 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
                 .as_array()
                 .map(|a| {
                     a.iter()
-                        .filter(|r| all || s(r, "state") != "resolved")
+                        .filter(|r| listed(r, all))
                         .collect()
                 })
                 .unwrap_or_default();
@@ -241,7 +249,7 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
                     s(r, "rule").to_string(),
                     s(r, "check").to_string(),
                     s(r, "state").to_string(),
-                    crate::surface::rfc3339_millis(r["opened"].as_u64().unwrap_or(0)),
+                    crate::core::time::rfc3339_millis(r["opened"].as_u64().unwrap_or(0)),
                     n.to_string(),
                 ]);
             }
@@ -267,10 +275,10 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
                 s(r, "rule"),
                 s(r, "check"),
                 s(r, "state"),
-                crate::surface::rfc3339_millis(r["opened"].as_u64().unwrap_or(0))
+                crate::core::time::rfc3339_millis(r["opened"].as_u64().unwrap_or(0))
             );
             if let Some(c) = r["closed"].as_u64() {
-                out.push_str(&format!(", closed {}", crate::surface::rfc3339_millis(c)));
+                out.push_str(&format!(", closed {}", crate::core::time::rfc3339_millis(c)));
             }
             for a in r
                 .get("actions")
@@ -280,7 +288,7 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
             {
                 out.push_str(&format!(
                     "\n  {} step {}: {} → {}",
-                    crate::surface::rfc3339_millis(a["started"].as_u64().unwrap_or(0)),
+                    crate::core::time::rfc3339_millis(a["started"].as_u64().unwrap_or(0)),
                     a["step"].as_u64().unwrap_or(0) + 1,
                     s(a, "action"),
                     a.get("result")
@@ -382,7 +390,7 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
                     .set_content_arrangement(ContentArrangement::Dynamic)
                     .set_header(["CHECK", "PROBE", "EVERY", "WARN", "CRIT", "FROM"]);
                 for c in &set.checks {
-                    let conds = |v: &[policy::threshold::Condition]| {
+                    let conds = |v: &[crate::core::threshold::Condition]| {
                         v.iter()
                             .map(|c| c.text.clone())
                             .collect::<Vec<_>>()
@@ -404,5 +412,23 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
                 message: e,
             }),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Closed and interrupted incidents are over, like resolved ones: not listed as open.
+    #[test]
+    fn only_incidents_still_going_on_are_listed() {
+        let row = |state: &str| serde_json::json!({ "id": 1, "state": state });
+        for over in ["resolved", "closed", "interrupted"] {
+            assert!(!listed(&row(over), false), "{over}");
+            assert!(listed(&row(over), true), "{over} with --all");
+        }
+        for open in ["open", "acting", "exhausted"] {
+            assert!(listed(&row(open), false), "{open}");
+        }
     }
 }

@@ -9,9 +9,11 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 use tokio::time::MissedTickBehavior;
 
-use crate::health::Micros;
-use crate::policy::CheckSpec;
-use crate::probe::{self, Context, Reading};
+use crate::core::check::CheckSpec;
+use crate::core::metric::Reading;
+use crate::core::time::Micros;
+use crate::probe::{self, Context};
+use crate::sys::clock::now_micros;
 
 /// A reading on its way to the loop.
 pub struct ProbeResult {
@@ -119,7 +121,7 @@ async fn probe_task(
             generation,
             check: spec.name.clone(),
             reading,
-            at: crate::now_micros(),
+            at: now_micros(),
         };
         if sink.send(result).await.is_err() {
             return;

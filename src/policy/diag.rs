@@ -46,19 +46,35 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
-/// Turns byte offsets of one source into positions.
+/// Turns byte offsets of one source into positions, through an index of line starts
+/// (so locating every error of a large file stays linear).
 pub struct Source<'a> {
     pub path: &'a Path,
     pub text: &'a str,
+    /// Byte offset of the start of each line.
+    line_starts: Vec<usize>,
 }
 
-impl Source<'_> {
+impl<'a> Source<'a> {
+    /// Indexes `text`, read from `path`.
+    pub fn new(path: &'a Path, text: &'a str) -> Source<'a> {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Source {
+            path,
+            text,
+            line_starts,
+        }
+    }
+
     /// 1-based line and character column of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        let line_start = self.line_starts[line - 1];
         let column = self.text[line_start..offset].chars().count() + 1;
         (line, column)
     }
@@ -87,14 +103,14 @@ mod tests {
 
     #[test]
     fn positions_are_one_based_and_count_characters() {
-        let s = Source {
-            path: Path::new("p.toml"),
-            text: "a = 1\nbé = \"x\"\n",
-        };
+        let s = Source::new(Path::new("p.toml"), "a = 1\nbé = \"x\"\n");
         assert_eq!(s.line_col(0), (1, 1));
         assert_eq!(s.line_col(6), (2, 1));
         // After "bé = " (é is two bytes, one character).
         assert_eq!(s.line_col(6 + 6), (2, 6));
         assert_eq!(s.at(&(6..7), "bad").to_string(), "p.toml:2:1: bad");
+        // The end of the text, and an offset inside a character.
+        assert_eq!(s.line_col(s.text.len()), (3, 1));
+        assert_eq!(s.line_col(8), (2, 2));
     }
 }

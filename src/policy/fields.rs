@@ -1,5 +1,9 @@
 //! Reading TOML tables key by key, with spans, collecting every error.
+//!
+//! A table remembers every key it was asked for; [`Table::finish`] refuses the others. So
+//! the code that reads a table is its one list of accepted keys.
 
+use std::cell::RefCell;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -13,6 +17,8 @@ pub(crate) struct Table<'a> {
     tab: &'a DeTable<'a>,
     pub span: Range<usize>,
     what: &'static str,
+    /// The keys asked for, in order: the accepted ones.
+    asked: RefCell<Vec<String>>,
 }
 
 fn type_name(v: &DeValue<'_>) -> &'static str {
@@ -39,10 +45,16 @@ impl<'a> Table<'a> {
             tab,
             span,
             what,
+            asked: RefCell::new(Vec::new()),
         }
     }
 
     fn get(&self, key: &str) -> Option<(&'a DeValue<'a>, Range<usize>)> {
+        let mut asked = self.asked.borrow_mut();
+        if !asked.iter().any(|k| k == key) {
+            asked.push(key.to_string());
+        }
+        drop(asked);
         self.tab
             .iter()
             .find(|(k, _)| k.get_ref().as_ref() == key)
@@ -263,12 +275,18 @@ impl<'a> Table<'a> {
         Some(out)
     }
 
-    /// Refuses every key not in `allowed`. Returns whether all keys were allowed.
-    pub fn finish(&self, errors: &mut Vec<Diagnostic>, allowed: &[&str]) -> bool {
+    /// Where a key's value stands, or the table's own span when the key is absent.
+    pub fn span_of(&self, key: &str) -> Range<usize> {
+        self.get(key).map(|(_, s)| s).unwrap_or_else(|| self.span.clone())
+    }
+
+    /// Refuses every key that was not asked for. Returns whether all keys were.
+    pub fn finish(&self, errors: &mut Vec<Diagnostic>) -> bool {
+        let allowed = self.asked.borrow();
         let mut clean = true;
         for (k, _) in self.tab.iter() {
             let key: &str = k.get_ref().as_ref();
-            if !allowed.contains(&key) {
+            if !allowed.iter().any(|a| a == key) {
                 clean = false;
                 errors.push(self.src.at(
                     &k.span(),

@@ -1,4 +1,4 @@
-//! `[[rule]]` tables: what to do when checks fail (see `crate::engine`).
+//! `[[rule]]` tables: what to do when checks fail (see `crate::core::engine`).
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use super::diag::{Diagnostic, Source};
 use super::fields::Table;
-use super::CheckSpec;
-use crate::engine::{action, Action, Limit, Mode, Rule, When};
-use crate::probe::ProbeKind;
+use crate::core::action::{self, Action};
+use crate::core::check::{valid_name, CheckSpec};
+use crate::core::probe_kind::ProbeKind;
+use crate::core::rule::{Limit, Mode, Rule, Selector, When};
 
 /// Defaults of optional rule keys.
 pub const COOLDOWN_DEFAULT_SECS: u64 = 60;
@@ -31,10 +32,6 @@ pub(crate) struct ParsedRule {
     on_at: Diagnostic,
     unload_at: Vec<(String, Diagnostic)>,
 }
-
-const KEYS: &[&str] = &[
-    "name", "on", "when", "for", "do", "cooldown", "limit", "mode",
-];
 
 fn clean_allowed(dir: &str, allow: &[PathBuf]) -> bool {
     let p = Path::new(dir);
@@ -78,12 +75,10 @@ pub(crate) fn parse_rule(
     };
     let mode = match t.str("mode", errors) {
         None => Some(Mode::Enforce),
-        Some((m, _)) if m == "enforce" => Some(Mode::Enforce),
-        Some((m, _)) if m == "observe" => Some(Mode::Observe),
-        Some((m, span)) => {
+        Some((m, span)) => Mode::parse(&m).or_else(|| {
             errors.push(src.at(&span, format!("mode must be enforce or observe, got {m:?}")));
             None
-        }
+        }),
     };
     let mut ladder = Vec::new();
     let mut unload_at = Vec::new();
@@ -122,9 +117,9 @@ pub(crate) fn parse_rule(
             }
         }
     }
-    t.finish(errors, KEYS);
+    t.finish(errors);
     let (name, name_span) = name?;
-    if !super::valid_name(&name) {
+    if !valid_name(&name) {
         errors.push(src.at(
             &name_span,
             format!("invalid rule name {name:?}: use lowercase letters, digits and _ . : -"),
@@ -145,7 +140,7 @@ pub(crate) fn parse_rule(
     Some(ParsedRule {
         rule: Rule {
             name,
-            on,
+            on: Selector::parse(&on),
             when: when?,
             hold,
             ladder,
@@ -164,24 +159,17 @@ pub(crate) fn check_references(
     checks: &[CheckSpec],
     errors: &mut Vec<Diagnostic>,
 ) {
-    let is_glob = |s: &str| s.contains('*') || s.contains('?');
     for r in rules {
         let on = &r.rule.on;
-        let exists = if is_glob(on) {
-            // Members of `containers` checks are named container:NAME at run time.
-            checks.iter().any(|c| crate::probe::glob_match(on, &c.name))
-                || (on.starts_with("container:")
-                    && checks.iter().any(|c| c.probe() == ProbeKind::Containers))
-        } else {
-            checks.iter().any(|c| &c.name == on)
-                || (on.starts_with("container:")
-                    && checks.iter().any(|c| c.probe() == ProbeKind::Containers))
-        };
+        // Members of `containers` checks are named container:NAME at run time.
+        let exists = checks.iter().any(|c| on.matches(&c.name))
+            || (on.reaches_containers() && checks.iter().any(|c| c.probe() == ProbeKind::Containers));
         if !exists {
             let mut d = r.on_at.clone();
             d.message = format!(
-                "rule {:?} is on {on:?}, but no check has that name",
-                r.rule.name
+                "rule {:?} is on {:?}, but no check has that name",
+                r.rule.name,
+                on.as_str()
             );
             errors.push(d);
         }

@@ -1,6 +1,11 @@
 //! Tests of policy loading against real files.
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
 use super::*;
+use crate::core::check::{valid_name, GpuChoice, ProbeParams, EVERY_DEFAULT_SECS};
+use crate::core::rule::Mode;
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
@@ -238,7 +243,7 @@ crit = ["memory_used > 95%", "temperature > 90"]
     assert_eq!(
         params[7],
         ProbeParams::Gpu {
-            backend: "auto".into(),
+            backend: GpuChoice::Auto,
             device: 0
         }
     );
@@ -246,7 +251,10 @@ crit = ["memory_used > 95%", "temperature > 90"]
     let e = errors_of("[[check]]\nname = \"s\"\nprobe = \"containers\"\n\n[[check]]\nname = \"x\"\nprobe = \"exec\"\ncommand = [\"sh\", \"-c\", \"true\"]\n\n[[check]]\nname = \"t\"\nprobe = \"tcp\"\naddress = \"localhost\"\n\n[[check]]\nname = \"h\"\nprobe = \"http\"\nurl = \"ftp://x\"\nexpect_status = 700\n\n[[check]]\nname = \"u\"\nprobe = \"systemd\"\npath = \"/\"\n");
     for want in [
         "1:1: [[check]] with probe \"containers\" is missing the key `match`",
-        "5:1: exec `command` must start with an absolute path",
+        // About the command's value, so at the value (8:11), not at its table (5:1).
+        "8:11: exec `command` must start with an absolute path",
+        // Every key of the kind is read, so a bad value next to a bad url is found too.
+        "19:17: `expect_status` must be between 100 and 599",
         "13:11: address must be HOST:PORT",
         "18:7: url must start with http:// or https://",
         "21:1: [[check]] is missing the key `unit`",
@@ -301,7 +309,7 @@ fn rules_of_the_design_parse() {
     assert_eq!(r.hold, Duration::from_secs(30));
     assert_eq!(r.ladder.len(), 3);
     assert_eq!(r.limit.count, 4);
-    assert_eq!(set.rules[1].mode, crate::engine::Mode::Observe);
+    assert_eq!(set.rules[1].mode, Mode::Observe);
     assert_eq!(
         set.rules[1].cooldown,
         Duration::from_secs(rules::COOLDOWN_DEFAULT_SECS)
@@ -417,80 +425,14 @@ fn directories_merge_by_file_name_later_wins() {
             admin.path().to_path_buf(),
             "/nonexistent/x".into(),
         ],
-        &HostRoots::default(),
         &LoadContext::default(),
+        || panic!("host facts are asked for only when there is no policy file"),
     )
     .unwrap();
     let names: Vec<_> = set.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["d", "m2"]);
     assert_eq!(set.files[1], over);
     assert!(!set.builtin);
-}
-
-#[test]
-fn no_files_means_builtin_defaults_for_this_host() {
-    let empty = tempfile::tempdir().unwrap();
-    let sys = tempfile::tempdir().unwrap();
-    let roots = HostRoots {
-        proc: "/proc".into(),
-        sys: sys.path().to_path_buf(),
-    };
-    let set = load_dirs(
-        &[empty.path().to_path_buf()],
-        &roots,
-        &LoadContext::default(),
-    )
-    .unwrap();
-    assert!(set.builtin);
-    let names: Vec<_> = set.checks.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(&names[..2], ["root-disk", "memory"]);
-    assert!(
-        !names.contains(&"thermal"),
-        "no sensors in this sysfs: no thermal check"
-    );
-    assert!(
-        !names.contains(&"gpu"),
-        "no ga10b in this sysfs and no NVIDIA driver here"
-    );
-
-    let before = set.checks.len();
-    let zone = sys.path().join("class/thermal/thermal_zone0");
-    std::fs::create_dir_all(&zone).unwrap();
-    std::fs::write(zone.join("type"), "cpu-thermal").unwrap();
-    std::fs::write(zone.join("temp"), "40000").unwrap();
-    let set = load_dirs(
-        &[empty.path().to_path_buf()],
-        &roots,
-        &LoadContext::default(),
-    )
-    .unwrap();
-    assert_eq!(set.checks.len(), before + 1);
-    assert!(set.checks.iter().any(|x| x.name == "thermal"));
-}
-
-#[test]
-fn docker_containers_are_watched_when_the_socket_is_there() {
-    let sys = tempfile::tempdir().unwrap();
-    let roots = HostRoots {
-        proc: "/proc".into(),
-        sys: sys.path().to_path_buf(),
-    };
-    let none = builtin_with(&roots, Path::new("/nonexistent/docker.sock"));
-    assert!(!none.checks.iter().any(|c| c.name == "docker"));
-    let sock = sys.path().join("docker.sock");
-    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let with = builtin_with(&roots, &sock);
-    let docker = with
-        .checks
-        .iter()
-        .find(|c| c.name == "docker")
-        .expect("a docker check");
-    assert_eq!(
-        docker.params,
-        ProbeParams::Containers {
-            patterns: vec!["*".into()]
-        }
-    );
 }
 
 #[test]

@@ -7,23 +7,15 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{MetricSpec, Metrics, Probe, Reading, Unit};
+use super::api::Probe;
+use crate::core::metric::{human_bytes, Metrics, Reading};
+use crate::sys::blocking::Blocking;
 
-/// Metrics of the `disk` probe.
-pub const METRICS: &[MetricSpec] = &[
-    MetricSpec { name: "used", unit: Unit::Percent, help: "space used, as df computes Use%: used / (used + available to unprivileged users)", optional: false },
-    MetricSpec { name: "used_bytes", unit: Unit::Bytes, help: "bytes used", optional: false },
-    MetricSpec { name: "avail_bytes", unit: Unit::Bytes, help: "bytes available to unprivileged users", optional: false },
-    MetricSpec { name: "size_bytes", unit: Unit::Bytes, help: "size of the file system", optional: false },
-    MetricSpec { name: "inodes_used", unit: Unit::Percent, help: "inodes used (0 on file systems without an inode limit)", optional: false },
-    MetricSpec { name: "fill_rate", unit: Unit::BytesPerSecond, help: "growth of used bytes over the last 15 minutes of readings (negative when shrinking; 0 until 5 minutes of readings exist)", optional: false },
-    MetricSpec { name: "hours_to_full", unit: Unit::Hours, help: "available bytes divided by fill_rate; infinite (never matches `<`) when not growing", optional: false },
-];
 
 /// Reads one path's file system.
 pub struct DiskProbe {
     path: PathBuf,
-    statvfs: super::Blocking<Result<Usage, String>>,
+    statvfs: Blocking<Result<Usage, String>>,
     /// Recent (time, used bytes) readings, oldest first, spanning at most [`RATE_WINDOW`].
     history: VecDeque<(Instant, f64)>,
 }
@@ -98,21 +90,6 @@ fn metrics_of(u: Usage, fill_rate: f64) -> Metrics {
     ])
 }
 
-/// Bytes in a short human form (`3.2 GiB`).
-pub fn human_bytes(b: f64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = b;
-    let mut i = 0;
-    while v.abs() >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{v:.0} {}", UNITS[i])
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
-}
 
 #[async_trait]
 impl Probe for DiskProbe {

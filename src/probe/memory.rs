@@ -5,112 +5,15 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use procfs::FromRead;
 
-use super::{MetricSpec, Metrics, Probe, Reading, Unit};
+use super::api::Probe;
+use crate::core::metric::{human_bytes, Metrics, Reading};
+use crate::sys::blocking::Blocking;
 
-/// Metrics of the `memory` probe.
-pub const METRICS: &[MetricSpec] = &[
-    MetricSpec {
-        name: "available",
-        unit: Unit::Percent,
-        help: "MemAvailable as a share of MemTotal",
-        optional: false,
-    },
-    MetricSpec {
-        name: "used",
-        unit: Unit::Percent,
-        help: "100 - available",
-        optional: false,
-    },
-    MetricSpec {
-        name: "available_bytes",
-        unit: Unit::Bytes,
-        help: "MemAvailable",
-        optional: false,
-    },
-    MetricSpec {
-        name: "total_bytes",
-        unit: Unit::Bytes,
-        help: "MemTotal",
-        optional: false,
-    },
-    MetricSpec {
-        name: "swap_used",
-        unit: Unit::Percent,
-        help: "swap used (0 without swap)",
-        optional: false,
-    },
-    MetricSpec {
-        name: "psi_memory_some_avg10",
-        unit: Unit::Percent,
-        help: "share of the last 10 s in which some task stalled on memory (/proc/pressure/memory)",
-        optional: true,
-    },
-    MetricSpec {
-        name: "psi_memory_full_avg10",
-        unit: Unit::Percent,
-        help: "share of the last 10 s in which all tasks stalled on memory",
-        optional: true,
-    },
-    MetricSpec {
-        name: "psi_memory_some_avg60",
-        unit: Unit::Percent,
-        help: "as psi_memory_some_avg10, over 60 s",
-        optional: true,
-    },
-    MetricSpec {
-        name: "psi_cpu_some_avg10",
-        unit: Unit::Percent,
-        help: "share of the last 10 s in which some task waited for a CPU",
-        optional: true,
-    },
-    MetricSpec {
-        name: "psi_io_some_avg10",
-        unit: Unit::Percent,
-        help: "share of the last 10 s in which some task stalled on I/O",
-        optional: true,
-    },
-    MetricSpec {
-        name: "psi_io_full_avg10",
-        unit: Unit::Percent,
-        help: "share of the last 10 s in which all tasks stalled on I/O",
-        optional: true,
-    },
-    MetricSpec {
-        name: "oom_kills",
-        unit: Unit::Count,
-        help: "oom_kill from /proc/vmstat: OOM kills since boot",
-        optional: true,
-    },
-    MetricSpec {
-        name: "oom_kills_new",
-        unit: Unit::Count,
-        help: "OOM kills since the previous reading (0 on the first)",
-        optional: true,
-    },
-    MetricSpec {
-        name: "load1",
-        unit: Unit::Number,
-        help: "1-minute load average",
-        optional: true,
-    },
-    MetricSpec {
-        name: "load5",
-        unit: Unit::Number,
-        help: "5-minute load average",
-        optional: true,
-    },
-    MetricSpec {
-        name: "load15",
-        unit: Unit::Number,
-        help: "15-minute load average",
-        optional: true,
-    },
-];
 
 /// Reads memory figures under a procfs root.
 pub struct MemoryProbe {
     proc: PathBuf,
-    reader: super::Blocking<Result<(Metrics, Vec<String>), String>>,
+    reader: Blocking<Result<(Metrics, Vec<String>), String>>,
     last_oom_kills: Option<f64>,
 }
 
@@ -217,8 +120,8 @@ impl Probe for MemoryProbe {
         let mut detail = format!(
             "{:.1}% available ({} of {})",
             m["available"],
-            super::disk::human_bytes(m["available_bytes"]),
-            super::disk::human_bytes(m["total_bytes"]),
+            human_bytes(m["available_bytes"]),
+            human_bytes(m["total_bytes"]),
         );
         if let Some(psi) = m.get("psi_memory_some_avg10") {
             detail.push_str(&format!(", memory pressure {psi:.2}%"));

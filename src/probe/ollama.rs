@@ -15,37 +15,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::http::{self as h, Failure};
-use super::{MetricSpec, Metrics, Probe, Reading, Unit};
-use crate::health::Status;
+use super::api::Probe;
+use crate::core::health::Status;
+use crate::core::metric::{human_bytes, Metrics, Reading};
+use crate::sys::http::{self as h, Failure};
 
-/// Metrics of the `ollama` probe.
-pub const METRICS: &[MetricSpec] = &[
-    MetricSpec {
-        name: "models_loaded",
-        unit: Unit::Count,
-        help: "models loaded (/api/ps)",
-        optional: false,
-    },
-    MetricSpec {
-        name: "vram_bytes",
-        unit: Unit::Bytes,
-        help: "sum of size_vram of the loaded models",
-        optional: false,
-    },
-    MetricSpec {
-        name: "version_ms",
-        unit: Unit::Milliseconds,
-        help: "time to answer /api/version",
-        optional: false,
-    },
-    MetricSpec {
-        name: "generate_ms",
-        unit: Unit::Milliseconds,
-        help: "time of the one-token /api/generate (only with probe_model)",
-        optional: true,
-    },
-];
 
 /// Largest answer read from Ollama; its answers to these calls are a few KiB.
 const BODY_CAP: usize = 1 << 20;
@@ -172,13 +146,13 @@ fn crit(detail: String, metrics: Metrics) -> Reading {
 /// `llama3.2:3b 2.0 GiB (1.8 GiB in VRAM)`.
 fn describe_model(m: &Running) -> String {
     let name = if m.name.is_empty() { &m.model } else { &m.name };
-    let size = super::disk::human_bytes(m.size as f64);
+    let size = human_bytes(m.size as f64);
     if m.size_vram == m.size {
         format!("{name} {size} in VRAM")
     } else {
         format!(
             "{name} {size} ({} in VRAM)",
-            super::disk::human_bytes(m.size_vram as f64)
+            human_bytes(m.size_vram as f64)
         )
     }
 }

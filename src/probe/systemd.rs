@@ -1,6 +1,6 @@
 //! `systemd`: one unit over org.freedesktop.systemd1.
 //!
-//! Every check of this kind in the process shares one bus connection per address (the
+//! Every check of this kind in the daemon shares one bus connection per address (the
 //! system bus unless [`Context::systemd_bus`] names another), on which vigild calls
 //! `Manager.Subscribe()` once. Each probe keeps a task that listens to its unit's
 //! `PropertiesChanged` (and the manager's `Reloading`, after which a unit may have appeared
@@ -13,106 +13,22 @@
 //! not `success`, else warn (a unit someone watches is expected to run); a unit that does
 //! not exist (`LoadState=not-found`), is masked, or cannot be loaded → crit.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use zbus::proxy::CacheProperties;
-use zbus::wire::OwnedObjectPath;
 
-use super::{Context, MetricSpec, Metrics, Probe, Reading, Unit};
-use crate::health::Status;
+use super::api::{Context, Probe};
+use crate::core::health::Status;
+use crate::core::metric::{Metrics, Reading};
+use crate::sys::systemd::{
+    is_loss, ManagerProxy, SdServiceProxy, SdUnitProxy, SystemdBus, SYSTEMD,
+};
 
-/// Metrics of the `systemd` probe.
-pub const METRICS: &[MetricSpec] = &[
-    MetricSpec {
-        name: "active",
-        unit: Unit::Number,
-        help: "1 while ActiveState is active or reloading, else 0",
-        optional: false,
-    },
-    MetricSpec {
-        name: "n_restarts",
-        unit: Unit::Count,
-        help: "NRestarts: automatic restarts of the unit since it was last started by hand (services only)",
-        optional: true,
-    },
-    MetricSpec {
-        name: "exec_main_status",
-        unit: Unit::Number,
-        help: "ExecMainStatus: exit status (or signal number, when killed) of the main process's last run (services only)",
-        optional: true,
-    },
-    MetricSpec {
-        name: "memory_bytes",
-        unit: Unit::Bytes,
-        help: "MemoryCurrent: memory of the unit's cgroup (units with a cgroup and memory accounting)",
-        optional: true,
-    },
-    MetricSpec {
-        name: "tasks",
-        unit: Unit::Count,
-        help: "TasksCurrent: tasks (threads) in the unit's cgroup (units with a cgroup and tasks accounting)",
-        optional: true,
-    },
-];
-
-const SYSTEMD: &str = "org.freedesktop.systemd1";
-/// A bound on one connection attempt (handshake plus `Subscribe`).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const BACKOFF_FIRST: Duration = Duration::from_millis(250);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
-
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Manager",
-    default_service = "org.freedesktop.systemd1",
-    default_path = "/org/freedesktop/systemd1"
-)]
-trait Manager {
-    /// Loads the unit (or finds it loaded) and returns its object.
-    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
-
-    /// Asks systemd to send unit signals.
-    fn subscribe(&self) -> zbus::Result<()>;
-
-    /// A `daemon-reload` begins (`true`) or ends (`false`).
-    #[zbus(signal)]
-    fn reloading(&self, active: bool) -> zbus::Result<()>;
-}
-
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Unit",
-    default_service = "org.freedesktop.systemd1"
-)]
-trait SdUnit {
-    #[zbus(property)]
-    fn load_state(&self) -> zbus::Result<String>;
-    #[zbus(property)]
-    fn active_state(&self) -> zbus::Result<String>;
-    #[zbus(property)]
-    fn sub_state(&self) -> zbus::Result<String>;
-    #[zbus(property)]
-    fn load_error(&self) -> zbus::Result<(String, String)>;
-}
-
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Service",
-    default_service = "org.freedesktop.systemd1"
-)]
-trait SdService {
-    #[zbus(property)]
-    fn result(&self) -> zbus::Result<String>;
-    #[zbus(property, name = "NRestarts")]
-    fn n_restarts(&self) -> zbus::Result<u32>;
-    #[zbus(property)]
-    fn exec_main_status(&self) -> zbus::Result<i32>;
-    #[zbus(property)]
-    fn exec_main_code(&self) -> zbus::Result<i32>;
-}
 
 /// What one reading found out about a unit.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -288,173 +204,12 @@ fn type_interface(unit: &str) -> Option<&'static str> {
 }
 
 // ---------------------------------------------------------------------------------------
-// The shared connection.
-
-/// One bus connection per address, shared by every systemd check of the process.
-struct Shared {
-    /// `None`: the system bus.
-    address: Option<String>,
-    state: tokio::sync::Mutex<ConnState>,
-}
-
-#[derive(Default)]
-struct ConnState {
-    conn: Option<zbus::Connection>,
-    /// Counts connections made, so a failure reported on an old one does not drop a new one.
-    generation: u64,
-    /// Why the last connection was lost or the last attempt failed.
-    last_error: Option<String>,
-    /// Whether a connection ever worked (then the words are "lost", not "cannot reach").
-    was_connected: bool,
-    retry_at: Option<Instant>,
-    backoff: Duration,
-}
-
-fn shared(address: Option<String>) -> Arc<Shared> {
-    static ALL: OnceLock<Mutex<HashMap<Option<String>, Arc<Shared>>>> = OnceLock::new();
-    let mut all = ALL
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    all.entry(address.clone())
-        .or_insert_with(|| {
-            Arc::new(Shared {
-                address,
-                state: tokio::sync::Mutex::new(ConnState::default()),
-            })
-        })
-        .clone()
-}
-
-/// Whether an error means the connection itself is gone (rather than systemd saying no).
-fn is_loss(e: &zbus::Error) -> bool {
-    matches!(
-        e,
-        zbus::Error::InputOutput(_) | zbus::Error::Connection(..) | zbus::Error::Handshake(_)
-    )
-}
-
-impl Shared {
-    fn bus_name(&self) -> String {
-        match &self.address {
-            None => "system bus".into(),
-            Some(a) => format!("D-Bus at {a}"),
-        }
-    }
-
-    /// The live connection, connecting (at most once per back-off step) when there is none.
-    async fn get(&self) -> Result<(u64, zbus::Connection), String> {
-        let mut st = self.state.lock().await;
-        if let Some(c) = &st.conn {
-            return Ok((st.generation, c.clone()));
-        }
-        let now = Instant::now();
-        if let Some(at) = st.retry_at {
-            if now < at {
-                return Err(self.down_message(&st, at - now));
-            }
-        }
-        match tokio::time::timeout(CONNECT_TIMEOUT, self.connect()).await {
-            Ok(Ok(c)) => {
-                st.conn = Some(c.clone());
-                st.generation += 1;
-                st.was_connected = true;
-                st.last_error = None;
-                st.retry_at = None;
-                st.backoff = BACKOFF_FIRST;
-                Ok((st.generation, c))
-            }
-            result => {
-                let e = match result {
-                    Ok(Err(e)) => e,
-                    _ => format!("no answer within {CONNECT_TIMEOUT:?}"),
-                };
-                st.backoff = if st.backoff.is_zero() {
-                    BACKOFF_FIRST
-                } else {
-                    (st.backoff * 2).min(BACKOFF_MAX)
-                };
-                st.retry_at = Some(now + st.backoff);
-                st.last_error = Some(e);
-                let wait = st.backoff;
-                Err(self.down_message(&st, wait))
-            }
-        }
-    }
-
-    fn down_message(&self, st: &ConnState, wait: Duration) -> String {
-        let why = st.last_error.as_deref().unwrap_or("not connected");
-        let what = if st.was_connected {
-            format!("{} lost", self.bus_name())
-        } else {
-            format!("cannot reach systemd over the {}", self.bus_name())
-        };
-        format!(
-            "{what}: {why}; reconnecting (next try in {} ms)",
-            wait.as_millis()
-        )
-    }
-
-    async fn connect(&self) -> Result<zbus::Connection, String> {
-        let builder = match &self.address {
-            None => zbus::connection::Builder::system(),
-            Some(a) => zbus::connection::Builder::address(a.as_str()),
-        };
-        let conn = builder
-            .method_timeout(CONNECT_TIMEOUT)
-            .build()
-            .await
-            .map_err(|e| format!("cannot connect: {e}"))?;
-        let manager = ManagerProxy::builder(&conn)
-            .cache_properties(CacheProperties::No)
-            .build()
-            .await
-            .map_err(|e| e.to_string())?;
-        manager
-            .subscribe()
-            .await
-            .map_err(|e| format!("{SYSTEMD} refused Subscribe(): {e}"))?;
-        Ok(conn)
-    }
-
-    /// Drops connection `generation` after `why`; the next `get` reconnects.
-    async fn lost(&self, generation: u64, why: String) -> String {
-        let mut st = self.state.lock().await;
-        if st.generation == generation && st.conn.is_some() {
-            st.conn = None;
-            st.last_error = Some(why);
-            st.backoff = BACKOFF_FIRST;
-            st.retry_at = Some(Instant::now() + BACKOFF_FIRST);
-            tracing::warn!(
-                vigil_event = "bus",
-                "systemd probe: {} lost: {}; reconnecting",
-                self.bus_name(),
-                st.last_error.as_deref().unwrap_or_default()
-            );
-        }
-        let wait = st
-            .retry_at
-            .map(|t| t.saturating_duration_since(Instant::now()))
-            .unwrap_or_default();
-        self.down_message(&st, wait)
-    }
-
-    /// How long until the next connection attempt may be made.
-    async fn retry_in(&self) -> Duration {
-        let st = self.state.lock().await;
-        st.retry_at
-            .map(|t| t.saturating_duration_since(Instant::now()))
-            .unwrap_or(BACKOFF_FIRST)
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // The probe.
 
 /// Watches one unit.
 pub struct SystemdProbe {
     unit: String,
-    shared: Arc<Shared>,
+    shared: Arc<SystemdBus>,
     wake: Arc<Notify>,
     watcher: Option<AbortHandle>,
 }
@@ -463,7 +218,10 @@ impl SystemdProbe {
     /// Builds the probe; inside a tokio runtime it also starts the task that wakes the
     /// check on the unit's signals.
     pub fn new(unit: String, ctx: &Context) -> Self {
-        let shared = shared(ctx.systemd_bus.clone());
+        let shared = ctx
+            .connections
+            .systemd
+            .get_or_make(&ctx.systemd_bus, || Arc::new(SystemdBus::new(ctx.systemd_bus.clone())));
         let wake = Arc::new(Notify::new());
         let watcher = tokio::runtime::Handle::try_current().ok().map(|h| {
             h.spawn(watch(unit.clone(), shared.clone(), wake.clone()))
@@ -610,7 +368,7 @@ impl Probe for SystemdProbe {
 
 /// Wakes the check whenever the unit's properties change or systemd reloads; follows the
 /// shared connection across losses.
-async fn watch(unit: String, shared: Arc<Shared>, wake: Arc<Notify>) {
+async fn watch(unit: String, shared: Arc<SystemdBus>, wake: Arc<Notify>) {
     let path = unit_path(&unit);
     loop {
         let (generation, conn) = match shared.get().await {
@@ -772,7 +530,10 @@ mod tests {
         assert_eq!(m["memory_bytes"], 1024.0);
         assert!(!m.contains_key("tasks"));
         for k in m.keys() {
-            assert!(METRICS.iter().any(|s| s.name == k), "{k} not in METRICS");
+            assert!(
+                crate::core::probe_kind::ProbeKind::Systemd.metric(k).is_some(),
+                "{k} not in the catalogue"
+            );
         }
     }
 

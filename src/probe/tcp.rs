@@ -7,17 +7,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::http::{budget, human, ms_since};
-use super::{MetricSpec, Metrics, Probe, Reading, Unit};
-use crate::health::Status;
+use super::api::Probe;
+use crate::core::health::Status;
+use crate::core::metric::{Metrics, Reading};
+use crate::sys::http::{budget, human, ms_since};
 
-/// Metrics of the `tcp` probe.
-pub const METRICS: &[MetricSpec] = &[MetricSpec {
-    name: "latency_ms",
-    unit: Unit::Milliseconds,
-    help: "time to connect",
-    optional: false,
-}];
 
 /// Connects to one address.
 pub struct TcpProbe {

@@ -9,23 +9,11 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::{glob_match, MetricSpec, Metrics, Probe, Reading, Unit};
+use super::api::Probe;
+use crate::core::glob::glob_match;
+use crate::core::metric::{Metrics, Reading};
+use crate::sys::blocking::Blocking;
 
-/// Metrics of the `thermal` probe.
-pub const METRICS: &[MetricSpec] = &[
-    MetricSpec {
-        name: "temperature",
-        unit: Unit::Celsius,
-        help: "the hottest matched sensor",
-        optional: false,
-    },
-    MetricSpec {
-        name: "sensors",
-        unit: Unit::Count,
-        help: "number of matched sensors that gave a reading",
-        optional: false,
-    },
-];
 
 /// Millidegrees that mean "sensor off".
 const SENSOR_OFF_MILLI: i64 = -256_000;
@@ -33,7 +21,7 @@ const SENSOR_OFF_MILLI: i64 = -256_000;
 /// Reads temperatures under a sysfs root.
 pub struct ThermalProbe {
     sys: PathBuf,
-    reader: super::Blocking<Reading>,
+    reader: Blocking<Reading>,
     /// Globs on sensor names; empty means every sensor.
     sensors: Vec<String>,
 }

@@ -13,9 +13,11 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::{fdo, interface, Connection};
 
-use super::{Event, Snapshot};
-use crate::daemon::Command;
-use crate::health::CheckState;
+use crate::control::Command;
+use crate::core::health::CheckState;
+use crate::core::status::{Event, Snapshot};
+use crate::store::Store;
+use crate::sys::clock::now_micros;
 
 /// The well-known bus name.
 pub const BUS_NAME: &str = "org.vigil.Vigil1";
@@ -102,7 +104,7 @@ async fn authorize(conn: &Connection, header: &Header<'_>, method: &str) -> fdo:
 pub struct Manager {
     snap: watch::Receiver<Arc<Snapshot>>,
     commands: mpsc::Sender<Command>,
-    store: crate::store::Store,
+    store: Store,
 }
 
 impl Manager {
@@ -150,7 +152,7 @@ impl Manager {
     /// The update engine's state.
     #[zbus(property)]
     fn update_state(&self) -> String {
-        self.snap().update_state.clone()
+        self.snap().update_state.as_str().to_string()
     }
 
     /// Number of open incidents.
@@ -162,7 +164,8 @@ impl Manager {
     /// The status document (JSON), the same as `vigilctl status --json`.
     #[zbus(out_args("status"))]
     fn get_status(&self) -> String {
-        self.snap().status_document(crate::now_micros()).to_string()
+        let doc = self.snap().status_document(now_micros(), crate::VERSION);
+        serde_json::to_string(&doc).unwrap_or_default()
     }
 
     /// Every check: name, probe, status, since (µs since the epoch).
@@ -376,7 +379,7 @@ async fn build(
     builder: zbus::connection::Builder<'static>,
     snap: &watch::Receiver<Arc<Snapshot>>,
     commands: &mpsc::Sender<Command>,
-    store: &crate::store::Store,
+    store: &Store,
 ) -> zbus::Result<Connection> {
     builder
         .serve_at(
@@ -399,7 +402,7 @@ impl DbusSurface {
         address: Option<&str>,
         snap: watch::Receiver<Arc<Snapshot>>,
         commands: mpsc::Sender<Command>,
-        store: crate::store::Store,
+        store: Store,
     ) -> Result<DbusSurface, String> {
         let (conn, bus) = if let Some(addr) = address {
             let b = zbus::connection::Builder::address(addr);

@@ -17,8 +17,10 @@ use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::Snapshot;
-use crate::health::Overall;
+use crate::core::health::Overall;
+use crate::core::status::Snapshot;
+use crate::core::time::{rfc3339_millis, Micros};
+use crate::sys::clock::now_micros;
 
 /// Largest request head accepted (hyper's minimum buffer).
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
@@ -35,14 +37,14 @@ pub const CONNECTION_LIFETIME_SECS: u64 = 60;
 const CLOSE_GRACE_SECS: u64 = 5;
 
 /// The exact heartbeat body of the contract.
-pub fn heartbeat_body(snap: &Snapshot, now: crate::health::Micros) -> String {
+pub fn heartbeat_body(snap: &Snapshot, now: Micros) -> String {
     // Written by hand to keep the key order and shape of the contract exactly.
     format!(
         "{{\"status\":\"{}\",\"uptime\":{},\"version\":\"{}\",\"timestamp\":\"{}\"}}",
         snap.status,
         now.saturating_sub(snap.started_at) / 1_000_000,
         crate::VERSION,
-        super::rfc3339_millis(now),
+        rfc3339_millis(now),
     )
 }
 
@@ -65,7 +67,7 @@ pub fn handle(
     method: &Method,
     path: &str,
     snap: &Snapshot,
-    now: crate::health::Micros,
+    now: Micros,
 ) -> Response<Full<Bytes>> {
     let known = matches!(path, "/api/system/heartbeat" | "/healthz");
     if !known {
@@ -187,7 +189,7 @@ async fn accept_loop(
             let _permit = permit;
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let s = snap.borrow().clone();
-                let r = handle(req.method(), req.uri().path(), &s, crate::now_micros());
+                let r = handle(req.method(), req.uri().path(), &s, now_micros());
                 async move { Ok::<_, Infallible>(r) }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();

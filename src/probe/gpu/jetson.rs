@@ -14,8 +14,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{GpuBackend, GpuError, GpuSample};
-use crate::probe::HostRoots;
+use super::backend::{GpuBackend, GpuError, GpuSample};
+use crate::core::check::HostRoots;
 
 /// Devicetree names of Jetson GPUs.
 pub const GPU_NAMES: &[&str] = &["ga10b", "gv11b", "gp10b", "gm20b", "gb10b", "gpu"];

@@ -20,7 +20,7 @@ use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{EventSet, Nvml};
 use serde::{Deserialize, Serialize};
 
-use super::{GpuBackend, GpuError, GpuSample};
+use super::backend::{GpuBackend, GpuError, GpuSample};
 
 /// One NVML call's answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

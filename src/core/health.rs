@@ -1,15 +1,15 @@
 //! The health model: check statuses, their transitions and the overall status.
 //!
 //! Pure code: no I/O, no clock. Every function that needs the time takes `now` in
-//! microseconds since the Unix epoch, so tests drive it on a fake clock.
+//! microseconds since the Unix epoch, so tests drive it on a fake clock. Group checks
+//! (`containers`) roll their members up with [`group_rollup`].
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// Microseconds since the Unix epoch.
-pub type Micros = u64;
+pub use crate::core::time::Micros;
 
 /// What a check says about the thing it watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -256,16 +256,7 @@ impl HealthModel {
 
     /// How many checks are in each status.
     pub fn counts(&self) -> StatusCounts {
-        let mut counts = StatusCounts::default();
-        for c in self.checks.values() {
-            match c.status {
-                Status::Ok => counts.ok += 1,
-                Status::Warn => counts.warn += 1,
-                Status::Crit => counts.crit += 1,
-                Status::Unknown => counts.unknown += 1,
-            }
-        }
-        counts
+        StatusCounts::of(self.checks.values().map(|c| c.status))
     }
 }
 
@@ -283,12 +274,49 @@ pub fn overall_of(statuses: impl IntoIterator<Item = Status>) -> Overall {
 }
 
 /// Number of checks per status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusCounts {
     pub ok: usize,
     pub warn: usize,
     pub crit: usize,
     pub unknown: usize,
+}
+
+impl StatusCounts {
+    /// Counts a set of statuses.
+    pub fn of(statuses: impl IntoIterator<Item = Status>) -> StatusCounts {
+        let mut counts = StatusCounts::default();
+        for s in statuses {
+            match s {
+                Status::Ok => counts.ok += 1,
+                Status::Warn => counts.warn += 1,
+                Status::Crit => counts.crit += 1,
+                Status::Unknown => counts.unknown += 1,
+            }
+        }
+        counts
+    }
+
+    /// How many were counted.
+    pub fn total(&self) -> usize {
+        self.ok + self.warn + self.crit + self.unknown
+    }
+}
+
+/// A group check's own status and detail from its members' statuses: the worst member
+/// (an empty group is `ok`), and how many are in each status.
+pub fn group_rollup(members: &[Status]) -> (Status, String) {
+    let status = members.iter().fold(Status::Ok, |a, b| a.worst(*b));
+    let c = StatusCounts::of(members.iter().copied());
+    let detail = format!(
+        "{} matched: {} ok, {} warn, {} crit, {} unknown",
+        c.total(),
+        c.ok,
+        c.warn,
+        c.crit,
+        c.unknown
+    );
+    (status, detail)
 }
 
 #[cfg(test)]
@@ -422,6 +450,15 @@ mod tests {
         assert!(m.remove_check("container:a"));
         assert!(!m.remove_check("container:a"));
         assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn a_group_is_its_worst_member() {
+        let (s, d) = group_rollup(&[Status::Ok, Status::Crit, Status::Unknown, Status::Ok]);
+        assert_eq!(s, Status::Crit);
+        assert_eq!(d, "4 matched: 2 ok, 0 warn, 1 crit, 1 unknown");
+        assert_eq!(group_rollup(&[]).0, Status::Ok);
+        assert_eq!(group_rollup(&[Status::Warn, Status::Unknown]).0, Status::Unknown);
     }
 
     #[test]

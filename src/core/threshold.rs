@@ -2,8 +2,9 @@
 
 use std::fmt;
 
-use crate::health::Status;
-use crate::probe::{ProbeKind, Reading, Unit};
+use crate::core::health::Status;
+use crate::core::metric::{Metrics, Reading, Unit};
+use crate::core::probe_kind::ProbeKind;
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +201,7 @@ enum Verdict {
     Clear,
 }
 
-fn judge(conds: &[Condition], metrics: &crate::probe::Metrics) -> Verdict {
+fn judge(conds: &[Condition], metrics: &Metrics) -> Verdict {
     let mut missing = None;
     for c in conds {
         match metrics.get(&c.metric) {
@@ -264,7 +265,6 @@ pub fn evaluate(warn: &[Condition], crit: &[Condition], reading: &Reading) -> (S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::Metrics;
 
     fn c(s: &str) -> Condition {
         parse(s, ProbeKind::Disk).unwrap()

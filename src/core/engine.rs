@@ -7,102 +7,14 @@
 //! window that forgets on its own). A check that stays `ok` for a whole limit window resets
 //! its ladder to the first step.
 
-pub mod action;
-
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use crate::health::{Micros, Status};
-pub use action::Action;
-
-/// When a rule's condition holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum When {
-    Crit,
-    Warn,
-    NotOk,
-    Unknown,
-}
-
-impl When {
-    /// Parses `crit | warn | not-ok | unknown`.
-    pub fn parse(s: &str) -> Option<When> {
-        Some(match s {
-            "crit" => When::Crit,
-            "warn" => When::Warn,
-            "not-ok" => When::NotOk,
-            "unknown" => When::Unknown,
-            _ => return None,
-        })
-    }
-
-    /// Whether a status meets the condition. `warn` means warn or worse (crit).
-    pub fn holds(self, s: Status) -> bool {
-        match self {
-            When::Crit => s == Status::Crit,
-            When::Warn => matches!(s, Status::Warn | Status::Crit),
-            When::NotOk => s != Status::Ok,
-            When::Unknown => s == Status::Unknown,
-        }
-    }
-}
-
-/// `enforce` acts; `observe` records what it would do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Enforce,
-    Observe,
-}
-
-/// `N per DURATION`
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limit {
-    pub count: u32,
-    pub window: Duration,
-}
-
-impl Limit {
-    /// Parses `"4 per 1h"`.
-    pub fn parse(s: &str) -> Result<Limit, String> {
-        let words: Vec<&str> = s.split_whitespace().collect();
-        match words.as_slice() {
-            [n, "per", d] => {
-                let count: u32 = n
-                    .parse()
-                    .map_err(|_| format!("`{n}` is not a whole number"))?;
-                if count == 0 {
-                    return Err("a limit of 0 would never act; use mode = \"observe\"".into());
-                }
-                let window = humantime::parse_duration(d)
-                    .map_err(|e| format!("`{d}` is not a duration ({e})"))?;
-                if window.is_zero() {
-                    return Err("the window must be longer than zero".into());
-                }
-                if window > Duration::from_secs(30 * 86400) {
-                    return Err("the window can be 30 days at most".into());
-                }
-                Ok(Limit { count, window })
-            }
-            _ => Err(format!(
-                "expected `N per DURATION` such as \"4 per 1h\", got {s:?}"
-            )),
-        }
-    }
-}
-
-/// A validated rule.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rule {
-    pub name: String,
-    /// A check name or a glob (`container:*`).
-    pub on: String,
-    pub when: When,
-    pub hold: Duration,
-    pub ladder: Vec<Action>,
-    pub cooldown: Duration,
-    pub limit: Limit,
-    pub mode: Mode,
-}
+use crate::core::action::Action;
+use crate::core::health::Status;
+use crate::core::incident::IncidentState;
+use crate::core::rule::{Limit, Mode, Rule, Selector};
+use crate::core::time::{micros, Micros};
 
 /// Engine-wide settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,15 +32,6 @@ impl Default for Globals {
             },
         }
     }
-}
-
-/// An incident's lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IncidentState {
-    Open,
-    Acting,
-    Exhausted,
-    Resolved,
 }
 
 /// What the engine decided.
@@ -202,10 +105,6 @@ pub struct Engine {
     tracks: HashMap<String, HashMap<String, Track>>,
     reboots: VecDeque<Micros>,
     next_incident: u64,
-}
-
-fn micros(d: Duration) -> Micros {
-    d.as_micros() as Micros
 }
 
 impl Engine {
@@ -324,14 +223,19 @@ impl Engine {
                     &mut out,
                 );
             };
-            if crate::probe::is_glob(&rule.on) {
-                for (check, status) in checks {
-                    if crate::probe::glob_match(&rule.on, check) {
-                        step(check, *status);
+            match &rule.on {
+                Selector::Glob(_) => {
+                    for (check, status) in checks {
+                        if rule.on.matches(check) {
+                            step(check, *status);
+                        }
                     }
                 }
-            } else if let Some(status) = index.get(rule.on.as_str()) {
-                step(&rule.on, *status);
+                Selector::Check(name) => {
+                    if let Some(status) = index.get(name.as_str()) {
+                        step(name, *status);
+                    }
+                }
             }
             // Tracks of checks that no longer exist (a container removed): close and forget.
             tracks.retain(|check, t| {

@@ -1,6 +1,8 @@
 //! The engine on a fake clock: hours of simulated time in milliseconds.
 
 use super::*;
+use crate::core::action;
+use crate::core::rule::When;
 
 const S: Micros = 1_000_000;
 

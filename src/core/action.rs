@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::core::check::{CONTAINER_PREFIX, PROCESS_PREFIX, UNIT_PREFIX};
+
 /// What kind of thing an action targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -19,11 +21,143 @@ pub enum Target {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Target::Unit(n) => write!(f, "unit:{n}"),
-            Target::Container(n) => write!(f, "container:{n}"),
-            Target::Process(n) => write!(f, "process:{n}"),
+            Target::Unit(n) => write!(f, "{UNIT_PREFIX}{n}"),
+            Target::Container(n) => write!(f, "{CONTAINER_PREFIX}{n}"),
+            Target::Process(n) => write!(f, "{PROCESS_PREFIX}{n}"),
             Target::Matched => f.write_str("{target}"),
         }
+    }
+}
+
+/// The verbs of a ladder step, as written first in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verb {
+    Restart,
+    Start,
+    Stop,
+    UnloadModels,
+    Prune,
+    Clean,
+    Vacuum,
+    Signal,
+    Hook,
+    Notify,
+    Reboot,
+}
+
+impl Verb {
+    /// Every verb, in the order errors list them.
+    pub const ALL: &'static [Verb] = &[
+        Verb::Restart,
+        Verb::Start,
+        Verb::Stop,
+        Verb::UnloadModels,
+        Verb::Prune,
+        Verb::Clean,
+        Verb::Vacuum,
+        Verb::Signal,
+        Verb::Hook,
+        Verb::Notify,
+        Verb::Reboot,
+    ];
+
+    /// The word in a policy (`unload-models`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Restart => "restart",
+            Verb::Start => "start",
+            Verb::Stop => "stop",
+            Verb::UnloadModels => "unload-models",
+            Verb::Prune => "prune",
+            Verb::Clean => "clean",
+            Verb::Vacuum => "vacuum",
+            Verb::Signal => "signal",
+            Verb::Hook => "hook",
+            Verb::Notify => "notify",
+            Verb::Reboot => "reboot",
+        }
+    }
+
+    /// Parses the word of a policy.
+    pub fn parse(s: &str) -> Option<Verb> {
+        Verb::ALL.iter().copied().find(|v| v.as_str() == s)
+    }
+}
+
+impl fmt::Display for Verb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Signals `signal process:NAME SIG` may send (Linux's standard ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    Hup,
+    Int,
+    Quit,
+    Abrt,
+    Kill,
+    Usr1,
+    Usr2,
+    Pipe,
+    Alrm,
+    Term,
+    Cont,
+    Stop,
+    Tstp,
+    Winch,
+    Io,
+    Pwr,
+}
+
+impl Signal {
+    /// Every signal with its name.
+    const NAMES: &'static [(Signal, &'static str)] = &[
+        (Signal::Hup, "SIGHUP"),
+        (Signal::Int, "SIGINT"),
+        (Signal::Quit, "SIGQUIT"),
+        (Signal::Abrt, "SIGABRT"),
+        (Signal::Kill, "SIGKILL"),
+        (Signal::Usr1, "SIGUSR1"),
+        (Signal::Usr2, "SIGUSR2"),
+        (Signal::Pipe, "SIGPIPE"),
+        (Signal::Alrm, "SIGALRM"),
+        (Signal::Term, "SIGTERM"),
+        (Signal::Cont, "SIGCONT"),
+        (Signal::Stop, "SIGSTOP"),
+        (Signal::Tstp, "SIGTSTP"),
+        (Signal::Winch, "SIGWINCH"),
+        (Signal::Io, "SIGIO"),
+        (Signal::Pwr, "SIGPWR"),
+    ];
+
+    /// The name with its `SIG` prefix (`SIGUSR1`), as kill(1) and nix spell it.
+    pub fn as_str(self) -> &'static str {
+        Signal::NAMES
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map(|(_, n)| *n)
+            .unwrap_or("SIGTERM")
+    }
+
+    /// Parses `SIGUSR1` or `USR1`.
+    pub fn parse(s: &str) -> Option<Signal> {
+        let full = if s.starts_with("SIG") {
+            s.to_string()
+        } else {
+            format!("SIG{s}")
+        };
+        Signal::NAMES
+            .iter()
+            .find(|(_, n)| *n == full)
+            .map(|(sig, _)| *sig)
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -43,7 +177,7 @@ pub enum Action {
     VacuumJournal(String),
     Signal {
         process: String,
-        signal: String,
+        signal: Signal,
     },
     Hook(String),
     Notify,
@@ -81,8 +215,10 @@ impl Action {
         let matched = || -> Option<Target> {
             let (kind, name) = check.split_once(':')?;
             match kind {
-                "container" => Some(Target::Container(name.to_string())),
-                "unit" => Some(Target::Unit(name.to_string())),
+                k if CONTAINER_PREFIX.strip_suffix(':') == Some(k) => {
+                    Some(Target::Container(name.to_string()))
+                }
+                k if UNIT_PREFIX.strip_suffix(':') == Some(k) => Some(Target::Unit(name.to_string())),
                 _ => None,
             }
         };
@@ -100,6 +236,23 @@ impl Action {
         })
     }
 
+    /// The verb it was written with.
+    pub fn verb(&self) -> Verb {
+        match self {
+            Action::Restart(_) => Verb::Restart,
+            Action::Start(_) => Verb::Start,
+            Action::Stop(_) => Verb::Stop,
+            Action::UnloadModels(_) => Verb::UnloadModels,
+            Action::PruneDocker => Verb::Prune,
+            Action::Clean { .. } => Verb::Clean,
+            Action::VacuumJournal(_) => Verb::Vacuum,
+            Action::Signal { .. } => Verb::Signal,
+            Action::Hook(_) => Verb::Hook,
+            Action::Notify => Verb::Notify,
+            Action::Reboot => Verb::Reboot,
+        }
+    }
+
     /// Whether this is a reboot (globally limited).
     pub fn is_reboot(&self) -> bool {
         matches!(self, Action::Reboot)
@@ -114,10 +267,12 @@ pub fn parse(text: &str) -> Result<Action, String> {
         if *w == "{target}" {
             return Ok(Target::Matched);
         }
-        match w.split_once(':') {
-            Some(("unit", n)) if !n.is_empty() => Ok(Target::Unit(n.into())),
-            Some(("container", n)) if !n.is_empty() => Ok(Target::Container(n.into())),
-            _ => Err(format!(
+        if let Some(n) = w.strip_prefix(UNIT_PREFIX).filter(|n| !n.is_empty()) {
+            return Ok(Target::Unit(n.into()));
+        }
+        match w.strip_prefix(CONTAINER_PREFIX).filter(|n| !n.is_empty()) {
+            Some(n) => Ok(Target::Container(n.into())),
+            None => Err(format!(
                 "unknown target `{w}`: expected unit:NAME, container:NAME or {{target}}"
             )),
         }
@@ -132,27 +287,34 @@ pub fn parse(text: &str) -> Result<Action, String> {
     let Some(verb) = words.first() else {
         return Err("empty action".into());
     };
-    Ok(match *verb {
-        "restart" | "start" | "stop" => {
+    let Some(verb) = Verb::parse(verb) else {
+        let all: Vec<&str> = Verb::ALL.iter().map(|v| v.as_str()).collect();
+        return Err(format!(
+            "unknown action `{verb}`: expected one of {}",
+            all.join(", ")
+        ));
+    };
+    Ok(match verb {
+        Verb::Restart | Verb::Start | Verb::Stop => {
             arity(2)?;
             let t = target(words.get(1))?;
-            match *verb {
-                "restart" => Action::Restart(t),
-                "start" => Action::Start(t),
+            match verb {
+                Verb::Restart => Action::Restart(t),
+                Verb::Start => Action::Start(t),
                 _ => Action::Stop(t),
             }
         }
-        "unload-models" => {
+        Verb::UnloadModels => {
             arity(2)?;
             Action::UnloadModels(words[1].into())
         }
-        "prune" => {
+        Verb::Prune => {
             if words.get(1) != Some(&"docker") || words.len() != 2 {
                 return Err("write `prune docker`".into());
             }
             Action::PruneDocker
         }
-        "clean" => {
+        Verb::Clean => {
             if words.len() != 4 || words[2] != "older-than" {
                 return Err("write `clean DIR older-than DURATION`".into());
             }
@@ -163,7 +325,7 @@ pub fn parse(text: &str) -> Result<Action, String> {
                 .map_err(|e| format!("clean: {} is not a duration ({e})", words[3]))?;
             Action::Clean { dir: words[1].into(), older_than }
         }
-        "vacuum" => {
+        Verb::Vacuum => {
             if words.len() != 3 || words[1] != "journal" {
                 return Err("write `vacuum journal SIZE` (e.g. 500M)".into());
             }
@@ -175,33 +337,27 @@ pub fn parse(text: &str) -> Result<Action, String> {
             }
             Action::VacuumJournal(words[2].into())
         }
-        "signal" => {
+        Verb::Signal => {
             arity(3)?;
-            let Some(p) = words[1].strip_prefix("process:").filter(|p| !p.is_empty()) else {
+            let Some(p) = words[1].strip_prefix(PROCESS_PREFIX).filter(|p| !p.is_empty()) else {
                 return Err("write `signal process:NAME SIGNAL`".into());
             };
-            let sig = if words[2].starts_with("SIG") { words[2].to_string() } else { format!("SIG{}", words[2]) };
-            if <nix::sys::signal::Signal as std::str::FromStr>::from_str(&sig).is_err() {
+            let Some(signal) = Signal::parse(words[2]) else {
                 return Err(format!("signal: {} is not a signal name (SIGHUP, SIGUSR1, SIGTERM…)", words[2]));
-            }
-            Action::Signal { process: p.into(), signal: words[2].into() }
+            };
+            Action::Signal { process: p.into(), signal }
         }
-        "hook" => {
+        Verb::Hook => {
             arity(2)?;
             Action::Hook(words[1].into())
         }
-        "notify" => {
+        Verb::Notify => {
             arity(1)?;
             Action::Notify
         }
-        "reboot" => {
+        Verb::Reboot => {
             arity(1)?;
             Action::Reboot
-        }
-        other => {
-            return Err(format!(
-                "unknown action `{other}`: expected restart, start, stop, unload-models, prune, clean, vacuum, signal, hook, notify or reboot"
-            ))
         }
     })
 }
@@ -282,6 +438,21 @@ mod tests {
             .unwrap_err()
             .contains("not a duration"));
         assert!(parse("").unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn verbs_and_signals_round_trip() {
+        for v in Verb::ALL {
+            assert_eq!(Verb::parse(v.as_str()), Some(*v));
+        }
+        assert_eq!(Signal::parse("USR1"), Some(Signal::Usr1));
+        assert_eq!(Signal::parse("SIGHUP").unwrap().as_str(), "SIGHUP");
+        assert_eq!(Signal::parse("SIGNOPE"), None);
+        assert_eq!(
+            parse("signal process:ollama USR1").unwrap().to_string(),
+            "signal process:ollama SIGUSR1"
+        );
+        assert_eq!(parse("clean /x older-than 1d").unwrap().verb(), Verb::Clean);
     }
 
     #[test]

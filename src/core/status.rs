@@ -1,0 +1,226 @@
+//! The status snapshot the daemon loop publishes, and the status document that D-Bus
+//! (`GetStatus`), HTTP and `vigilctl status --json` share. Surfaces only read these.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::health::{CheckState, Overall, Status, StatusCounts, Transition};
+use crate::core::time::{rfc3339_millis, Micros};
+use crate::core::update::UpdateState;
+
+/// Something that happened, for signals and logs (the snapshot says how things are).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Transition(Transition),
+    IncidentOpened {
+        id: u64,
+        rule: String,
+        check: String,
+    },
+    ActionTaken {
+        incident: u64,
+        action: String,
+        result: String,
+    },
+    IncidentResolved {
+        id: u64,
+    },
+}
+
+/// What the daemon loop publishes after every change; surfaces only read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub started_at: Micros,
+    pub status: Overall,
+    pub checks: Vec<CheckState>,
+    pub counts: StatusCounts,
+    pub maintenance: bool,
+    pub maintenance_until: Option<Micros>,
+    pub maintenance_reason: Option<String>,
+    pub update_state: UpdateState,
+    pub open_incidents: u32,
+    /// True when the built-in default checks are in force (no policy file found).
+    pub builtin_policies: bool,
+}
+
+impl Snapshot {
+    /// A snapshot before the first probe.
+    pub fn starting(started_at: Micros) -> Snapshot {
+        Snapshot {
+            started_at,
+            status: Overall::Degraded,
+            checks: Vec::new(),
+            counts: StatusCounts::default(),
+            maintenance: false,
+            maintenance_until: None,
+            maintenance_reason: None,
+            update_state: UpdateState::Idle,
+            open_incidents: 0,
+            builtin_policies: false,
+        }
+    }
+
+    /// The one-line summary for `STATUS=` and `vigilctl status`:
+    /// `ok · 3 checks · 0 incidents`, naming the failing checks when there are any.
+    pub fn summary_line(&self) -> String {
+        let n = self.checks.len();
+        let mut line = format!(
+            "{} · {} check{} · {} incident{}",
+            self.status,
+            n,
+            if n == 1 { "" } else { "s" },
+            self.open_incidents,
+            if self.open_incidents == 1 { "" } else { "s" },
+        );
+        for (label, status) in [
+            ("crit", Status::Crit),
+            ("warn", Status::Warn),
+            ("unknown", Status::Unknown),
+        ] {
+            let names: Vec<&str> = self
+                .checks
+                .iter()
+                .filter(|c| c.status == status)
+                .map(|c| c.name.as_str())
+                .collect();
+            if !names.is_empty() {
+                let shown = names.iter().take(3).copied().collect::<Vec<_>>().join(", ");
+                let more = if names.len() > 3 {
+                    format!(" +{}", names.len() - 3)
+                } else {
+                    String::new()
+                };
+                line.push_str(&format!(" · {label}: {shown}{more}"));
+            }
+        }
+        if self.maintenance {
+            line.push_str(" · maintenance");
+        }
+        line
+    }
+
+    /// The status document of `GetStatus()` and `vigilctl status --json`.
+    pub fn status_document(&self, now: Micros, version: &str) -> StatusDocument {
+        StatusDocument {
+            status: self.status,
+            version: version.to_string(),
+            started_at: rfc3339_millis(self.started_at),
+            uptime: now.saturating_sub(self.started_at) / 1_000_000,
+            summary: self.summary_line(),
+            maintenance: self.maintenance,
+            maintenance_until: self.maintenance_until.map(rfc3339_millis),
+            maintenance_reason: self.maintenance_reason.clone(),
+            update_state: self.update_state.as_str().to_string(),
+            open_incidents: self.open_incidents,
+            builtin_policies: self.builtin_policies,
+            counts: self.counts,
+            checks: self
+                .checks
+                .iter()
+                .map(|c| CheckDocument {
+                    name: c.name.clone(),
+                    probe: c.probe.clone(),
+                    status: c.status,
+                    since: rfc3339_millis(c.since),
+                    detail: c.detail.clone(),
+                    // JSON has no NaN or infinity: such values are null.
+                    metrics: c
+                        .metrics
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.is_finite().then_some(*v)))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The status document: how the box is, for programs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusDocument {
+    pub status: Overall,
+    pub version: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// Seconds since vigild started.
+    pub uptime: u64,
+    pub summary: String,
+    pub maintenance: bool,
+    pub maintenance_until: Option<String>,
+    pub maintenance_reason: Option<String>,
+    pub update_state: String,
+    pub open_incidents: u32,
+    pub builtin_policies: bool,
+    pub counts: StatusCounts,
+    pub checks: Vec<CheckDocument>,
+}
+
+/// One check in the status document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckDocument {
+    pub name: String,
+    pub probe: String,
+    pub status: Status,
+    /// RFC 3339.
+    pub since: String,
+    pub detail: String,
+    /// Metric values; `null` where not finite.
+    pub metrics: BTreeMap<String, Option<f64>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(name: &str, status: Status) -> CheckState {
+        CheckState {
+            name: name.into(),
+            probe: "disk".into(),
+            status,
+            since: 0,
+            detail: String::new(),
+            metrics: Default::default(),
+            last_probe: None,
+        }
+    }
+
+    #[test]
+    fn summary_names_failing_checks() {
+        let mut s = Snapshot::starting(0);
+        s.status = Overall::Ok;
+        s.checks = vec![
+            check("a", Status::Ok),
+            check("b", Status::Ok),
+            check("c", Status::Ok),
+        ];
+        assert_eq!(s.summary_line(), "ok · 3 checks · 0 incidents");
+        s.status = Overall::Critical;
+        s.checks[1].status = Status::Crit;
+        s.checks[2].status = Status::Unknown;
+        s.open_incidents = 1;
+        assert_eq!(
+            s.summary_line(),
+            "critical · 3 checks · 1 incident · crit: b · unknown: c"
+        );
+    }
+
+    #[test]
+    fn the_document_has_every_field_and_no_nan() {
+        let mut s = Snapshot::starting(1_000_000);
+        let mut c = check("a", Status::Ok);
+        c.metrics.insert("x".into(), f64::NAN);
+        c.metrics.insert("y".into(), 2.5);
+        s.checks = vec![c];
+        let doc = s.status_document(4_000_000, "9.9.9");
+        let v = serde_json::to_value(&doc).unwrap();
+        assert_eq!(v["uptime"], 3);
+        assert_eq!(v["version"], "9.9.9");
+        assert_eq!(v["update_state"], "idle");
+        assert_eq!(v["checks"][0]["metrics"]["x"], serde_json::Value::Null);
+        assert_eq!(v["checks"][0]["metrics"]["y"], 2.5);
+        assert_eq!(v["started_at"], "1970-01-01T00:00:01.000Z");
+        let back: StatusDocument = serde_json::from_value(v).unwrap();
+        assert_eq!(back, doc);
+    }
+}

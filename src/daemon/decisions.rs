@@ -1,0 +1,285 @@
+//! Carrying out what the engine decides: one function per kind of decision. Each records
+//! before it acts, logs with its journal fields, and says what to signal.
+
+use tracing::{error, info, warn};
+
+use super::state::{ActionDone, Daemon};
+use crate::action::{Notification, Outcome};
+use crate::core::action::Action;
+use crate::core::engine::Decision;
+use crate::core::health::Status;
+use crate::core::incident::IncidentState;
+use crate::core::status::Event;
+use crate::core::time::{rfc3339_millis, Micros};
+use crate::sys::clock::now_micros;
+
+/// What observe mode records instead of a result.
+const OBSERVED: &str = "observed: not carried out (mode = observe)";
+
+impl Daemon {
+    /// Runs the rules over the current statuses and carries out what they decide.
+    pub(super) fn evaluate_rules(&mut self, now: Micros) -> Vec<Event> {
+        // A check that has not been read yet says nothing a rule could act on.
+        let statuses: Vec<(String, Status)> = self
+            .checks
+            .model
+            .checks()
+            .filter(|c| c.last_probe.is_some())
+            .map(|c| (c.name.clone(), c.status))
+            .collect();
+        if self.rules.maintenance.as_ref().is_some_and(|m| m.is_over(now)) {
+            self.end_maintenance("ended by itself");
+        }
+        let maintenance = self.rules.maintenance.is_some();
+        let mut decisions = std::mem::take(&mut self.rules.pending);
+        decisions.extend(self.rules.engine.tick(now, &statuses, maintenance));
+        let mut events = Vec::new();
+        for d in decisions {
+            events.extend(self.decide(d, now));
+        }
+        events
+    }
+
+    /// One decision.
+    fn decide(&mut self, d: Decision, now: Micros) -> Option<Event> {
+        match d {
+            Decision::Opened {
+                incident,
+                rule,
+                check,
+            } => Some(self.opened(incident, rule, check, now)),
+            Decision::Act {
+                incident,
+                rule,
+                check,
+                step,
+                action,
+                observe: true,
+            } => Some(self.observed(incident, &rule, &check, step, &action, now)),
+            Decision::Act {
+                incident,
+                rule,
+                check,
+                step,
+                action,
+                observe: false,
+            } => {
+                self.act(incident, rule, check, step, action, now);
+                None
+            }
+            Decision::Held {
+                incident,
+                rule,
+                action,
+                reason,
+                ..
+            } => {
+                info!(vigil_event = "action-held", vigil_incident = incident, vigil_rule = %rule, vigil_action = %action,
+                    "incident {incident}: `{action}` held: {reason}");
+                None
+            }
+            Decision::Exhausted {
+                incident,
+                rule,
+                check,
+            } => {
+                self.exhausted(incident, rule, check, now);
+                None
+            }
+            Decision::Closed {
+                incident,
+                rule,
+                check,
+                reason,
+            } => {
+                info!(vigil_event = "incident-closed", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check,
+                    "incident {incident} closed: {reason}");
+                self.record_state(incident, IncidentState::Closed, now);
+                Some(Event::IncidentResolved { id: incident })
+            }
+            Decision::Resolved {
+                incident,
+                rule,
+                check,
+            } => {
+                info!(vigil_event = "incident-resolved", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check,
+                    "incident {incident} resolved: {check} is ok");
+                self.record_state(incident, IncidentState::Resolved, now);
+                Some(Event::IncidentResolved { id: incident })
+            }
+        }
+    }
+
+    fn record_state(&self, incident: u64, state: IncidentState, now: Micros) {
+        self.io.store.submit("an incident", move |db| {
+            db.incident_state(incident, state, now)
+        });
+    }
+
+    fn opened(&mut self, incident: u64, rule: String, check: String, now: Micros) -> Event {
+        warn!(vigil_event = "incident-opened", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check,
+            "incident {incident} opened: rule {rule} on check {check}");
+        let (r, c) = (rule.clone(), check.clone());
+        self.io.store.submit("an incident", move |db| {
+            db.incident_opened(incident, &r, &c, now)
+        });
+        Event::IncidentOpened {
+            id: incident,
+            rule,
+            check,
+        }
+    }
+
+    /// Observe mode: recorded and signalled as if taken, but not carried out.
+    fn observed(
+        &mut self,
+        incident: u64,
+        rule: &str,
+        check: &str,
+        step: usize,
+        action: &Action,
+        now: Micros,
+    ) -> Event {
+        let text = action.to_string();
+        info!(vigil_event = "action", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check, vigil_action = %text,
+            "incident {incident}: step {} `{text}` — {OBSERVED}", step + 1);
+        let a = text.clone();
+        self.io.store.submit("an action", move |db| {
+            db.incident_state(incident, IncidentState::Acting, now)?;
+            let id = db.action_started(incident, step, &a, now, true)?;
+            db.action_finished(id, OBSERVED)
+        });
+        Event::ActionTaken {
+            incident,
+            action: text,
+            result: OBSERVED.to_string(),
+        }
+    }
+
+    /// Enforce mode: recorded before it runs, then carried out off the loop; the result
+    /// comes back as an [`ActionDone`].
+    fn act(
+        &mut self,
+        incident: u64,
+        rule: String,
+        check: String,
+        step: usize,
+        action: Action,
+        now: Micros,
+    ) {
+        let text = action.to_string();
+        info!(vigil_event = "action-started", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check, vigil_action = %text,
+            "incident {incident}: step {} `{text}` started", step + 1);
+        let a = text.clone();
+        self.io.store.submit("an action", move |db| {
+            db.incident_state(incident, IncidentState::Acting, now)?;
+            db.action_started(incident, step, &a, now, false).map(|_| ())
+        });
+        let note = self.notification("incident", incident, &rule, &check, None, now);
+        let (actuators, tx, store) = (
+            self.cfg.actuators.clone(),
+            self.io.done_tx.clone(),
+            self.io.store.clone(),
+        );
+        tokio::spawn(async move {
+            // The start is on disk before the action runs (a reboot ends everything).
+            let _ = store.call(|_| ()).await;
+            let outcome = actuators.run(&action, &note).await;
+            let _ = tx.send(ActionDone {
+                incident,
+                rule,
+                check,
+                step,
+                action: text,
+                started: now,
+                outcome,
+            });
+        });
+    }
+
+    /// The rule gave up: recorded, and worth an alert where webhooks are configured.
+    fn exhausted(&mut self, incident: u64, rule: String, check: String, now: Micros) {
+        error!(vigil_event = "incident-exhausted", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check,
+            "incident {incident}: rule {rule} reached its limit; no more actions until {check} is ok");
+        self.record_state(incident, IncidentState::Exhausted, now);
+        if self.cfg.actuators.webhooks.is_empty() {
+            return;
+        }
+        let detail = format!("rule {rule} reached its limit; vigil takes no more actions");
+        let note = self.notification("exhausted", incident, &rule, &check, Some(detail), now);
+        let actuators = self.cfg.actuators.clone();
+        tokio::spawn(async move {
+            let out = actuators.run(&Action::Notify, &note).await;
+            info!(
+                vigil_event = "alert",
+                vigil_incident = incident,
+                "incident {incident} exhausted, alert: {}",
+                out.to_line()
+            );
+        });
+    }
+
+    /// What a webhook is told about an incident: the check's state now, unless `detail`
+    /// says otherwise.
+    fn notification(
+        &self,
+        event: &str,
+        incident: u64,
+        rule: &str,
+        check: &str,
+        detail: Option<String>,
+        now: Micros,
+    ) -> Notification {
+        let state = self.checks.model.get(check);
+        Notification {
+            event: event.into(),
+            incident,
+            rule: rule.into(),
+            check: check.into(),
+            status: state.map(|c| c.status.to_string()).unwrap_or_default(),
+            detail: detail
+                .or_else(|| state.map(|c| c.detail.clone()))
+                .unwrap_or_default(),
+            host: nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_default(),
+            time: rfc3339_millis(now),
+        }
+    }
+
+    /// An action came back: record, log and signal its outcome.
+    pub(super) fn on_action_done(&mut self, d: ActionDone) {
+        self.rules
+            .engine
+            .action_done(&d.rule, &d.check, now_micros());
+        let line = d.outcome.to_line();
+        let msg = format!(
+            "incident {}: step {} `{}` — {line}",
+            d.incident,
+            d.step + 1,
+            d.action
+        );
+        match &d.outcome {
+            Outcome::Failed(_) => {
+                error!(vigil_event = "action", vigil_incident = d.incident, vigil_rule = %d.rule, vigil_check = %d.check, vigil_action = %d.action, "{msg}")
+            }
+            _ => {
+                info!(vigil_event = "action", vigil_incident = d.incident, vigil_rule = %d.rule, vigil_check = %d.check, vigil_action = %d.action, "{msg}")
+            }
+        }
+        let (inc, step, started, l) = (d.incident, d.step, d.started, line.clone());
+        self.io.store.submit("an action result", move |db| {
+            db.action_finished_at(inc, step, started, &l)
+        });
+        let snap = self.io.snap_tx.borrow().clone();
+        let _ = self.io.pub_tx.send((
+            snap,
+            vec![Event::ActionTaken {
+                incident: d.incident,
+                action: d.action,
+                result: line,
+            }],
+        ));
+    }
+}

@@ -1,0 +1,221 @@
+//! The one loop that owns the state: probe results, commands, action results, signals and
+//! the clock come in here, one at a time. It is the loop that pings the watchdog, so a
+//! stuck loop gets vigild restarted by systemd. Slow work (reading policies, running
+//! actions, SQLite) happens elsewhere and comes back as an event.
+
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tracing::{error, info};
+
+use super::config::{self, Config, DaemonError, Loaded};
+use super::probes::ProbeResult;
+use super::state::{ActionDone, Daemon};
+use crate::control::{Command, Reply};
+use crate::surface::notify;
+use crate::sys::clock::now_micros;
+
+/// How long reading settings and policies may take before a reload is given up (a hung
+/// file system must not hold a reload forever).
+pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The signals vigild handles.
+pub struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    #[cfg(feature = "test-hooks")]
+    stall: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers (before READY=1: a reload right after start must not kill vigild).
+    pub fn new() -> Result<Signals, DaemonError> {
+        let sig = |k: SignalKind| {
+            signal(k).map_err(|e| DaemonError::Startup(format!("signal handler: {e}")))
+        };
+        Ok(Signals {
+            hup: sig(SignalKind::hangup())?,
+            term: sig(SignalKind::terminate())?,
+            int: sig(SignalKind::interrupt())?,
+            #[cfg(feature = "test-hooks")]
+            stall: sig(SignalKind::user_defined2())?,
+        })
+    }
+}
+
+/// What came back from a reload off the loop.
+type ReloadResult = Result<Loaded, String>;
+
+impl Daemon {
+    /// Runs until SIGTERM or SIGINT.
+    pub(super) async fn run_loop(
+        &mut self,
+        mut commands: mpsc::Receiver<Command>,
+        signals: Signals,
+        mut done: mpsc::UnboundedReceiver<ActionDone>,
+    ) -> Result<(), DaemonError> {
+        let Signals {
+            mut hup,
+            mut term,
+            mut int,
+            ..
+        } = signals;
+        #[cfg(feature = "test-hooks")]
+        let mut stall = signals.stall;
+        let watchdog = notify::watchdog_interval();
+        let mut wd_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+        wd_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if let Some(w) = watchdog {
+            info!("watchdog on: pinging every {w:?}");
+        }
+        // Rules need time to pass (`for`, `cooldown`) even when no reading arrives.
+        let mut rule_tick = tokio::time::interval(Duration::from_secs(1));
+        rule_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (res_tx, mut results) = mpsc::channel::<ProbeResult>(1024);
+        let (reload_tx, mut reloaded) = mpsc::channel::<ReloadResult>(4);
+        self.io.probes.set_sink(res_tx);
+        self.restart_probes();
+        loop {
+            #[cfg(feature = "test-hooks")]
+            let stalled = stall.recv();
+            #[cfg(not(feature = "test-hooks"))]
+            let stalled = std::future::pending::<Option<()>>();
+            let ticking = self.rules.engine.has_rules() || self.rules.maintenance.is_some();
+            tokio::select! {
+                Some(r) = results.recv() => {
+                    let t = self.on_result(r);
+                    self.changed(t, now_micros());
+                }
+                Some(cmd) = commands.recv() => self.on_command(cmd, &reload_tx),
+                Some(d) = done.recv() => self.on_action_done(d),
+                Some(r) = reloaded.recv() => self.finish_reload(r, &reload_tx),
+                _ = wd_tick.tick(), if watchdog.is_some() => notify::watchdog(),
+                _ = rule_tick.tick(), if ticking => self.changed(Vec::new(), now_micros()),
+                _ = hup.recv() => self.start_reload(None, &reload_tx),
+                _ = term.recv() => { info!("SIGTERM: stopping"); return Ok(()); }
+                _ = int.recv() => { info!("SIGINT: stopping"); return Ok(()); }
+                _ = stalled => {
+                    // Test hook: wedge the evaluation loop so the watchdog must fire.
+                    error!("test hook: stalling the evaluation loop (SIGUSR2)");
+                    std::thread::sleep(Duration::MAX);
+                }
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command, reload_tx: &mpsc::Sender<ReloadResult>) {
+        match cmd {
+            Command::Reload { reply } => self.start_reload(Some(reply), reload_tx),
+            Command::SetMaintenance {
+                on,
+                seconds,
+                reason,
+                reply,
+            } => {
+                let now = now_micros();
+                let _ = reply.send(self.set_maintenance(on, seconds, reason, now));
+                self.changed(Vec::new(), now);
+            }
+            Command::RunCheck { name, reply } => {
+                let group = self
+                    .checks
+                    .members
+                    .iter()
+                    .find(|(_, ms)| ms.contains(&name))
+                    .map(|(g, _)| g.clone());
+                if self.io.probes.run_now(group.as_deref().unwrap_or(&name)) {
+                    self.checks.pending_runs.entry(name).or_default().push(reply);
+                } else {
+                    let _ = reply.send(Err(format!("no check named {name:?}")));
+                }
+            }
+        }
+    }
+
+    pub(super) fn restart_probes(&mut self) {
+        self.io
+            .probes
+            .start(self.checks.specs.values(), &self.cfg.ctx);
+    }
+
+    /// Starts reading settings and policies off the loop; `reply` gets the answer. A
+    /// request while one is in flight is answered by a fresh read after it.
+    fn start_reload(&mut self, reply: Option<Reply<String>>, tx: &mpsc::Sender<ReloadResult>) {
+        if self.reloads.running.is_some() {
+            self.reloads.queued.get_or_insert_with(Vec::new).extend(reply);
+            return;
+        }
+        self.reloads.running = Some(reply.into_iter().collect());
+        notify::reloading();
+        let (opts, tx) = (self.opts.clone(), tx.clone());
+        tokio::spawn(async move {
+            let read = tokio::task::spawn_blocking(move || config::load(&opts));
+            let result = match tokio::time::timeout(RELOAD_TIMEOUT, read).await {
+                Ok(Ok(loaded)) => Ok(loaded),
+                Ok(Err(e)) => Err(format!("reading the configuration failed: {e}")),
+                Err(_) => Err(format!(
+                    "reading the configuration did not finish within {} s (a hung file system?); \
+                     the previous settings and policies stay in force",
+                    RELOAD_TIMEOUT.as_secs()
+                )),
+            };
+            let _ = tx.send(result).await;
+        });
+    }
+
+    /// A reload came back: on any error the running set stays.
+    fn finish_reload(&mut self, result: ReloadResult, tx: &mpsc::Sender<ReloadResult>) {
+        let now = now_micros();
+        let result = result.and_then(|l| {
+            if l.errors.is_empty() {
+                Ok(l)
+            } else {
+                Err(l.errors.join("\n"))
+            }
+        });
+        let answer = match result {
+            Ok(Loaded {
+                settings, policies, ..
+            }) => {
+                let n = policies.checks.len();
+                self.cfg = Config::new(&settings, self.cfg.ctx.connections.clone());
+                let transitions = self.install(policies, None, now);
+                self.restart_probes();
+                self.changed(transitions, now);
+                Ok(format!("reloaded: {n} checks"))
+            }
+            Err(e) if self.checks.config_error.is_some() => {
+                // Still on built-in checks: the new errors replace the old ones.
+                error!(
+                    vigil_event = "reload-refused",
+                    "reload refused, still on built-in checks:\n{e}"
+                );
+                self.checks.config_error = Some(e.clone());
+                let transitions = self.report_config_error(now);
+                self.changed(transitions, now);
+                Err(e)
+            }
+            Err(e) => {
+                error!(
+                    vigil_event = "reload-refused",
+                    "reload refused, the previous settings and policies stay in force:\n{e}"
+                );
+                Err(e)
+            }
+        };
+        notify::ready(&self.status_line);
+        for reply in self.reloads.running.take().unwrap_or_default() {
+            let _ = reply.send(answer.clone());
+        }
+        if let Some(queued) = self.reloads.queued.take() {
+            self.reloads.running = None;
+            let mut queued = queued.into_iter();
+            self.start_reload(queued.next(), tx);
+            if let Some(running) = self.reloads.running.as_mut() {
+                running.extend(queued);
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Maintenance mode in the loop: on for a while, or off; it survives a restart of vigild.
+
+use tracing::{info, warn};
+
+use super::state::Daemon;
+use crate::core::maintenance::Maintenance;
+use crate::core::time::{rfc3339_millis, Micros};
+
+/// Where maintenance is kept across restarts.
+pub const MAINTENANCE_SETTING: &str = "maintenance";
+
+impl Daemon {
+    /// Maintenance on for `seconds` from `now`, or off. Answers a one-line summary.
+    pub(super) fn set_maintenance(
+        &mut self,
+        on: bool,
+        seconds: u64,
+        reason: String,
+        now: Micros,
+    ) -> Result<String, String> {
+        if !on {
+            self.end_maintenance("turned off");
+            return Ok("maintenance off".to_string());
+        }
+        let m = Maintenance::start(now, seconds, reason)?;
+        warn!(
+            vigil_event = "maintenance",
+            "maintenance mode on until {}: {} — actions are suspended, checks go on",
+            rfc3339_millis(m.until),
+            m.reason
+        );
+        let text = serde_json::to_string(&m).unwrap_or_default();
+        self.io.store.submit("maintenance", move |db| {
+            db.set_setting(MAINTENANCE_SETTING, &text)
+        });
+        let line = format!("maintenance on until {}", rfc3339_millis(m.until));
+        self.rules.maintenance = Some(m);
+        Ok(line)
+    }
+
+    /// Ends maintenance mode (it may have been off already), saying how.
+    pub(super) fn end_maintenance(&mut self, how: &str) {
+        if let Some(m) = self.rules.maintenance.take() {
+            info!(
+                vigil_event = "maintenance",
+                "maintenance mode {how} ({})", m.reason
+            );
+        }
+        self.io.store.submit("maintenance", |db| {
+            db.set_setting(MAINTENANCE_SETTING, "")
+        });
+    }
+}

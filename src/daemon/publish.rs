@@ -1,0 +1,49 @@
+//! Publishing: the snapshot every surface reads, the D-Bus events, and systemd's `STATUS=`.
+
+use std::sync::Arc;
+
+use super::state::Daemon;
+use crate::core::health::Transition;
+use crate::core::status::{Event, Snapshot};
+use crate::surface::notify;
+
+impl Daemon {
+    /// Something changed (a reading, a command, time passing): the rules run over the new
+    /// state, and the outcome goes to every surface.
+    pub(super) fn changed(&mut self, transitions: Vec<Transition>, now: u64) {
+        let mut events: Vec<Event> = transitions.into_iter().map(Event::Transition).collect();
+        events.extend(self.evaluate_rules(now));
+        self.publish(events);
+    }
+
+    /// Sends the current state and `events` to every surface. Nothing goes out when
+    /// nothing changed.
+    pub(super) fn publish(&mut self, events: Vec<Event>) {
+        let prev = self.io.snap_tx.borrow().clone();
+        let m = self.rules.maintenance.as_ref();
+        let c = &self.checks;
+        let snap = Snapshot {
+            started_at: self.started_at,
+            status: c.model.overall(),
+            checks: c.model.checks().cloned().collect(),
+            counts: c.model.counts(),
+            maintenance: m.is_some(),
+            maintenance_until: m.map(|m| m.until),
+            maintenance_reason: m.map(|m| m.reason.clone()),
+            update_state: prev.update_state,
+            open_incidents: self.rules.engine.open_incidents().len() as u32,
+            builtin_policies: c.builtin,
+        };
+        let line = snap.summary_line();
+        if line != self.status_line {
+            notify::status(&line);
+            self.status_line = line;
+        }
+        if events.is_empty() && *prev == snap {
+            return;
+        }
+        let snap = Arc::new(snap);
+        self.io.snap_tx.send_replace(snap.clone());
+        let _ = self.io.pub_tx.send((snap, events));
+    }
+}

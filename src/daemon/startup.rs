@@ -1,0 +1,226 @@
+//! Start-up: settings and policies, the heartbeat listeners, the bus name, what the store
+//! remembers from the last run; then the loop, and the drain when it ends.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::bus;
+use super::config::{self, Config, DaemonError, Loaded, Options};
+use super::event_loop::{Signals, RELOAD_TIMEOUT};
+use super::maintenance::MAINTENANCE_SETTING;
+use super::probes::Probes;
+use super::state::{ActionDone, Checks, Daemon, Io, Publication, Reloads, Rules};
+use crate::config::{Settings, DEFAULT_LISTEN};
+use crate::control::Command;
+use crate::core::engine::{Engine, Globals};
+use crate::core::maintenance::Maintenance;
+use crate::core::status::Snapshot;
+use crate::core::time::rfc3339_millis;
+use crate::probe::Connections;
+use crate::store::{Store, DB_FILE};
+use crate::surface::{http, notify};
+use crate::sys::clock::now_micros;
+
+/// Runs vigild until SIGTERM or SIGINT.
+pub async fn run(opts: Options) -> Result<(), DaemonError> {
+    let started_at = now_micros();
+    // A bad file at start must not leave an unattended box without its watchdog: vigild
+    // runs on defaults and built-in checks and reports `critical` with the reason.
+    let o = opts.clone();
+    let read = tokio::task::spawn_blocking(move || config::load(&o));
+    let Loaded {
+        settings,
+        policies,
+        errors,
+    } = tokio::time::timeout(RELOAD_TIMEOUT, read)
+        .await
+        .map_err(|_| {
+            DaemonError::Startup(format!(
+                "reading the settings and policies did not finish within {} s (a hung file system?)",
+                RELOAD_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(|e| DaemonError::Startup(format!("reading the configuration failed: {e}")))?;
+    let config_error = (!errors.is_empty()).then(|| errors.join("\n"));
+    if let Some(e) = &config_error {
+        error!(
+            vigil_event = "config-error",
+            "configuration refused, running on built-in checks:\n{e}"
+        );
+    }
+    let state_dir = crate::config::state_dir(opts.state_dir.as_deref(), &settings);
+    if let Err(e) = std::fs::create_dir_all(&state_dir) {
+        // The store falls back to memory and says so; watching goes on.
+        warn!(
+            vigil_event = "store",
+            "cannot create state directory {}: {e}",
+            state_dir.display()
+        );
+    }
+    let store = Store::spawn(state_dir.join(DB_FILE));
+    let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::starting(started_at)));
+    let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
+    let shutdown = CancellationToken::new();
+
+    // HTTP first: systemd's sockets when activated, else the configured addresses.
+    let listeners = listeners(&opts, &settings).await?;
+    tokio::spawn(http::serve(listeners, snap_rx.clone(), shutdown.clone()));
+
+    let (pub_tx, pub_rx) = mpsc::unbounded_channel::<Publication>();
+    bus::start(
+        opts.bus.as_deref(),
+        snap_rx.clone(),
+        cmd_tx.clone(),
+        store.clone(),
+        pub_rx,
+    )
+    .await?;
+
+    let (done_tx, done_rx) = mpsc::unbounded_channel::<ActionDone>();
+    let cfg = Config::new(&settings, Arc::new(Connections::default()));
+    let mut daemon = Daemon {
+        opts,
+        rules: Rules {
+            engine: Engine::new(Vec::new(), Globals::default()),
+            maintenance: None,
+            pending: Vec::new(),
+        },
+        cfg,
+        checks: Checks::default(),
+        io: Io {
+            store,
+            snap_tx,
+            pub_tx,
+            done_tx,
+            probes: Probes::new(),
+        },
+        reloads: Reloads::default(),
+        started_at,
+        status_line: String::new(),
+    };
+    daemon.restore().await;
+    let signals = Signals::new()?;
+    let now = now_micros();
+    let transitions = daemon.install(policies, config_error, now);
+    daemon.changed(transitions, now);
+    notify::ready(&daemon.status_line);
+    info!(
+        vigil_event = "ready",
+        "vigild {} ready: {}",
+        crate::VERSION,
+        daemon.status_line
+    );
+
+    let result = daemon.run_loop(cmd_rx, signals, done_rx).await;
+    notify::stopping();
+    shutdown.cancel();
+    daemon.io.probes.stop();
+    // Wait for every queued write to reach SQLite.
+    let _ = daemon.io.store.call(|_| ()).await;
+    info!(vigil_event = "stopped", "vigild stopped");
+    result
+}
+
+/// The heartbeat's listeners: systemd's sockets when activated, else `--listen`, else
+/// `[http] listen`, else the default address.
+async fn listeners(opts: &Options, settings: &Settings) -> Result<Vec<TcpListener>, DaemonError> {
+    if let Ok(l) = http::systemd_listeners() {
+        if !l.is_empty() {
+            info!(
+                vigil_event = "http",
+                "serving the heartbeat on {} socket(s) from systemd",
+                l.len()
+            );
+            return l
+                .into_iter()
+                .map(TcpListener::from_std)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| DaemonError::Startup(format!("socket from systemd: {e}")));
+        }
+    }
+    let addrs = if !opts.listen.is_empty() {
+        opts.listen.clone()
+    } else {
+        settings.listen_addrs().unwrap_or_else(|| {
+            vec![DEFAULT_LISTEN
+                .parse()
+                .expect("the default address parses")]
+        })
+    };
+    let l = http::bind(&addrs).await.map_err(|e| {
+        DaemonError::Startup(format!(
+            "{e} — is another vigild running? choose another with --listen"
+        ))
+    })?;
+    let shown: Vec<String> = l
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| a.to_string())
+        .collect();
+    info!(
+        vigil_event = "http",
+        "serving the heartbeat on {}",
+        shown.join(", ")
+    );
+    Ok(l)
+}
+
+impl Daemon {
+    /// What the store remembers from the last run: incident ids go on, maintenance
+    /// continues, and reboots count against the global limit.
+    async fn restore(&mut self) {
+        let store = self.io.store.clone();
+        let start = now_micros();
+        let next_incident = store
+            .call(move |db| {
+                if let Ok(n) = db.close_interrupted(start) {
+                    if n > 0 {
+                        info!(
+                            vigil_event = "incident-interrupted",
+                            "{n} incident(s) of the previous run marked interrupted"
+                        );
+                    }
+                }
+                db.next_incident_id()
+            })
+            .await
+            .and_then(|r| r.ok())
+            .unwrap_or(1);
+        self.rules.engine.set_next_incident(next_incident);
+        // Maintenance survives a restart of vigild.
+        let saved = store
+            .call(|db| db.setting(MAINTENANCE_SETTING))
+            .await
+            .and_then(|r| r.ok())
+            .flatten();
+        if let Some(m) = saved.and_then(|t| serde_json::from_str::<Maintenance>(&t).ok()) {
+            if !m.is_over(now_micros()) {
+                info!(
+                    vigil_event = "maintenance",
+                    "maintenance mode still on until {} ({})",
+                    rfc3339_millis(m.until),
+                    m.reason
+                );
+                self.rules.maintenance = Some(m);
+            }
+        }
+        // Reboots of earlier runs count against the global limit: it must hold across them.
+        let window = self.cfg.globals.reboot_limit.window;
+        let since = now_micros().saturating_sub(crate::core::time::micros(window));
+        if let Some(Ok(times)) = store.call(move |db| db.action_times("reboot", since)).await {
+            if !times.is_empty() {
+                info!(
+                    vigil_event = "reboot-limit",
+                    "{} reboot(s) by vigil in the last {}",
+                    times.len(),
+                    humantime::format_duration(window)
+                );
+            }
+            self.rules.engine.restore_reboots(times);
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The store: SQLite at `STATE_DIR/vigil.db` in WAL mode, on its own thread.
+//!
+//! Writes are sent and not awaited, so a slow or broken disk never stalls the evaluation
+//! loop or the heartbeat. A database that cannot be opened, is corrupt, or was written by
+//! a newer vigild is moved aside (renamed with a timestamp, with its -wal and -shm files)
+//! and a fresh one started; if even that fails, the store runs in memory and says so.
+
+pub mod db;
+pub mod handle;
+pub mod open;
+pub mod rows;
+
+pub use db::Db;
+pub use handle::Store;
+pub use open::{Opened, DB_FILE, SCHEMA_VERSION};
+pub use rows::{ActionRow, IncidentRow, TransitionRow};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+//! Opening the database: the schema and its forward migrations, and what happens to a
+//! file that is corrupt, not SQLite, or from a newer vigild (moved aside with its -wal and
+//! -shm files).
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use rusqlite::{Connection, ErrorCode};
+
+/// File name of the database inside the state directory.
+pub const DB_FILE: &str = "vigil.db";
+
+/// Forward migrations; the schema version is the number applied (`PRAGMA user_version`).
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: check transitions and small settings that survive restarts.
+    "CREATE TABLE transitions (
+        id      INTEGER PRIMARY KEY,
+        check_name TEXT NOT NULL,
+        from_status TEXT NOT NULL,
+        to_status TEXT NOT NULL,
+        at_us   INTEGER NOT NULL,
+        detail  TEXT NOT NULL
+     );
+     CREATE INDEX transitions_check_at ON transitions (check_name, at_us);
+     CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+     );",
+    // 2: incidents of rules and the actions taken (or that would have been) for them.
+    "CREATE TABLE incidents (
+        id          INTEGER PRIMARY KEY,
+        rule        TEXT NOT NULL,
+        check_name  TEXT NOT NULL,
+        opened_us   INTEGER NOT NULL,
+        state       TEXT NOT NULL,
+        closed_us   INTEGER
+     );
+     CREATE TABLE actions (
+        id          INTEGER PRIMARY KEY,
+        incident    INTEGER NOT NULL REFERENCES incidents(id),
+        step        INTEGER NOT NULL,
+        action      TEXT NOT NULL,
+        started_us  INTEGER NOT NULL,
+        result      TEXT
+     );
+     CREATE INDEX actions_incident ON actions (incident);",
+    // 3: whether an action was only observed (mode = "observe"), so that observed reboots
+    // do not count against the real reboot limit.
+    "ALTER TABLE actions ADD COLUMN observed INTEGER NOT NULL DEFAULT 0;
+     UPDATE actions SET observed = 1 WHERE result LIKE 'observed:%';",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How the database was opened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Opened {
+    /// The file was fine (or new).
+    Fresh,
+    /// The old file was bad and now lives at this path.
+    MovedAside { to: PathBuf, reason: String },
+    /// Nothing on disk could be used; state lives in memory until restart.
+    InMemory { reason: String },
+}
+
+pub(super) fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+pub(super) fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase)
+    )
+}
+
+/// Why a database could not be used.
+pub(super) struct OpenError {
+    /// The file itself is bad (corrupt, not SQLite, newer schema): move it aside. Otherwise
+    /// (locked, no permission, I/O error) the file may be fine and is left alone.
+    pub bad_file: bool,
+    pub reason: String,
+}
+
+impl From<rusqlite::Error> for OpenError {
+    fn from(e: rusqlite::Error) -> Self {
+        OpenError {
+            bad_file: is_corruption(&e),
+            reason: e.to_string(),
+        }
+    }
+}
+
+fn bad(reason: String) -> OpenError {
+    OpenError {
+        bad_file: true,
+        reason,
+    }
+}
+
+pub(super) fn prepare(conn: &mut Connection) -> Result<(), OpenError> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if mode != "wal" && mode != "memory" {
+        return Err(OpenError {
+            bad_file: false,
+            reason: format!("cannot switch to WAL (journal_mode is {mode})"),
+        });
+    }
+    conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    if check != "ok" {
+        return Err(bad(format!("integrity check failed: {check}")));
+    }
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(bad(format!(
+            "schema version {version} was written by a newer vigild (this one knows {SCHEMA_VERSION})"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql).map_err(|e| OpenError {
+            bad_file: false,
+            reason: format!("migration {}: {e}", i + 1),
+        })?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+pub(super) fn try_open(path: &Path) -> Result<Connection, OpenError> {
+    let mut conn = Connection::open(path)?;
+    prepare(&mut conn)?;
+    Ok(conn)
+}
+
+/// Renames the database and its WAL/SHM files out of the way; returns the new path.
+pub(super) fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let stamp = stamp.replace(':', "");
+    let mut target = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
+    let mut n = 1;
+    while target.exists() {
+        target = PathBuf::from(format!("{}.corrupt-{stamp}.{n}", path.display()));
+        n += 1;
+    }
+    std::fs::rename(path, &target)?;
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", path.display()));
+        if side.exists() {
+            let _ = std::fs::rename(&side, format!("{}{suffix}", target.display()));
+        }
+    }
+    Ok(target)
+}
