@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use vigil::core::action;
 use vigil::core::engine::{Engine, Globals};
-use vigil::core::rule::{Limit, Mode, Rule, When};
 use vigil::core::health::Status;
+use vigil::core::rule::{Limit, Mode, Rule, When};
 
 fn main() {
     let n = 1000;

@@ -173,11 +173,10 @@ impl Settings {
 
     /// The heartbeat addresses of `[http] listen`, if set.
     pub fn listen_addrs(&self) -> Option<Vec<SocketAddr>> {
-        self.http.listen.as_ref().map(|l| {
-            l.iter()
-                .filter_map(|a| a.get_ref().parse().ok())
-                .collect()
-        })
+        self.http
+            .listen
+            .as_ref()
+            .map(|l| l.iter().filter_map(|a| a.get_ref().parse().ok()).collect())
     }
 
     /// `[actions] reboot_limit`, if set.

@@ -415,3 +415,42 @@ every = "100ms"
         "still running"
     );
 }
+
+/// Written to a file (not a terminal), the log carries no colour codes.
+#[test]
+fn the_log_has_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let v = VigildBuilder::new().notify().start();
+    v.wait_notify("READY=1", Duration::from_secs(10));
+    let log = v.log();
+    assert!(log.contains("ready"), "{log}");
+    assert!(!log.contains('\u{1b}'), "escape codes in the log: {log:?}");
+}
+
+/// A FIFO named *.toml in a policy directory is refused with its path at reload; the loop
+/// is not wedged by it: the reload answers, and the loop goes on evaluating.
+#[test]
+fn a_fifo_in_the_policy_directory_is_refused_and_the_loop_goes_on() {
+    let v = VigildBuilder::new().notify().start();
+    v.wait_notify("READY=1", Duration::from_secs(10));
+    v.wait_status("ok");
+    let fifo = v.policies_dir().join("50-fifo.toml");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    kill(v.pid(), SIGHUP);
+    let seen = v.wait_notify("READY=1", Duration::from_secs(10));
+    assert!(seen.iter().any(|m| m.contains("RELOADING=1")), "{seen:?}");
+    wait_for(Duration::from_secs(5), "the refusal in the log", || {
+        v.log().contains("reload refused").then_some(())
+    });
+    let log = v.log();
+    assert!(
+        log.contains(&format!(
+            "{}:1:1: not a regular file (a FIFO)",
+            fifo.display()
+        )),
+        "{log}"
+    );
+    // Still evaluating: a reading that goes critical is seen.
+    v.set_available_kb(50_000);
+    v.wait_status("critical");
+}

@@ -9,7 +9,6 @@ const STOP_GRACE_SECS: i32 = 10;
 /// Time one Docker request of an action may take.
 const ACTION_REQUEST_SECS: u64 = 55;
 
-
 /// The probes' Docker client with a longer request time: stopping waits for the
 /// container's grace time, and pruning can take long.
 async fn action_client(host: Option<&str>) -> Result<bollard::Docker, String> {

@@ -102,7 +102,9 @@ mod tests {
 
     #[test]
     fn every_signal_a_policy_may_name_is_one_of_the_kernel() {
-        for name in ["HUP", "INT", "QUIT", "ABRT", "KILL", "USR1", "USR2", "PIPE", "ALRM"] {
+        for name in [
+            "HUP", "INT", "QUIT", "ABRT", "KILL", "USR1", "USR2", "PIPE", "ALRM",
+        ] {
             let sig = Signal::parse(name).unwrap();
             assert_eq!(to_nix(sig).unwrap().as_str(), sig.as_str());
         }

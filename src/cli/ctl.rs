@@ -156,7 +156,8 @@ fn policy_sources(paths: &[PathBuf], config: Option<&PathBuf>) -> Result<PolicyS
             PathBuf::from(policy::ADMIN_DIR),
         ];
         let roots = settings.host_roots();
-        let facts = || crate::probe::facts::gather(&roots, std::path::Path::new(policy::DOCKER_SOCKET));
+        let facts =
+            || crate::probe::facts::gather(&roots, std::path::Path::new(policy::DOCKER_SOCKET));
         return policy::load_dirs(&dirs, &ctx, facts).map_err(|d| d.to_string());
     }
     let mut files = Vec::new();
@@ -219,11 +220,7 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
             let rows = incidents(&conn).await?;
             let rows: Vec<&Value> = rows
                 .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter(|r| listed(r, all))
-                        .collect()
-                })
+                .map(|a| a.iter().filter(|r| listed(r, all)).collect())
                 .unwrap_or_default();
             if args.json {
                 return Ok(serde_json::to_string_pretty(&rows).unwrap_or_default());
@@ -278,7 +275,10 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
                 crate::core::time::rfc3339_millis(r["opened"].as_u64().unwrap_or(0))
             );
             if let Some(c) = r["closed"].as_u64() {
-                out.push_str(&format!(", closed {}", crate::core::time::rfc3339_millis(c)));
+                out.push_str(&format!(
+                    ", closed {}",
+                    crate::core::time::rfc3339_millis(c)
+                ));
             }
             for a in r
                 .get("actions")

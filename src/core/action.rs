@@ -218,7 +218,9 @@ impl Action {
                 k if CONTAINER_PREFIX.strip_suffix(':') == Some(k) => {
                     Some(Target::Container(name.to_string()))
                 }
-                k if UNIT_PREFIX.strip_suffix(':') == Some(k) => Some(Target::Unit(name.to_string())),
+                k if UNIT_PREFIX.strip_suffix(':') == Some(k) => {
+                    Some(Target::Unit(name.to_string()))
+                }
                 _ => None,
             }
         };
@@ -323,7 +325,10 @@ pub fn parse(text: &str) -> Result<Action, String> {
             }
             let older_than = humantime::parse_duration(words[3])
                 .map_err(|e| format!("clean: {} is not a duration ({e})", words[3]))?;
-            Action::Clean { dir: words[1].into(), older_than }
+            Action::Clean {
+                dir: words[1].into(),
+                older_than,
+            }
         }
         Verb::Vacuum => {
             if words.len() != 3 || words[1] != "journal" {
@@ -339,13 +344,22 @@ pub fn parse(text: &str) -> Result<Action, String> {
         }
         Verb::Signal => {
             arity(3)?;
-            let Some(p) = words[1].strip_prefix(PROCESS_PREFIX).filter(|p| !p.is_empty()) else {
+            let Some(p) = words[1]
+                .strip_prefix(PROCESS_PREFIX)
+                .filter(|p| !p.is_empty())
+            else {
                 return Err("write `signal process:NAME SIGNAL`".into());
             };
             let Some(signal) = Signal::parse(words[2]) else {
-                return Err(format!("signal: {} is not a signal name (SIGHUP, SIGUSR1, SIGTERM…)", words[2]));
+                return Err(format!(
+                    "signal: {} is not a signal name (SIGHUP, SIGUSR1, SIGTERM…)",
+                    words[2]
+                ));
             };
-            Action::Signal { process: p.into(), signal }
+            Action::Signal {
+                process: p.into(),
+                signal,
+            }
         }
         Verb::Hook => {
             arity(2)?;

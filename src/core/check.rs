@@ -42,8 +42,12 @@ pub enum GpuChoice {
 
 impl GpuChoice {
     /// Every choice, as policies spell them.
-    pub const ALL: &'static [GpuChoice] =
-        &[GpuChoice::Auto, GpuChoice::Nvml, GpuChoice::Jetson, GpuChoice::None];
+    pub const ALL: &'static [GpuChoice] = &[
+        GpuChoice::Auto,
+        GpuChoice::Nvml,
+        GpuChoice::Jetson,
+        GpuChoice::None,
+    ];
 
     /// `auto`, `nvml`, `jetson` or `none`.
     pub fn as_str(self) -> &'static str {

@@ -44,7 +44,7 @@ impl Status {
         }
     }
 
-    /// The worse of two known statuses (`ok < warn < crit`).
+    /// The worse of two statuses (`ok < warn < unknown < crit`).
     pub fn worst(self, other: Status) -> Status {
         fn rank(s: Status) -> u8 {
             match s {
@@ -458,7 +458,10 @@ mod tests {
         assert_eq!(s, Status::Crit);
         assert_eq!(d, "4 matched: 2 ok, 0 warn, 1 crit, 1 unknown");
         assert_eq!(group_rollup(&[]).0, Status::Ok);
-        assert_eq!(group_rollup(&[Status::Warn, Status::Unknown]).0, Status::Unknown);
+        assert_eq!(
+            group_rollup(&[Status::Warn, Status::Unknown]).0,
+            Status::Unknown
+        );
     }
 
     #[test]

@@ -47,7 +47,10 @@ impl IncidentState {
 
     /// Parses [`as_str`](Self::as_str).
     pub fn parse(s: &str) -> Option<IncidentState> {
-        IncidentState::ALL.iter().copied().find(|st| st.as_str() == s)
+        IncidentState::ALL
+            .iter()
+            .copied()
+            .find(|st| st.as_str() == s)
     }
 
     /// Whether the incident is still going on (open, acting or exhausted).
@@ -64,7 +67,6 @@ impl fmt::Display for IncidentState {
         f.write_str(self.as_str())
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -83,7 +83,6 @@ impl Reading {
     }
 }
 
-
 /// Bytes in a short human form (`3.2 GiB`).
 pub fn human_bytes(b: f64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

@@ -91,7 +91,6 @@ impl fmt::Display for ProbeKind {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,17 +1,14 @@
 //! Time as the core sees it: values passed in, never read here.
 //!
-//! Two kinds of time travel through vigil. [`Micros`] is wall time, microseconds since the
-//! Unix epoch: for display and records only. [`Mono`] is monotonic time, microseconds on a
-//! clock that never jumps (the adapters read `CLOCK_BOOTTIME`, which counts a suspend):
-//! every duration — `for`, cooldowns, limit windows — is measured on it.
+//! [`Micros`] is microseconds since the Unix epoch, read by the adapters
+//! (`sys::clock::now_micros`). Today the engine's windows (`for`, cooldowns, limits) are
+//! measured on it too, so a wall-clock step moves them; moving them to a monotonic clock is
+//! the next step.
 
 use std::time::Duration;
 
-/// Wall time: microseconds since the Unix epoch (display and records only).
+/// Wall time: microseconds since the Unix epoch.
 pub type Micros = u64;
-
-/// Monotonic time in microseconds since an arbitrary start (durations only).
-pub type Mono = u64;
 
 /// A duration in microseconds, saturating.
 pub fn micros(d: Duration) -> u64 {

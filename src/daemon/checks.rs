@@ -42,7 +42,11 @@ impl Daemon {
                 .any(|s| &s.name == group && s.probe() == ProbeKind::Containers)
         });
         let members: Vec<String> = c.members.values().flatten().cloned().collect();
-        names.extend(members.iter().map(|m| (m.as_str(), ProbeKind::Containers.as_str())));
+        names.extend(
+            members
+                .iter()
+                .map(|m| (m.as_str(), ProbeKind::Containers.as_str())),
+        );
         let diff = c.model.set_checks(names, now);
         for name in &diff.removed {
             info!(vigil_event = "check-removed", vigil_check = %name, "check {name} removed");
@@ -176,6 +180,10 @@ impl Daemon {
         for gone in known.difference(&names) {
             if c.model.remove_check(gone) {
                 info!(vigil_event = "check-removed", vigil_check = %gone, "check {gone} removed: it no longer exists");
+            }
+            // A RunCheck waiting on it gets its answer now.
+            for w in c.pending_runs.remove(gone).unwrap_or_default() {
+                let _ = w.send(Err(format!("check {gone:?} no longer exists")));
             }
         }
         for new in names.difference(known) {

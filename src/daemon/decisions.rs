@@ -27,7 +27,12 @@ impl Daemon {
             .filter(|c| c.last_probe.is_some())
             .map(|c| (c.name.clone(), c.status))
             .collect();
-        if self.rules.maintenance.as_ref().is_some_and(|m| m.is_over(now)) {
+        if self
+            .rules
+            .maintenance
+            .as_ref()
+            .is_some_and(|m| m.is_over(now))
+        {
             self.end_maintenance("ended by itself");
         }
         let maintenance = self.rules.maintenance.is_some();
@@ -173,7 +178,8 @@ impl Daemon {
         let a = text.clone();
         self.io.store.submit("an action", move |db| {
             db.incident_state(incident, IncidentState::Acting, now)?;
-            db.action_started(incident, step, &a, now, false).map(|_| ())
+            db.action_started(incident, step, &a, now, false)
+                .map(|_| ())
         });
         let note = self.notification("incident", incident, &rule, &check, None, now);
         let (actuators, tx, store) = (

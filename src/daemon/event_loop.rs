@@ -126,7 +126,11 @@ impl Daemon {
                     .find(|(_, ms)| ms.contains(&name))
                     .map(|(g, _)| g.clone());
                 if self.io.probes.run_now(group.as_deref().unwrap_or(&name)) {
-                    self.checks.pending_runs.entry(name).or_default().push(reply);
+                    self.checks
+                        .pending_runs
+                        .entry(name)
+                        .or_default()
+                        .push(reply);
                 } else {
                     let _ = reply.send(Err(format!("no check named {name:?}")));
                 }
@@ -144,7 +148,10 @@ impl Daemon {
     /// request while one is in flight is answered by a fresh read after it.
     fn start_reload(&mut self, reply: Option<Reply<String>>, tx: &mpsc::Sender<ReloadResult>) {
         if self.reloads.running.is_some() {
-            self.reloads.queued.get_or_insert_with(Vec::new).extend(reply);
+            self.reloads
+                .queued
+                .get_or_insert_with(Vec::new)
+                .extend(reply);
             return;
         }
         self.reloads.running = Some(reply.into_iter().collect());

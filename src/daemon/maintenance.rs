@@ -46,8 +46,8 @@ impl Daemon {
                 "maintenance mode {how} ({})", m.reason
             );
         }
-        self.io.store.submit("maintenance", |db| {
-            db.set_setting(MAINTENANCE_SETTING, "")
-        });
+        self.io
+            .store
+            .submit("maintenance", |db| db.set_setting(MAINTENANCE_SETTING, ""));
     }
 }

@@ -15,8 +15,8 @@ mod event_loop;
 mod maintenance;
 mod probes;
 mod publish;
-mod state;
 mod startup;
+mod state;
 
 pub use config::{DaemonError, Options, CONFIG_CHECK};
 pub use startup::run;

@@ -145,11 +145,9 @@ async fn listeners(opts: &Options, settings: &Settings) -> Result<Vec<TcpListene
     let addrs = if !opts.listen.is_empty() {
         opts.listen.clone()
     } else {
-        settings.listen_addrs().unwrap_or_else(|| {
-            vec![DEFAULT_LISTEN
-                .parse()
-                .expect("the default address parses")]
-        })
+        settings
+            .listen_addrs()
+            .unwrap_or_else(|| vec![DEFAULT_LISTEN.parse().expect("the default address parses")])
     };
     let l = http::bind(&addrs).await.map_err(|e| {
         DaemonError::Startup(format!(

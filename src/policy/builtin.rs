@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use super::check::OLLAMA_URL_DEFAULT;
 use super::set::PolicySet;
-use crate::core::check::{CheckSpec, GpuChoice, ProbeParams, EVERY_DEFAULT_SECS, TIMEOUT_DEFAULT_SECS};
+use crate::core::check::{
+    CheckSpec, GpuChoice, ProbeParams, EVERY_DEFAULT_SECS, TIMEOUT_DEFAULT_SECS,
+};
 use crate::core::probe_kind::ProbeKind;
 use crate::core::threshold;
 

@@ -48,7 +48,9 @@ pub(crate) fn parse_check(
         format!("{}:{}", src.path.display(), line)
     };
     let mut ok = check_name(src, name.as_ref(), seen, errors);
-    let kind = probe.as_ref().and_then(|(p, span)| probe_kind(src, p, span, errors));
+    let kind = probe
+        .as_ref()
+        .and_then(|(p, span)| probe_kind(src, p, span, errors));
     // Unknown probe: already reported; do not pile up key errors.
     let kind = kind?;
     let params = match kind {
@@ -241,10 +243,7 @@ fn http(t: &mut Table<'_>, errors: &mut Errors) -> Option<ProbeParams> {
 
 fn tcp(t: &mut Table<'_>, errors: &mut Errors) -> Option<ProbeParams> {
     let (address, span) = t.required_str("address", errors)?;
-    match address
-        .rsplit_once(':')
-        .map(|(h, p)| (h, p.parse::<u16>()))
-    {
+    match address.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
         Some((h, Ok(p))) if !h.is_empty() && p > 0 => Some(ProbeParams::Tcp { address }),
         _ => {
             errors.push(

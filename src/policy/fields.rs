@@ -277,7 +277,9 @@ impl<'a> Table<'a> {
 
     /// Where a key's value stands, or the table's own span when the key is absent.
     pub fn span_of(&self, key: &str) -> Range<usize> {
-        self.get(key).map(|(_, s)| s).unwrap_or_else(|| self.span.clone())
+        self.get(key)
+            .map(|(_, s)| s)
+            .unwrap_or_else(|| self.span.clone())
     }
 
     /// Refuses every key that was not asked for. Returns whether all keys were.

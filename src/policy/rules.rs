@@ -163,7 +163,8 @@ pub(crate) fn check_references(
         let on = &r.rule.on;
         // Members of `containers` checks are named container:NAME at run time.
         let exists = checks.iter().any(|c| on.matches(&c.name))
-            || (on.reaches_containers() && checks.iter().any(|c| c.probe() == ProbeKind::Containers));
+            || (on.reaches_containers()
+                && checks.iter().any(|c| c.probe() == ProbeKind::Containers));
         if !exists {
             let mut d = r.on_at.clone();
             d.message = format!(

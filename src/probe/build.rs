@@ -25,7 +25,9 @@ pub fn build(spec: &CheckSpec, ctx: &Context) -> Box<dyn Probe> {
             probe_model.clone(),
             spec.timeout,
         )),
-        ProbeParams::Gpu { backend, device } => Box::new(gpu::GpuProbe::new(*backend, *device, ctx)),
+        ProbeParams::Gpu { backend, device } => {
+            Box::new(gpu::GpuProbe::new(*backend, *device, ctx))
+        }
         ProbeParams::Http { url, expect_status } => Box::new(http::HttpProbe::new(
             url.clone(),
             expect_status.clone(),
@@ -37,4 +39,3 @@ pub fn build(spec: &CheckSpec, ctx: &Context) -> Box<dyn Probe> {
         }
     }
 }
-

@@ -11,7 +11,6 @@ use super::api::Probe;
 use crate::core::metric::{human_bytes, Metrics, Reading};
 use crate::sys::blocking::Blocking;
 
-
 /// Reads one path's file system.
 pub struct DiskProbe {
     path: PathBuf,
@@ -89,7 +88,6 @@ fn metrics_of(u: Usage, fill_rate: f64) -> Metrics {
         ("hours_to_full".to_string(), hours_to_full),
     ])
 }
-
 
 #[async_trait]
 impl Probe for DiskProbe {

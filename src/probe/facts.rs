@@ -30,8 +30,8 @@ pub fn gather(roots: &HostRoots, docker_socket: &Path) -> HostFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{builtin, load_dirs, LoadContext};
     use crate::core::check::ProbeParams;
+    use crate::policy::{builtin, load_dirs, LoadContext};
 
     const NO_SOCKET: &str = "/nonexistent/docker.sock";
 
@@ -44,9 +44,11 @@ mod tests {
             sys: sys.path().to_path_buf(),
         };
         let load = || {
-            load_dirs(&[empty.path().to_path_buf()], &LoadContext::default(), || {
-                gather(&roots, Path::new(NO_SOCKET))
-            })
+            load_dirs(
+                &[empty.path().to_path_buf()],
+                &LoadContext::default(),
+                || gather(&roots, Path::new(NO_SOCKET)),
+            )
             .unwrap()
         };
         let set = load();

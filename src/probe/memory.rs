@@ -9,7 +9,6 @@ use super::api::Probe;
 use crate::core::metric::{human_bytes, Metrics, Reading};
 use crate::sys::blocking::Blocking;
 
-
 /// Reads memory figures under a procfs root.
 pub struct MemoryProbe {
     proc: PathBuf,

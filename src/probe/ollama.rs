@@ -20,7 +20,6 @@ use crate::core::health::Status;
 use crate::core::metric::{human_bytes, Metrics, Reading};
 use crate::sys::http::{self as h, Failure};
 
-
 /// Largest answer read from Ollama; its answers to these calls are a few KiB.
 const BODY_CAP: usize = 1 << 20;
 

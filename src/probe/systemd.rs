@@ -29,7 +29,6 @@ use crate::sys::systemd::{
     is_loss, ManagerProxy, SdServiceProxy, SdUnitProxy, SystemdBus, SYSTEMD,
 };
 
-
 /// What one reading found out about a unit.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UnitProps {
@@ -218,10 +217,9 @@ impl SystemdProbe {
     /// Builds the probe; inside a tokio runtime it also starts the task that wakes the
     /// check on the unit's signals.
     pub fn new(unit: String, ctx: &Context) -> Self {
-        let shared = ctx
-            .connections
-            .systemd
-            .get_or_make(&ctx.systemd_bus, || Arc::new(SystemdBus::new(ctx.systemd_bus.clone())));
+        let shared = ctx.connections.systemd.get_or_make(&ctx.systemd_bus, || {
+            Arc::new(SystemdBus::new(ctx.systemd_bus.clone()))
+        });
         let wake = Arc::new(Notify::new());
         let watcher = tokio::runtime::Handle::try_current().ok().map(|h| {
             h.spawn(watch(unit.clone(), shared.clone(), wake.clone()))
@@ -531,7 +529,9 @@ mod tests {
         assert!(!m.contains_key("tasks"));
         for k in m.keys() {
             assert!(
-                crate::core::probe_kind::ProbeKind::Systemd.metric(k).is_some(),
+                crate::core::probe_kind::ProbeKind::Systemd
+                    .metric(k)
+                    .is_some(),
                 "{k} not in the catalogue"
             );
         }

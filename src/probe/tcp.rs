@@ -12,7 +12,6 @@ use crate::core::health::Status;
 use crate::core::metric::{Metrics, Reading};
 use crate::sys::http::{budget, human, ms_since};
 
-
 /// Connects to one address.
 pub struct TcpProbe {
     address: String,

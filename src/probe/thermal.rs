@@ -14,7 +14,6 @@ use crate::core::glob::glob_match;
 use crate::core::metric::{Metrics, Reading};
 use crate::sys::blocking::Blocking;
 
-
 /// Millidegrees that mean "sensor off".
 const SENSOR_OFF_MILLI: i64 = -256_000;
 

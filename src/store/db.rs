@@ -195,7 +195,12 @@ impl Db {
     }
 
     /// Moves an incident to `state`; a state that ends it records when.
-    pub fn incident_state(&self, id: u64, state: IncidentState, at: Micros) -> rusqlite::Result<()> {
+    pub fn incident_state(
+        &self,
+        id: u64,
+        state: IncidentState,
+        at: Micros,
+    ) -> rusqlite::Result<()> {
         let closed = (!state.is_open()).then_some(at as i64);
         self.conn.execute(
             "UPDATE incidents SET state = ?2, closed_us = coalesce(?3, closed_us) WHERE id = ?1",
@@ -301,7 +306,6 @@ impl Db {
         Ok(())
     }
 }
-
 
 /// An incident state read back from the store.
 fn state_of(s: String) -> rusqlite::Result<IncidentState> {

@@ -121,4 +121,3 @@ impl Store {
         rx.await.ok()
     }
 }
-

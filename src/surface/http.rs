@@ -63,12 +63,7 @@ fn respond(
 }
 
 /// Answers one request from the current snapshot.
-pub fn handle(
-    method: &Method,
-    path: &str,
-    snap: &Snapshot,
-    now: Micros,
-) -> Response<Full<Bytes>> {
+pub fn handle(method: &Method, path: &str, snap: &Snapshot, now: Micros) -> Response<Full<Bytes>> {
     let known = matches!(path, "/api/system/heartbeat" | "/healthz");
     if !known {
         return respond(

@@ -40,7 +40,6 @@ pub fn connect(host: &str) -> Result<Docker, DockerError> {
     Ok(d.with_timeout(REQUEST_TIMEOUT))
 }
 
-
 /// A client for one host whose API version is negotiated with the engine on first use and
 /// then kept (each request opens its own connection, so a restarted dockerd is reached again).
 pub struct DockerConn {
@@ -124,4 +123,3 @@ pub fn is_not_found(e: &DockerError) -> bool {
         }
     )
 }
-

@@ -210,4 +210,3 @@ impl SystemdBus {
             .unwrap_or(BACKOFF_FIRST)
     }
 }
-

@@ -147,7 +147,11 @@ pub const SIGTERM: i32 = 15;
 /// (status, detail, metrics) of a probe's value reading; panics on anything else.
 pub fn value(
     r: vigil::probe::Reading,
-) -> (Option<vigil::core::health::Status>, String, vigil::probe::Metrics) {
+) -> (
+    Option<vigil::core::health::Status>,
+    String,
+    vigil::probe::Metrics,
+) {
     match r {
         vigil::probe::Reading::Value {
             status,

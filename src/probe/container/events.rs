@@ -35,7 +35,6 @@ const EVENTS: &[&str] = &[
     "destroy",
 ];
 
-
 /// Which containers a watcher cares about.
 pub(super) enum Interest {
     Name(String),
@@ -198,7 +197,6 @@ impl Engine {
     }
 }
 
-
 /// Follows `/events` for as long as the engine lives, reconnecting with back-off. Every
 /// change of connectivity wakes every probe, so checks turn unknown when dockerd goes and
 /// are read afresh (never from remembered state) as soon as it answers again.
@@ -254,7 +252,8 @@ async fn events_task(shared: Arc<Shared>) {
                     if !was_up {
                         info!(
                             vigil_event = "docker",
-                            "following container events of the Docker engine at {}", shared.conn.host()
+                            "following container events of the Docker engine at {}",
+                            shared.conn.host()
                         );
                     }
                     was_up = true;
@@ -313,7 +312,6 @@ async fn events_task(shared: Arc<Shared>) {
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
-
 
 #[cfg(test)]
 mod tests {

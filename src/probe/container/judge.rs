@@ -235,7 +235,10 @@ mod tests {
         assert_eq!(metrics["running"], 1.0);
         assert_eq!(metrics["health_failing_streak"], 3.0);
         for k in metrics.keys() {
-            assert!(ProbeKind::Container.metric(k).is_some(), "{k} not in the catalogue");
+            assert!(
+                ProbeKind::Container.metric(k).is_some(),
+                "{k} not in the catalogue"
+            );
         }
         // Without a healthcheck the optional metric is absent.
         let Reading::Value { metrics, .. } = judge(
@@ -248,5 +251,4 @@ mod tests {
         assert_eq!(metrics["running"], 0.0);
         assert_eq!(metrics["exit_code"], 2.0);
     }
-
 }

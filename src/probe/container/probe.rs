@@ -37,7 +37,10 @@ impl ContainerProbe {
     /// Builds the probe and registers it for the container's events.
     pub fn new(container: String, ctx: &Context) -> Self {
         let name = container.trim_start_matches('/').to_string();
-        let engine = Engine::get(&ctx.connections.docker, &host_or_default(ctx.docker_host.as_deref()));
+        let engine = Engine::get(
+            &ctx.connections.docker,
+            &host_or_default(ctx.docker_host.as_deref()),
+        );
         let (wake, dirty) = engine.watch(Interest::Name(name.clone()));
         ContainerProbe {
             name,
@@ -128,7 +131,10 @@ pub struct ContainersProbe {
 impl ContainersProbe {
     /// Builds the probe and registers it for the events of matching containers.
     pub fn new(patterns: Vec<String>, ctx: &Context) -> Self {
-        let engine = Engine::get(&ctx.connections.docker, &host_or_default(ctx.docker_host.as_deref()));
+        let engine = Engine::get(
+            &ctx.connections.docker,
+            &host_or_default(ctx.docker_host.as_deref()),
+        );
         let (wake, dirty) = engine.watch(Interest::Globs(patterns.clone()));
         ContainersProbe {
             patterns,
@@ -245,7 +251,6 @@ impl Probe for ContainersProbe {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,4 +275,3 @@ mod tests {
         );
     }
 }
-

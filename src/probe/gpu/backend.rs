@@ -75,11 +75,7 @@ pub fn to_reading(backend: &str, s: &GpuSample) -> Reading {
         m.insert("utilization".into(), u);
         parts.push(format!("{u:.0}% busy"));
     }
-    parts.push(format!(
-        "{} of {}",
-        human_bytes(used),
-        human_bytes(total)
-    ));
+    parts.push(format!("{} of {}", human_bytes(used), human_bytes(total)));
     if let Some(t) = s.temperature {
         m.insert("temperature".into(), t);
         parts.push(format!("{} °C", fmt_num(t)));
@@ -125,7 +121,6 @@ pub fn to_reading(backend: &str, s: &GpuSample) -> Reading {
     Reading::metrics(detail, m)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,7 +154,9 @@ mod tests {
         assert!(!metrics.contains_key("xid_errors"));
         for name in metrics.keys() {
             assert!(
-                crate::core::probe_kind::ProbeKind::Gpu.metric(name).is_some(),
+                crate::core::probe_kind::ProbeKind::Gpu
+                    .metric(name)
+                    .is_some(),
                 "{name} is not in METRICS"
             );
         }
