@@ -658,7 +658,7 @@ fn no_file_over_600_lines() {
     let count = |r: &String| std::fs::read_to_string(root.join(r)).map_or(0, |s| s.lines().count());
     let mut long: Vec<_> = rels.iter().map(|r| (count(r), r)).collect();
     long.retain(|(n, _)| *n > MAX_LINES);
-    long.sort_by(|a, b| b.0.cmp(&a.0));
+    long.sort_by_key(|e| std::cmp::Reverse(e.0));
     report(
         long.iter()
             .map(|(n, r)| format!("{r}: {n} lines"))

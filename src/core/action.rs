@@ -18,6 +18,23 @@ pub enum Target {
     Matched,
 }
 
+impl Target {
+    /// The thing a check is about, by its name: `container:NAME` is container NAME,
+    /// `unit:NAME` is unit NAME; any other check names nothing an action can act on.
+    pub fn of_check(check: &str) -> Option<Target> {
+        if let Some(n) = check
+            .strip_prefix(CONTAINER_PREFIX)
+            .filter(|n| !n.is_empty())
+        {
+            return Some(Target::Container(n.to_string()));
+        }
+        check
+            .strip_prefix(UNIT_PREFIX)
+            .filter(|n| !n.is_empty())
+            .map(|n| Target::Unit(n.to_string()))
+    }
+}
+
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -90,46 +107,76 @@ impl fmt::Display for Verb {
     }
 }
 
-/// Signals `signal process:NAME SIG` may send (Linux's standard ones).
+/// Signals `signal process:NAME SIG` may send: Linux's standard ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Signal {
     Hup,
     Int,
     Quit,
+    Ill,
+    Trap,
     Abrt,
+    Bus,
+    Fpe,
     Kill,
     Usr1,
+    Segv,
     Usr2,
     Pipe,
     Alrm,
     Term,
+    Stkflt,
+    Chld,
     Cont,
     Stop,
     Tstp,
+    Ttin,
+    Ttou,
+    Urg,
+    Xcpu,
+    Xfsz,
+    Vtalrm,
+    Prof,
     Winch,
     Io,
     Pwr,
+    Sys,
 }
 
 impl Signal {
     /// Every signal with its name.
-    const NAMES: &'static [(Signal, &'static str)] = &[
+    pub const NAMES: &'static [(Signal, &'static str)] = &[
         (Signal::Hup, "SIGHUP"),
         (Signal::Int, "SIGINT"),
         (Signal::Quit, "SIGQUIT"),
+        (Signal::Ill, "SIGILL"),
+        (Signal::Trap, "SIGTRAP"),
         (Signal::Abrt, "SIGABRT"),
+        (Signal::Bus, "SIGBUS"),
+        (Signal::Fpe, "SIGFPE"),
         (Signal::Kill, "SIGKILL"),
         (Signal::Usr1, "SIGUSR1"),
+        (Signal::Segv, "SIGSEGV"),
         (Signal::Usr2, "SIGUSR2"),
         (Signal::Pipe, "SIGPIPE"),
         (Signal::Alrm, "SIGALRM"),
         (Signal::Term, "SIGTERM"),
+        (Signal::Stkflt, "SIGSTKFLT"),
+        (Signal::Chld, "SIGCHLD"),
         (Signal::Cont, "SIGCONT"),
         (Signal::Stop, "SIGSTOP"),
         (Signal::Tstp, "SIGTSTP"),
+        (Signal::Ttin, "SIGTTIN"),
+        (Signal::Ttou, "SIGTTOU"),
+        (Signal::Urg, "SIGURG"),
+        (Signal::Xcpu, "SIGXCPU"),
+        (Signal::Xfsz, "SIGXFSZ"),
+        (Signal::Vtalrm, "SIGVTALRM"),
+        (Signal::Prof, "SIGPROF"),
         (Signal::Winch, "SIGWINCH"),
         (Signal::Io, "SIGIO"),
         (Signal::Pwr, "SIGPWR"),
+        (Signal::Sys, "SIGSYS"),
     ];
 
     /// The name with its `SIG` prefix (`SIGUSR1`), as kill(1) and nix spell it.
@@ -212,21 +259,9 @@ impl Action {
     /// Replaces `{target}` with the thing behind a matched check (`container:ollama` →
     /// container `ollama`). None when the check names nothing an action can act on.
     pub fn resolve(&self, check: &str) -> Option<Action> {
-        let matched = || -> Option<Target> {
-            let (kind, name) = check.split_once(':')?;
-            match kind {
-                k if CONTAINER_PREFIX.strip_suffix(':') == Some(k) => {
-                    Some(Target::Container(name.to_string()))
-                }
-                k if UNIT_PREFIX.strip_suffix(':') == Some(k) => {
-                    Some(Target::Unit(name.to_string()))
-                }
-                _ => None,
-            }
-        };
         let fix = |t: &Target| -> Option<Target> {
             match t {
-                Target::Matched => matched(),
+                Target::Matched => Target::of_check(check),
                 t => Some(t.clone()),
             }
         };
@@ -236,6 +271,16 @@ impl Action {
             Action::Stop(t) => Action::Stop(fix(t)?),
             a => a.clone(),
         })
+    }
+
+    /// Whether it names `{target}`, the thing behind the matched check.
+    pub fn wants_target(&self) -> bool {
+        matches!(
+            self,
+            Action::Restart(Target::Matched)
+                | Action::Start(Target::Matched)
+                | Action::Stop(Target::Matched)
+        )
     }
 
     /// The verb it was written with.
@@ -462,6 +507,8 @@ mod tests {
         assert_eq!(Signal::parse("USR1"), Some(Signal::Usr1));
         assert_eq!(Signal::parse("SIGHUP").unwrap().as_str(), "SIGHUP");
         assert_eq!(Signal::parse("SIGNOPE"), None);
+        let e = parse("signal process:x SIGFOO").unwrap_err();
+        assert!(e.contains("not a signal name"), "{e}");
         assert_eq!(
             parse("signal process:ollama USR1").unwrap().to_string(),
             "signal process:ollama SIGUSR1"

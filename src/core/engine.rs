@@ -60,6 +60,16 @@ pub enum Decision {
         action: Action,
         reason: String,
     },
+    /// A step that cannot apply to this check (`{target}` on a check that names no
+    /// container or unit): recorded as skipped, and the ladder moves on to the next step.
+    Skipped {
+        incident: u64,
+        rule: String,
+        check: String,
+        step: usize,
+        action: Action,
+        reason: String,
+    },
     /// The rule reached its limit: no more actions until the check is ok.
     Exhausted {
         incident: u64,
@@ -357,7 +367,21 @@ fn step_track(
         return;
     }
     let Some(action) = planned.resolve(check) else {
-        held(format!("{{target}} has no meaning for check {check}"));
+        let reason = format!("{{target}} has no meaning for check {check}");
+        if step + 1 < rule.ladder.len() {
+            // Skipped, not taken: the next step comes at the next tick, without a cooldown.
+            out.push(Decision::Skipped {
+                incident: id,
+                rule: rule.name.clone(),
+                check: check.into(),
+                step,
+                action: planned.clone(),
+                reason,
+            });
+            t.step = step + 1;
+        } else {
+            held(reason);
+        }
         return;
     };
     if action.is_reboot() && rule.mode == Mode::Enforce && reboots.len() as u32 >= reboot_count {

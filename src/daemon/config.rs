@@ -74,7 +74,7 @@ impl Config {
     }
 }
 
-/// Settings and policies as read, with every error met on the way.
+/// Settings and policies as read at start, with every error met on the way.
 pub struct Loaded {
     pub settings: Settings,
     pub policies: PolicySet,
@@ -83,29 +83,56 @@ pub struct Loaded {
     pub errors: Vec<String>,
 }
 
-/// Reads the settings file and the policies. Blocking work (files, host facts): run it
-/// off the loop.
-pub fn load(opts: &Options) -> Loaded {
-    let mut errors = Vec::new();
+/// Reads the settings file. Blocking.
+pub fn load_settings(opts: &Options) -> Result<Settings, String> {
     let (path, explicit) = match &opts.config {
         Some(p) => (p.clone(), true),
         None => (PathBuf::from(config::DEFAULT_CONFIG), false),
     };
-    let settings = Settings::load(&path, explicit).unwrap_or_else(|d| {
-        errors.push(d.to_string());
-        Settings::default()
-    });
+    Settings::load(&path, explicit).map_err(|d| d.to_string())
+}
+
+/// Reads the policies the settings allow for; with no file at all, the built-in checks
+/// for this host. Blocking (files, host facts).
+pub fn load_policies(opts: &Options, settings: &Settings) -> Result<PolicySet, String> {
     let roots = settings.host_roots();
     let gather = || facts::gather(&roots, Path::new(policy::DOCKER_SOCKET));
-    let policies = policy::load_dirs(&policy_dirs(opts), &settings.load_context(), gather)
-        .unwrap_or_else(|d| {
-            errors.push(d.to_string());
-            policy::builtin(&gather())
-        });
+    policy::load_dirs(&policy_dirs(opts), &settings.load_context(), gather)
+        .map_err(|d| d.to_string())
+}
+
+/// At a reload: both must be good, or the reload is refused with what was wrong.
+pub fn load_strict(opts: &Options) -> Result<(Settings, PolicySet), String> {
+    let settings = load_settings(opts)?;
+    let policies = load_policies(opts, &settings)?;
+    Ok((settings, policies))
+}
+
+/// At start: what is bad is replaced by defaults and built-in checks, and said.
+pub fn load_lenient(opts: &Options) -> Loaded {
+    let mut errors = Vec::new();
+    let settings = load_settings(opts).unwrap_or_else(|e| {
+        errors.push(e);
+        Settings::default()
+    });
+    let policies = load_policies(opts, &settings).unwrap_or_else(|e| {
+        errors.push(e);
+        let roots = settings.host_roots();
+        policy::builtin(&facts::gather(&roots, Path::new(policy::DOCKER_SOCKET)))
+    });
     Loaded {
         settings,
         policies,
         errors,
+    }
+}
+
+/// When even reading at start did not finish: defaults and the checks every host has.
+pub fn fallback(why: String) -> Loaded {
+    Loaded {
+        settings: Settings::default(),
+        policies: policy::builtin(&policy::HostFacts::default()),
+        errors: vec![why],
     }
 }
 
@@ -131,7 +158,7 @@ pub fn config_detail(errors: &str) -> String {
         String::new()
     };
     format!(
-        "running on built-in checks because the configuration is bad: {first}{tail}; \
+        "running on defaults and built-in checks where the configuration is bad: {first}{tail}; \
          fix it (vigilctl policy check) and reload"
     )
 }

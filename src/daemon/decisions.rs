@@ -83,6 +83,14 @@ impl Daemon {
                     "incident {incident}: `{action}` held: {reason}");
                 None
             }
+            Decision::Skipped {
+                incident,
+                rule,
+                check,
+                step,
+                action,
+                reason,
+            } => Some(self.skipped(incident, &rule, &check, step, &action, &reason, now)),
             Decision::Exhausted {
                 incident,
                 rule,
@@ -158,6 +166,35 @@ impl Daemon {
             incident,
             action: text,
             result: OBSERVED.to_string(),
+        }
+    }
+
+    /// A step that cannot apply: recorded as skipped, with why.
+    #[allow(clippy::too_many_arguments)]
+    fn skipped(
+        &mut self,
+        incident: u64,
+        rule: &str,
+        check: &str,
+        step: usize,
+        action: &Action,
+        reason: &str,
+        now: Micros,
+    ) -> Event {
+        let text = action.to_string();
+        let result = Outcome::Skipped(reason.to_string()).to_line();
+        info!(vigil_event = "action", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check, vigil_action = %text,
+            "incident {incident}: step {} `{text}` — {result}", step + 1);
+        let (a, r) = (text.clone(), result.clone());
+        self.io.store.submit("an action", move |db| {
+            db.incident_state(incident, IncidentState::Acting, now)?;
+            let id = db.action_started(incident, step, &a, now, false)?;
+            db.action_finished(id, &r)
+        });
+        Event::ActionTaken {
+            incident,
+            action: text,
+            result,
         }
     }
 

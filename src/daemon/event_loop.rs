@@ -3,16 +3,19 @@
 //! stuck loop gets vigild restarted by systemd. Slow work (reading policies, running
 //! actions, SQLite) happens elsewhere and comes back as an event.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
-use super::config::{self, Config, DaemonError, Loaded};
+use super::config::{self, Config, DaemonError};
 use super::probes::ProbeResult;
 use super::state::{ActionDone, Daemon};
+use crate::config::Settings;
 use crate::control::{Command, Reply};
+use crate::policy::PolicySet;
 use crate::surface::notify;
 use crate::sys::clock::now_micros;
 
@@ -46,7 +49,7 @@ impl Signals {
 }
 
 /// What came back from a reload off the loop.
-type ReloadResult = Result<Loaded, String>;
+type ReloadResult = Result<(Settings, PolicySet), String>;
 
 impl Daemon {
     /// Runs until SIGTERM or SIGINT.
@@ -115,8 +118,10 @@ impl Daemon {
                 reply,
             } => {
                 let now = now_micros();
-                let _ = reply.send(self.set_maintenance(on, seconds, reason, now));
+                let answer = self.set_maintenance(on, seconds, reason, now);
+                // Published before the answer: a caller reads the new state right after.
                 self.changed(Vec::new(), now);
+                let _ = reply.send(answer);
             }
             Command::RunCheck { name, reply } => {
                 let group = self
@@ -154,13 +159,30 @@ impl Daemon {
                 .extend(reply);
             return;
         }
+        if self.reloads.hung.load(Ordering::SeqCst) {
+            // The last read never came back: another would only hang beside it.
+            let why =
+                "the previous read of the configuration has not finished (a hung file system?); \
+                       the running settings and policies stay in force";
+            error!(vigil_event = "reload-refused", "reload refused: {why}");
+            if let Some(r) = reply {
+                let _ = r.send(Err(why.to_string()));
+            }
+            return;
+        }
         self.reloads.running = Some(reply.into_iter().collect());
         notify::reloading();
-        let (opts, tx) = (self.opts.clone(), tx.clone());
+        // Set before the read starts, cleared by the read itself when it returns.
+        self.reloads.hung.store(true, Ordering::SeqCst);
+        let (opts, tx, hung) = (self.opts.clone(), tx.clone(), self.reloads.hung.clone());
         tokio::spawn(async move {
-            let read = tokio::task::spawn_blocking(move || config::load(&opts));
+            let read = tokio::task::spawn_blocking(move || {
+                let r = config::load_strict(&opts);
+                hung.store(false, Ordering::SeqCst);
+                r
+            });
             let result = match tokio::time::timeout(RELOAD_TIMEOUT, read).await {
-                Ok(Ok(loaded)) => Ok(loaded),
+                Ok(Ok(loaded)) => loaded,
                 Ok(Err(e)) => Err(format!("reading the configuration failed: {e}")),
                 Err(_) => Err(format!(
                     "reading the configuration did not finish within {} s (a hung file system?); \
@@ -175,17 +197,8 @@ impl Daemon {
     /// A reload came back: on any error the running set stays.
     fn finish_reload(&mut self, result: ReloadResult, tx: &mpsc::Sender<ReloadResult>) {
         let now = now_micros();
-        let result = result.and_then(|l| {
-            if l.errors.is_empty() {
-                Ok(l)
-            } else {
-                Err(l.errors.join("\n"))
-            }
-        });
         let answer = match result {
-            Ok(Loaded {
-                settings, policies, ..
-            }) => {
+            Ok((settings, policies)) => {
                 let n = policies.checks.len();
                 self.cfg = Config::new(&settings, self.cfg.ctx.connections.clone());
                 let transitions = self.install(policies, None, now);

@@ -31,25 +31,24 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     // A bad file at start must not leave an unattended box without its watchdog: vigild
     // runs on defaults and built-in checks and reports `critical` with the reason.
     let o = opts.clone();
-    let read = tokio::task::spawn_blocking(move || config::load(&o));
+    let read = tokio::task::spawn_blocking(move || config::load_lenient(&o));
     let Loaded {
         settings,
         policies,
         errors,
-    } = tokio::time::timeout(RELOAD_TIMEOUT, read)
-        .await
-        .map_err(|_| {
-            DaemonError::Startup(format!(
-                "reading the settings and policies did not finish within {} s (a hung file system?)",
-                RELOAD_TIMEOUT.as_secs()
-            ))
-        })?
-        .map_err(|e| DaemonError::Startup(format!("reading the configuration failed: {e}")))?;
+    } = match tokio::time::timeout(RELOAD_TIMEOUT, read).await {
+        Ok(Ok(loaded)) => loaded,
+        Ok(Err(e)) => config::fallback(format!("reading the configuration failed: {e}")),
+        Err(_) => config::fallback(format!(
+            "reading the settings and policies did not finish within {} s (a hung file system?)",
+            RELOAD_TIMEOUT.as_secs()
+        )),
+    };
     let config_error = (!errors.is_empty()).then(|| errors.join("\n"));
     if let Some(e) = &config_error {
         error!(
             vigil_event = "config-error",
-            "configuration refused, running on built-in checks:\n{e}"
+            "configuration refused, running on defaults and built-in checks where it is bad:\n{e}"
         );
     }
     let state_dir = crate::config::state_dir(opts.state_dir.as_deref(), &settings);

@@ -2,6 +2,7 @@
 //! health model and the rule engine, and the handles to everything outside the loop.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
@@ -72,6 +73,8 @@ pub struct Reloads {
     pub running: Option<Vec<Reply<String>>>,
     /// Callers that asked while one was in flight: another read follows for them.
     pub queued: Option<Vec<Reply<String>>>,
+    /// True while a read is running on the blocking pool, also after its time ran out.
+    pub hung: Arc<AtomicBool>,
 }
 
 /// Everything the loop owns.

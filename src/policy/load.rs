@@ -50,30 +50,38 @@ pub fn policy_files(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostics> {
         };
         for entry in rd.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.ends_with(".toml") || name.starts_with('.') {
-                continue;
-            }
-            let path = entry.path();
-            match std::fs::metadata(&path) {
-                Ok(m) if m.is_file() => {
-                    by_name.insert(name, path);
-                }
-                Ok(m) => errors.push(io_diag(
-                    &path,
-                    format!(
-                        "not a regular file ({}): policies are read from regular files only; remove it or rename it",
-                        kind_of(&m)
-                    ),
-                )),
-                Err(e) => errors.push(io_diag(&path, format!("cannot read policy file: {e}"))),
+            if name.ends_with(".toml") && !name.starts_with('.') {
+                by_name.insert(name, entry.path());
             }
         }
     }
+    // Only the files that win the merge are looked at: a later directory may replace a
+    // bad one by name. A link to /dev/null masks the name (the systemd habit).
+    let mut files = Vec::new();
+    for path in by_name.into_values() {
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => files.push(path),
+            Ok(_) if is_masked(&path) => {}
+            Ok(m) => errors.push(io_diag(
+                &path,
+                format!(
+                    "not a regular file ({}): policies are read from regular files only; remove it or rename it",
+                    kind_of(&m)
+                ),
+            )),
+            Err(e) => errors.push(io_diag(&path, format!("cannot read policy file: {e}"))),
+        }
+    }
     if errors.is_empty() {
-        Ok(by_name.into_values().collect())
+        Ok(files)
     } else {
         Err(Diagnostics(errors))
     }
+}
+
+/// Whether `path` is a link to /dev/null, which masks a vendor policy of that name.
+fn is_masked(path: &Path) -> bool {
+    std::fs::canonicalize(path).is_ok_and(|p| p == Path::new("/dev/null"))
 }
 
 fn kind_of(m: &std::fs::Metadata) -> &'static str {
@@ -167,6 +175,23 @@ mod tests {
         // Read directly (it appeared after a listing): refused, and this returns at once.
         let e = read_policy_file(&fifo).unwrap_err();
         assert!(e.contains("not a regular file (a FIFO)"), "{e}");
+    }
+
+    #[test]
+    fn a_later_directory_replaces_a_bad_file_and_dev_null_masks() {
+        let vendor = tempfile::tempdir().unwrap();
+        let admin = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(
+            &vendor.path().join("10-x.toml"),
+            nix::sys::stat::Mode::S_IRWXU,
+        )
+        .unwrap();
+        std::fs::write(vendor.path().join("20-y.toml"), "").unwrap();
+        let fixed = admin.path().join("10-x.toml");
+        std::fs::write(&fixed, "").unwrap();
+        std::os::unix::fs::symlink("/dev/null", admin.path().join("20-y.toml")).unwrap();
+        let dirs = [vendor.path().to_path_buf(), admin.path().to_path_buf()];
+        assert_eq!(policy_files(&dirs).unwrap(), vec![fixed]);
     }
 
     #[test]

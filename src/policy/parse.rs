@@ -64,19 +64,19 @@ fn parse_file(
     }
     let root_span = root.span();
     let mut top = Table::new(src, root.get_ref(), root_span, "the policy file");
-    if let Some(items) = top.array_of_tables("rule", errors) {
-        for (table, span) in items {
-            let mut t = Table::new(src, table, span, "[[rule]]");
-            if let Some(r) = parse_rule(&mut t, &mut seen.rules, ctx, errors) {
-                rules.push(r);
-            }
-        }
-    }
     if let Some(items) = top.array_of_tables("check", errors) {
         for (table, span) in items {
             let mut t = Table::new(src, table, span, "[[check]]");
             if let Some(spec) = parse_check(&mut t, &mut seen.checks, errors) {
                 checks.push(spec);
+            }
+        }
+    }
+    if let Some(items) = top.array_of_tables("rule", errors) {
+        for (table, span) in items {
+            let mut t = Table::new(src, table, span, "[[rule]]");
+            if let Some(r) = parse_rule(&mut t, &mut seen.rules, ctx, errors) {
+                rules.push(r);
             }
         }
     }

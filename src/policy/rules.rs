@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::diag::{Diagnostic, Source};
 use super::fields::Table;
-use crate::core::action::{self, Action};
+use crate::core::action::{self, Action, Target};
 use crate::core::check::{valid_name, CheckSpec};
 use crate::core::probe_kind::ProbeKind;
 use crate::core::rule::{Limit, Mode, Rule, Selector, When};
@@ -31,6 +31,8 @@ pub(crate) struct ParsedRule {
     pub rule: Rule,
     on_at: Diagnostic,
     unload_at: Vec<(String, Diagnostic)>,
+    /// Where the first `{target}` step stands.
+    target_at: Option<Diagnostic>,
 }
 
 fn clean_allowed(dir: &str, allow: &[PathBuf]) -> bool {
@@ -64,6 +66,11 @@ pub(crate) fn parse_rule(
         }),
     };
     let hold = t.duration_or_zero("for", errors).unwrap_or(Duration::ZERO);
+    let Ladder {
+        steps: ladder,
+        unload_at,
+        target_at,
+    } = parse_ladder(t, ctx, errors);
     let cooldown = t
         .duration_or_zero("cooldown", errors)
         .unwrap_or(Duration::from_secs(COOLDOWN_DEFAULT_SECS));
@@ -80,43 +87,6 @@ pub(crate) fn parse_rule(
             None
         }),
     };
-    let mut ladder = Vec::new();
-    let mut unload_at = Vec::new();
-    if !t.has("do") {
-        errors.push(src.at(&t.span, "[[rule]] is missing the key `do` (the ladder, e.g. do = [\"restart container:ollama\"])"));
-    } else {
-        let steps = t.str_or_list("do", errors).unwrap_or_default();
-        if steps.is_empty() {
-            errors.push(src.at(&t.span, "`do` is empty: give at least one action"));
-        }
-        for (text, span) in steps {
-            let at = span.start + 1;
-            match action::parse(&text) {
-                Ok(a) => {
-                    match &a {
-                        Action::Clean { dir, .. } if !clean_allowed(dir, &ctx.clean_allow) => {
-                            errors.push(src.at(&(at..at), format!(
-                                "clean {dir}: not under a directory allowed by [actions] clean_allow in vigil.toml ({})",
-                                if ctx.clean_allow.is_empty() { "none allowed".to_string() } else { ctx.clean_allow.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ") }
-                            )));
-                        }
-                        Action::Hook(h) if !ctx.hooks.contains(h) => {
-                            errors.push(src.at(
-                                &(at..at),
-                                format!("hook {h:?} is not defined in vigil.toml ([hooks.{h}])"),
-                            ));
-                        }
-                        Action::UnloadModels(c) => {
-                            unload_at.push((c.clone(), src.at(&(at..at), "")))
-                        }
-                        _ => {}
-                    }
-                    ladder.push(a);
-                }
-                Err(e) => errors.push(src.at(&(at..at), e)),
-            }
-        }
-    }
     t.finish(errors);
     let (name, name_span) = name?;
     if !valid_name(&name) {
@@ -150,7 +120,67 @@ pub(crate) fn parse_rule(
         },
         on_at: src.at(&on_span, ""),
         unload_at,
+        target_at,
     })
+}
+
+/// A rule's `do`, with where its references were written.
+struct Ladder {
+    steps: Vec<Action>,
+    unload_at: Vec<(String, Diagnostic)>,
+    /// Where the first step with `{target}` stands, if any.
+    target_at: Option<Diagnostic>,
+}
+
+/// Parses `do`: every step, each error at its step.
+fn parse_ladder(t: &mut Table<'_>, ctx: &LoadContext, errors: &mut Vec<Diagnostic>) -> Ladder {
+    let src: &Source<'_> = t.src;
+    let mut ladder = Vec::new();
+    let mut unload_at = Vec::new();
+    let mut target_at = None;
+    if !t.has("do") {
+        errors.push(src.at(&t.span, "[[rule]] is missing the key `do` (the ladder, e.g. do = [\"restart container:ollama\"])"));
+    } else {
+        let steps = t.str_or_list("do", errors).unwrap_or_default();
+        if steps.is_empty() {
+            errors.push(src.at(&t.span, "`do` is empty: give at least one action"));
+        }
+        for (text, span) in steps {
+            let at = span.start + 1;
+            match action::parse(&text) {
+                Ok(a) => {
+                    match &a {
+                        Action::Clean { dir, .. } if !clean_allowed(dir, &ctx.clean_allow) => {
+                            errors.push(src.at(&(at..at), format!(
+                                "clean {dir}: not under a directory allowed by [actions] clean_allow in vigil.toml ({})",
+                                if ctx.clean_allow.is_empty() { "none allowed".to_string() } else { ctx.clean_allow.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ") }
+                            )));
+                        }
+                        Action::Hook(h) if !ctx.hooks.contains(h) => {
+                            errors.push(src.at(
+                                &(at..at),
+                                format!("hook {h:?} is not defined in vigil.toml ([hooks.{h}])"),
+                            ));
+                        }
+                        Action::UnloadModels(c) => {
+                            unload_at.push((c.clone(), src.at(&(at..at), "")))
+                        }
+                        _ => {}
+                    }
+                    if a.wants_target() {
+                        target_at.get_or_insert_with(|| src.at(&(at..at), ""));
+                    }
+                    ladder.push(a);
+                }
+                Err(e) => errors.push(src.at(&(at..at), e)),
+            }
+        }
+    }
+    Ladder {
+        steps: ladder,
+        unload_at,
+        target_at,
+    }
 }
 
 /// Errors for rules that name checks which do not exist (after all files are read).
@@ -173,6 +203,23 @@ pub(crate) fn check_references(
                 on.as_str()
             );
             errors.push(d);
+        }
+        if let Some(at) = &r.target_at {
+            // `{target}` needs a container or unit behind every check the rule can match.
+            let without: Vec<&str> = checks
+                .iter()
+                .filter(|c| on.matches(&c.name) && Target::of_check(&c.name).is_none())
+                .map(|c| c.name.as_str())
+                .collect();
+            if !without.is_empty() {
+                let mut d = at.clone();
+                d.message = format!(
+                    "{{target}} has no meaning for check {} that rule {:?} matches: only container:NAME and unit:NAME checks name a thing to act on; name it (restart unit:NAME) or put the rule on container:*",
+                    without.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", "),
+                    r.rule.name
+                );
+                errors.push(d);
+            }
         }
         for (check, at) in &r.unload_at {
             if !checks

@@ -444,3 +444,22 @@ fn names() {
         assert!(!valid_name(bad), "{bad}");
     }
 }
+
+/// `{target}` on a rule whose matched checks name no container or unit is refused where
+/// the step is written; on container members it is fine.
+#[test]
+fn target_needs_a_thing_behind_the_check() {
+    let e = errors_of("[[check]]\nname = \"marker\"\nprobe = \"exec\"\ncommand = [\"/bin/true\"]\n\n[[rule]]\nname = \"r\"\non = \"*\"\ndo = [\"restart {target}\", \"notify\"]\n");
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("9:8: {target} has no meaning for check \"marker\"")),
+        "{e:#?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "ok.toml",
+        "[[check]]\nname = \"stack\"\nprobe = \"containers\"\nmatch = \"*\"\n\n[[rule]]\nname = \"r\"\non = \"container:*\"\ndo = [\"restart {target}\"]\n",
+    );
+    load_files(&[p], &LoadContext::default()).unwrap();
+}

@@ -23,12 +23,21 @@ pub struct Context {
     pub connections: Arc<Connections>,
 }
 
-/// Connections shared by the probes of one daemon: one Docker events stream per host, one
-/// systemd bus connection per address. The daemon makes one and keeps it across reloads.
-#[derive(Default)]
+/// Connections shared by the probes of one daemon: one Docker events stream per host
+/// (it stops when no probe needs it), one systemd bus connection per address (kept, with
+/// its back-off, across reloads). The daemon makes one and keeps it.
 pub struct Connections {
     pub docker: Registry<String, Engine>,
     pub systemd: Registry<Option<String>, SystemdBus>,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Connections {
+            docker: Registry::default(),
+            systemd: Registry::keeping(),
+        }
+    }
 }
 
 /// A source of readings for one check.

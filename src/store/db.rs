@@ -307,13 +307,14 @@ impl Db {
     }
 }
 
-/// An incident state read back from the store.
+/// An incident state read back from the store; one this vigild does not know (a file
+/// edited by hand) reads as closed, so one odd row does not hide every incident.
 fn state_of(s: String) -> rusqlite::Result<IncidentState> {
-    IncidentState::parse(&s).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            4,
-            rusqlite::types::Type::Text,
-            format!("unknown incident state {s:?}").into(),
-        )
-    })
+    Ok(IncidentState::parse(&s).unwrap_or_else(|| {
+        tracing::warn!(
+            vigil_event = "store",
+            "incident state {s:?} in the database is unknown; shown as closed"
+        );
+        IncidentState::Closed
+    }))
 }

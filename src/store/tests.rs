@@ -1,4 +1,3 @@
-
 use super::db::Db;
 use super::open::{Opened, SCHEMA_VERSION};
 use std::path::Path;

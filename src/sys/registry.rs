@@ -6,15 +6,30 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, Weak};
 
-/// Values by key, held weakly: when the last user of a value drops it, it goes.
+/// Values by key, held weakly: when the last user of a value drops it, it goes — unless
+/// the registry keeps what it made ([`Registry::keeping`]).
 pub struct Registry<K, T> {
     map: Mutex<HashMap<K, Weak<T>>>,
+    /// Strong references to everything made, for values that must outlive their users
+    /// (a bus connection across a reload that restarts every probe).
+    kept: Option<Mutex<Vec<Arc<T>>>>,
 }
 
 impl<K, T> Default for Registry<K, T> {
     fn default() -> Self {
         Registry {
             map: Mutex::new(HashMap::new()),
+            kept: None,
+        }
+    }
+}
+
+impl<K, T> Registry<K, T> {
+    /// A registry that keeps every value it makes for as long as it lives itself.
+    pub fn keeping() -> Self {
+        Registry {
+            map: Mutex::new(HashMap::new()),
+            kept: Some(Mutex::new(Vec::new())),
         }
     }
 }
@@ -27,6 +42,11 @@ impl<K: Eq + Hash + Clone, T> Registry<K, T> {
             return v;
         }
         let v = make();
+        if let Some(kept) = &self.kept {
+            kept.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(v.clone());
+        }
         map.retain(|_, w| w.strong_count() > 0);
         map.insert(key.clone(), Arc::downgrade(&v));
         v
@@ -53,5 +73,13 @@ mod tests {
         drop((a, b));
         assert_eq!(r.live(), 0);
         assert_eq!(*r.get_or_make(&"x".into(), || Arc::new(3)), 3);
+    }
+
+    #[test]
+    fn a_keeping_registry_outlives_the_users() {
+        let r: Registry<String, u32> = Registry::keeping();
+        drop(r.get_or_make(&"x".into(), || Arc::new(1)));
+        assert_eq!(r.live(), 1);
+        assert_eq!(*r.get_or_make(&"x".into(), || Arc::new(2)), 1);
     }
 }

@@ -298,6 +298,7 @@ fn thousands_of_random_fault_sequences_keep_every_invariant() {
                         open = None;
                     }
                     Decision::Closed { .. } => panic!("seed {seed}: nothing is removed here"),
+                    Decision::Skipped { .. } => panic!("seed {seed}: every step applies here"),
                     Decision::Exhausted { incident, .. } | Decision::Held { incident, .. } => {
                         assert_eq!(Some(incident), open, "seed {seed}");
                     }
@@ -386,4 +387,33 @@ fn incidents_of_removed_rules_and_vanished_checks_are_closed() {
         "{d:?}"
     );
     assert!(e.open_incidents().is_empty());
+}
+
+/// A `{target}` step on a check that names no container or unit is skipped, and the ladder
+/// goes on to the next step instead of holding forever.
+#[test]
+fn a_step_that_cannot_apply_is_skipped_and_the_ladder_moves_on() {
+    let mut e = Engine::new(
+        vec![rule("*", &["restart {target}", "notify"], "5 per 1h")],
+        Globals::default(),
+    );
+    let crit = vec![("marker".to_string(), Status::Crit)];
+    assert!(e.tick(0, &crit, false).is_empty());
+    let d = e.tick(30 * S, &crit, false);
+    assert!(
+        d.iter().any(|d| matches!(d, Decision::Skipped { step: 0, reason, .. } if reason.contains("{target}"))),
+        "{d:?}"
+    );
+    let d = e.tick(31 * S, &crit, false);
+    assert!(
+        d.iter().any(|d| matches!(
+            d,
+            Decision::Act {
+                step: 1,
+                action: Action::Notify,
+                ..
+            }
+        )),
+        "{d:?}"
+    );
 }
