@@ -156,10 +156,7 @@ impl Settings {
             if addr.get_ref().parse::<SocketAddr>().is_err() {
                 return Err(src.at(
                     &addr.span(),
-                    format!(
-                        "http.listen: {:?} is not an address such as \"127.0.0.1:9480\"",
-                        addr.get_ref()
-                    ),
+                    "http.listen: not an address such as \"127.0.0.1:9480\"",
                 ));
             }
         }

@@ -454,3 +454,43 @@ fn a_fifo_in_the_policy_directory_is_refused_and_the_loop_goes_on() {
     v.set_available_kb(50_000);
     v.wait_status("critical");
 }
+
+/// A typo in vigil.toml (a header as a string, not a table) must not publish the secret in
+/// it: the error names file, line, column and the expected shape, never the value — on
+/// D-Bus, in the log and in the store.
+#[test]
+fn a_bad_setting_never_shows_its_value() {
+    const SECRET: &str = "S3CRET-TOKEN-42";
+    let bus = Bus::start();
+    let mut b = VigildBuilder::new().bus(&bus).notify();
+    b.settings = format!(
+        "\n[[notify.webhook]]\nurl = \"https://alerts.example.com/hook\"\nheaders = \"Authorization: Bearer {SECRET}\"\n"
+    );
+    let mut v = b.start();
+    v.wait_notify("READY=1", Duration::from_secs(10));
+    v.wait_dbus_status(&bus, "critical");
+    let path = "/org/vigil/Vigil1/check/vigil_3aconfig";
+    let detail = bus.busctl(&[
+        "get-property",
+        "org.vigil.Vigil1",
+        path,
+        "org.vigil.Vigil1.Check",
+        "Detail",
+    ]);
+    assert!(
+        detail.contains("vigil.toml:7:11: invalid type: a string, expected a map"),
+        "{detail}"
+    );
+    assert!(!detail.contains(SECRET), "{detail}");
+    v.stop();
+    let log = v.log();
+    assert!(log.contains("expected a map"), "{log}");
+    assert!(!log.contains(SECRET), "{log}");
+    for entry in std::fs::read_dir(v.state_dir()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(
+            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "the secret is in the store"
+        );
+    }
+}

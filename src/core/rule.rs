@@ -105,9 +105,7 @@ impl Limit {
                 }
                 Ok(Limit { count, window })
             }
-            _ => Err(format!(
-                "expected `N per DURATION` such as \"4 per 1h\", got {s:?}"
-            )),
+            _ => Err("expected `N per DURATION` such as \"4 per 1h\"".to_string()),
         }
     }
 }

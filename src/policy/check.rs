@@ -16,6 +16,9 @@ use crate::core::check::{
 use crate::core::probe_kind::ProbeKind;
 use crate::core::threshold::{self, Condition};
 
+/// The shortest probe interval a check may have.
+pub const EVERY_MIN_MILLIS: u64 = 100;
+
 /// Default Ollama address.
 pub const OLLAMA_URL_DEFAULT: &str = "http://127.0.0.1:11434";
 
@@ -39,7 +42,19 @@ pub(crate) fn parse_check(
     let src = t.src;
     let name = t.required_str("name", errors);
     let probe = t.required_str("probe", errors);
-    let every = t.duration("every", errors);
+    let mut every_ok = true;
+    let every = t.duration("every", errors).filter(|d| {
+        // A probe every millisecond is a busy loop (an exec check then takes half a core).
+        let fine = *d >= Duration::from_millis(EVERY_MIN_MILLIS);
+        if !fine {
+            errors.push(src.at(
+                &t.span_of("every"),
+                format!("`every` must be at least {EVERY_MIN_MILLIS}ms: a shorter interval only burns CPU"),
+            ));
+        }
+        every_ok &= fine;
+        fine
+    });
     let timeout = t.duration("timeout", errors);
     let warn_texts = t.str_or_list("warn", errors);
     let crit_texts = t.str_or_list("crit", errors);
@@ -47,7 +62,7 @@ pub(crate) fn parse_check(
         let (line, _) = src.line_col(t.span.start);
         format!("{}:{}", src.path.display(), line)
     };
-    let mut ok = check_name(src, name.as_ref(), seen, errors);
+    let mut ok = check_name(src, name.as_ref(), seen, errors) && every_ok;
     let kind = probe
         .as_ref()
         .and_then(|(p, span)| probe_kind(src, p, span, errors));
@@ -169,7 +184,7 @@ fn disk(t: &mut Table<'_>, errors: &mut Errors) -> Option<ProbeParams> {
             path: PathBuf::from(p),
         });
     }
-    errors.push(t.src.at(&span, format!("path must be absolute, got {p:?}")));
+    errors.push(t.src.at(&span, "path must be absolute (start with /)"));
     None
 }
 
@@ -192,11 +207,8 @@ fn ollama(t: &mut Table<'_>, errors: &mut Errors) -> Option<ProbeParams> {
     let url = match url {
         None => OLLAMA_URL_DEFAULT.to_string(),
         Some((u, _)) if is_http_url(&u) => u,
-        Some((u, span)) => {
-            errors.push(t.src.at(
-                &span,
-                format!("url must start with http:// or https://, got {u:?}"),
-            ));
+        Some((_, span)) => {
+            errors.push(t.src.at(&span, "url must start with http:// or https://"));
             return None;
         }
     };
@@ -227,10 +239,7 @@ fn http(t: &mut Table<'_>, errors: &mut Errors) -> Option<ProbeParams> {
     let expect = t.integer_or_list("expect_status", 100, 599, errors);
     let (url, span) = url?;
     if !is_http_url(&url) {
-        errors.push(t.src.at(
-            &span,
-            format!("url must start with http:// or https://, got {url:?}"),
-        ));
+        errors.push(t.src.at(&span, "url must start with http:// or https://"));
         return None;
     }
     Some(ProbeParams::Http {
@@ -246,10 +255,10 @@ fn tcp(t: &mut Table<'_>, errors: &mut Errors) -> Option<ProbeParams> {
     match address.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
         Some((h, Ok(p))) if !h.is_empty() && p > 0 => Some(ProbeParams::Tcp { address }),
         _ => {
-            errors.push(
-                t.src
-                    .at(&span, format!("address must be HOST:PORT, got {address:?}")),
-            );
+            errors.push(t.src.at(
+                &span,
+                "address must be HOST:PORT, such as \"127.0.0.1:5432\"",
+            ));
             None
         }
     }

@@ -90,16 +90,66 @@ impl<'a> Source<'a> {
         }
     }
 
-    /// A diagnostic from the TOML parser's own error.
+    /// A diagnostic from the TOML parser's own error, without the value it was about (a
+    /// token in the wrong place must not end up in a log, a D-Bus property or the store).
     pub fn toml_error(&self, e: &toml::de::Error) -> Diagnostic {
         let span = e.span().unwrap_or(0..0);
-        self.at(&span, e.message().trim_end().to_string())
+        self.at(&span, without_value(e.message().trim_end()))
     }
+}
+
+/// Serde's `invalid type: string "secret", expected a map` as `invalid type: a string,
+/// expected a map`: the kind of what was found, never the value itself.
+pub fn without_value(message: &str) -> String {
+    let expected = |rest: &str| -> String {
+        rest.find(", expected ")
+            .map(|i| rest[i..].to_string())
+            .unwrap_or_default()
+    };
+    if let Some(rest) = message.strip_prefix("unknown variant ") {
+        return format!("unknown variant{}", expected(rest));
+    }
+    for prefix in ["invalid type", "invalid value"] {
+        let Some(rest) = message
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix(": "))
+        else {
+            continue;
+        };
+        let word = rest.split([' ', ',']).next().unwrap_or("value");
+        let article = if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        return format!("{prefix}: {article} {word}{}", expected(rest));
+    }
+    message.to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_never_appear_in_type_errors() {
+        assert_eq!(
+            without_value("invalid type: string \"Authorization: Bearer s3cret\", expected a map"),
+            "invalid type: a string, expected a map"
+        );
+        assert_eq!(
+            without_value("invalid value: integer `-5`, expected u32"),
+            "invalid value: an integer, expected u32"
+        );
+        assert_eq!(
+            without_value("unknown variant `s3cret`, expected `a` or `b`"),
+            "unknown variant, expected `a` or `b`"
+        );
+        assert_eq!(
+            without_value("unknown field `port`"),
+            "unknown field `port`"
+        );
+    }
 
     #[test]
     fn positions_are_one_based_and_count_characters() {

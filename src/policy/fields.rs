@@ -197,16 +197,13 @@ impl<'a> Table<'a> {
         match humantime::parse_duration(&s) {
             Ok(d) if d <= Duration::from_secs(24 * 3600) => Some((d, span)),
             Ok(_) => {
-                errors.push(
-                    self.src
-                        .at(&span, format!("`{key}` = {s:?} is longer than a day")),
-                );
+                errors.push(self.src.at(&span, format!("`{key}` is longer than a day")));
                 None
             }
             Err(e) => {
                 errors.push(self.src.at(
                     &span,
-                    format!("`{key}` = {s:?} is not a duration ({e}); write e.g. \"30s\", \"5m\", \"1h\""),
+                    format!("`{key}` is not a duration ({e}); write e.g. \"30s\", \"5m\", \"1h\""),
                 ));
                 None
             }

@@ -105,7 +105,7 @@ path = "relative/dir"
     let expect = [
         "2:8: invalid check name \"Bad Name\"",
         "5:1: unknown key `colour` in [[check]]",
-        "10:9: `every` = \"soon\" is not a duration",
+        "10:9: `every` is not a duration",
         "11:9: probe `memory` has no metric `availble`",
         "12:23: `available` is a percentage",
         "17:11: backend must be auto, nvml, jetson or none, got \"cuda\"",
@@ -462,4 +462,32 @@ fn target_needs_a_thing_behind_the_check() {
         "[[check]]\nname = \"stack\"\nprobe = \"containers\"\nmatch = \"*\"\n\n[[rule]]\nname = \"r\"\non = \"container:*\"\ndo = [\"restart {target}\"]\n",
     );
     load_files(&[p], &LoadContext::default()).unwrap();
+}
+
+/// A probe interval below the floor is refused, with the floor in the message.
+#[test]
+fn every_has_a_floor() {
+    let e = errors_of("[[check]]\nname = \"m\"\nprobe = \"memory\"\nevery = \"1ms\"\n");
+    assert_eq!(
+        e,
+        ["4:9: `every` must be at least 100ms: a shorter interval only burns CPU"]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "ok.toml",
+        "[[check]]\nname = \"m\"\nprobe = \"memory\"\nevery = \"100ms\"\n",
+    );
+    load_files(&[p], &LoadContext::default()).unwrap();
+}
+
+/// Errors name where and what was expected, never the value: a URL or address may carry
+/// credentials.
+#[test]
+fn errors_never_repeat_the_value() {
+    let e = errors_of("[[check]]\nname = \"h\"\nprobe = \"http\"\nurl = \"ftp://user:s3cret@x\"\n\n[[check]]\nname = \"t\"\nprobe = \"tcp\"\naddress = \"s3cret\"\n\n[[check]]\nname = \"d\"\nprobe = \"disk\"\npath = \"s3cret\"\ntimeout = \"s3cret\"\n");
+    assert_eq!(e.len(), 4, "{e:#?}");
+    for m in &e {
+        assert!(!m.contains("s3cret"), "{m}");
+    }
 }
