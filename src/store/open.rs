@@ -132,7 +132,41 @@ pub(super) fn prepare(conn: &mut Connection) -> Result<(), OpenError> {
     Ok(())
 }
 
+/// The first bytes of every SQLite 3 database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Refuses a file that is there but is no SQLite database before SQLite sees it: with a
+/// `-wal` file beside it, SQLite would rebuild pages from that log over the garbage and
+/// open it as if it were fine. An empty file is a database not written yet.
+fn check_header(path: &Path) -> Result<(), OpenError> {
+    use std::io::Read;
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(OpenError {
+                bad_file: false,
+                reason: format!("cannot read it: {e}"),
+            })
+        }
+    };
+    let mut head = Vec::with_capacity(SQLITE_HEADER.len());
+    let read = (&mut file)
+        .take(SQLITE_HEADER.len() as u64)
+        .read_to_end(&mut head);
+    match read {
+        Ok(0) => Ok(()),
+        Ok(_) if head == SQLITE_HEADER => Ok(()),
+        Ok(_) => Err(bad("file is not a database (its first bytes are not SQLite's header)".into())),
+        Err(e) => Err(OpenError {
+            bad_file: false,
+            reason: format!("cannot read it: {e}"),
+        }),
+    }
+}
+
 pub(super) fn try_open(path: &Path) -> Result<Connection, OpenError> {
+    check_header(path)?;
     let mut conn = Connection::open(path)?;
     prepare(&mut conn)?;
     Ok(conn)

@@ -1,9 +1,11 @@
-use super::db::Db;
-use super::open::{Opened, SCHEMA_VERSION};
-use std::path::Path;
+//! The store against real SQLite files.
+
+use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
+use super::db::Db;
+use super::open::{Opened, SCHEMA_VERSION};
 use super::*;
 use crate::core::health::{Status, Transition};
 use crate::core::incident::IncidentState;
@@ -206,4 +208,28 @@ fn the_migration_marks_old_observed_actions() {
     assert_eq!(opened, Opened::Fresh);
     assert_eq!(db.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(db.action_times("reboot", 0).unwrap(), vec![6]);
+}
+
+/// Garbage moved over vigil.db while its -wal file remained is detected, moved aside
+/// with that -wal, and a fresh store is started — not rebuilt from the old log.
+#[test]
+fn garbage_next_to_an_old_wal_is_moved_aside_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    {
+        let (db, _) = Db::open(&path);
+        db.set_setting("k", "v").unwrap();
+        // Leave the connection unclosed, so the -wal file stays as after a crash.
+        std::mem::forget(db);
+    }
+    let wal = dir.path().join(format!("{DB_FILE}-wal"));
+    assert!(wal.exists(), "a -wal file to begin with");
+    std::fs::write(&path, vec![b'x'; 8192]).unwrap();
+    let (db, opened) = Db::open(&path);
+    let Opened::MovedAside { to, reason } = opened else {
+        panic!("adopted: {opened:?}")
+    };
+    assert!(reason.contains("not SQLite's header"), "{reason}");
+    assert!(PathBuf::from(format!("{}-wal", to.display())).exists());
+    assert_eq!(db.setting("k").unwrap(), None, "a fresh store");
 }
