@@ -133,6 +133,55 @@ fn an_oom_killed_container_is_crit_and_says_so() {
     );
 }
 
+#[test]
+fn a_container_in_a_crash_loop_under_its_restart_policy_turns_crit() {
+    let _g = shared();
+    let mut cs = Containers::new("loop");
+    let started = std::time::Instant::now();
+    let name = cs.run(
+        "db",
+        &["--restart", "always"],
+        &["sh", "-c", "sleep 0.1; exit 1"],
+    );
+    let glob = format!("{}-*", cs.prefix);
+    let policy = format!(
+        "{}{}",
+        container_check("db", &name),
+        containers_check("apps", &[&glob])
+    );
+    let v = start(&policy);
+    // Docker restarts it itself (after 0.1 s, 0.2 s, 0.4 s, … of back-off): `restarting` is
+    // only warn, the rising restart count makes it crit.
+    let row = wait_transition(&v, "db", "crit", "crash loop", Duration::from_secs(60));
+    eprintln!(
+        "crash loop seen {:?} after the container's first start: {}",
+        started.elapsed(),
+        row.detail
+    );
+    let prefix = format!("{name}: crash loop: ");
+    let n: u64 = row
+        .detail
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.split_once(" restarts in "))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("{row:?}"));
+    assert!(n >= 3, "{row:?}");
+    assert!(
+        inspect(&name, "{{.RestartCount}}").parse::<u64>().unwrap() >= n,
+        "{row:?}"
+    );
+    let member = format!("container:{name}");
+    wait_transition(&v, &member, "crit", "crash loop", Duration::from_secs(30));
+    // It stays crit while Docker goes on restarting it.
+    std::thread::sleep(Duration::from_secs(3));
+    let rows = transitions(&v.state_dir());
+    for c in ["db", member.as_str()] {
+        let last = last_status(&rows, c).unwrap();
+        assert_eq!(last.to, "crit", "{c}: {rows:#?}");
+        assert!(last.detail.contains("crash loop"), "{c}: {rows:#?}");
+    }
+}
+
 /// The checks vigilctl lists (over vigild's private bus), by name: (status, detail).
 fn checks(bus: &common::Bus) -> std::collections::BTreeMap<String, (String, String)> {
     let (code, out, err) = common::vigilctl(&["--bus", &bus.address, "--json", "checks"]);

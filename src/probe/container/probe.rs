@@ -1,7 +1,10 @@
-//! The `container` and `containers` probes.
+//! The `container` and `containers` probes. Each keeps a [`RestartHistory`] per container
+//! (by id for `containers`) and makes a reading `crit` while it says crash loop (3 restarts
+//! within 5 minutes; see the module above), on every reading, cached ones included.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use bollard::errors::Error as DockerError;
@@ -10,6 +13,7 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 
+use super::crash_loop::{mark, RestartHistory};
 use super::events::{Engine, Interest};
 use super::judge::{judge, not_found};
 use crate::core::check::container_check;
@@ -21,6 +25,30 @@ use crate::sys::docker::{error_text, host_or_default, is_not_found};
 /// How many inspects a `containers` read runs at once.
 const INSPECT_PARALLEL: usize = 16;
 
+/// Gives an inspect made at `now` to the container's restart history; returns its state as
+/// Docker words it.
+fn observe(history: &mut RestartHistory, now: Instant, c: &ContainerInspectResponse) -> String {
+    let state = c.state.as_ref();
+    let status = state
+        .and_then(|s| s.status)
+        .unwrap_or(ContainerStateStatusEnum::EMPTY);
+    // Docker keeps `running` true while it restarts a container; the status says it.
+    let exited = matches!(
+        status,
+        ContainerStateStatusEnum::RESTARTING
+            | ContainerStateStatusEnum::EXITED
+            | ContainerStateStatusEnum::DEAD
+    );
+    let exit = state.and_then(|s| s.exit_code).filter(|_| exited);
+    history.observe(
+        now,
+        c.id.as_deref().unwrap_or_default(),
+        c.restart_count.unwrap_or(0),
+        exit,
+    );
+    status.to_string()
+}
+
 /// `container`: one container by name.
 pub struct ContainerProbe {
     name: String,
@@ -31,6 +59,8 @@ pub struct ContainerProbe {
     last_running: Option<ContainerInspectResponse>,
     /// The `die` already reported from its event.
     reported_death: u64,
+    /// Its restarts, as this probe's readings saw them.
+    history: RestartHistory,
 }
 
 impl ContainerProbe {
@@ -49,6 +79,7 @@ impl ContainerProbe {
             dirty,
             last_running: None,
             reported_death: 0,
+            history: RestartHistory::default(),
         }
     }
 }
@@ -100,9 +131,20 @@ impl Probe for ContainerProbe {
                         self.reported_death = self.reported_death.max(d.seq);
                     }
                 }
-                judge(&self.name, &c)
+                let now = Instant::now();
+                let state = observe(&mut self.history, now, &c);
+                mark(
+                    &self.name,
+                    judge(&self.name, &c),
+                    &state,
+                    &mut self.history,
+                    now,
+                )
             }
-            Err(e) if is_not_found(&e) => not_found(&self.name),
+            Err(e) if is_not_found(&e) => {
+                self.history = RestartHistory::default();
+                not_found(&self.name)
+            }
             Err(e @ DockerError::DockerResponseServerError { .. }) => Reading::Unknown(format!(
                 "Docker engine at {} could not inspect container {}: {}",
                 shared.conn.host(),
@@ -124,8 +166,11 @@ pub struct ContainersProbe {
     engine: Arc<Engine>,
     wake: Arc<Notify>,
     dirty: Arc<Mutex<HashSet<String>>>,
-    /// Last reading per container id, and the list state it was taken in.
-    cache: HashMap<String, (String, Reading)>,
+    /// Last reading per container id as judged from its inspect, the list state it was
+    /// taken in, and the container's state as Docker words it.
+    cache: HashMap<String, (String, Reading, String)>,
+    /// Restarts per container id, as this probe's readings saw them.
+    history: HashMap<String, RestartHistory>,
 }
 
 impl ContainersProbe {
@@ -142,6 +187,7 @@ impl ContainersProbe {
             wake,
             dirty,
             cache: HashMap::new(),
+            history: HashMap::new(),
         }
     }
 }
@@ -196,7 +242,8 @@ impl Probe for ContainersProbe {
         let to_inspect: Vec<(String, String, String)> = matched
             .iter()
             .filter(|(id, name, state)| {
-                full || dirty.contains(name) || self.cache.get(id).is_none_or(|(s, _)| s != state)
+                full || dirty.contains(name)
+                    || self.cache.get(id).is_none_or(|(s, _, _)| s != state)
             })
             .cloned()
             .collect();
@@ -216,31 +263,43 @@ impl Probe for ContainersProbe {
             .buffer_unordered(INSPECT_PARALLEL)
             .collect()
             .await;
+        let now = Instant::now();
         for (id, name, state, r) in results {
-            let reading = match r {
-                Ok(c) => judge(&name, &c),
+            let (reading, word) = match r {
+                Ok(c) => {
+                    let word = observe(self.history.entry(id.clone()).or_default(), now, &c);
+                    (judge(&name, &c), word)
+                }
                 // Removed between the list and the inspect: it is gone.
                 Err(e) if is_not_found(&e) => {
                     self.cache.remove(&id);
+                    self.history.remove(&id);
                     continue;
                 }
-                Err(e @ DockerError::DockerResponseServerError { .. }) => {
+                Err(e @ DockerError::DockerResponseServerError { .. }) => (
                     Reading::Unknown(format!(
                         "Docker engine at {} could not inspect container {name}: {}",
                         shared.conn.host(),
                         error_text(&e)
-                    ))
-                }
+                    )),
+                    String::new(),
+                ),
                 Err(e) => return Reading::Unknown(shared.conn.unreachable(&e)),
             };
-            self.cache.insert(id, (state, reading));
+            self.cache.insert(id, (state, reading, word));
         }
         let ids: HashSet<&String> = matched.iter().map(|(id, _, _)| id).collect();
         self.cache.retain(|id, _| ids.contains(id));
+        self.history.retain(|id, _| ids.contains(id));
         let mut members = BTreeMap::new();
         for (id, name, _) in &matched {
-            if let Some((_, r)) = self.cache.get(id) {
-                members.insert(container_check(name), r.clone());
+            if let Some((_, r, word)) = self.cache.get(id) {
+                // Judged again at each reading: a loop ends with time, not with an inspect.
+                let history = self.history.entry(id.clone()).or_default();
+                members.insert(
+                    container_check(name),
+                    mark(name, r.clone(), word, history, now),
+                );
             }
         }
         Reading::Group(members)
