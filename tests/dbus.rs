@@ -485,3 +485,30 @@ fn the_system_bus_policy_lets_everyone_read_and_only_privileged_callers_mutate()
         "{own:?}"
     );
 }
+
+/// After the bus daemon restarts at the same address, vigild owns its name again and
+/// republishes every object within 2 s of the bus answering, and says so in the log.
+#[test]
+fn vigild_comes_back_when_the_bus_restarts() {
+    let mut bus = Bus::start();
+    let v = VigildBuilder::new().bus(&bus).start();
+    v.wait_dbus_status(&bus, "ok");
+    for round in 1..=2 {
+        bus.restart();
+        let answering = std::time::Instant::now();
+        v.wait_dbus_status(&bus, "ok");
+        let back = answering.elapsed();
+        let tree = bus.busctl(&["tree", "org.vigil.Vigil1"]);
+        assert!(tree.contains(MEM_CHECK), "round {round}: {tree}");
+        println!(
+            "round {round}: back on the new bus {} ms after it answered",
+            back.as_millis()
+        );
+        assert!(back < Duration::from_secs(2), "round {round}: {back:?}");
+    }
+    let log = v.log();
+    assert!(log.contains("lost the D-Bus connection"), "{log}");
+    assert!(log.contains("on D-Bus again"), "{log}");
+    // The heartbeat answered throughout.
+    assert_eq!(v.heartbeat()["status"], "ok");
+}

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -138,10 +139,12 @@ pub struct Transition {
 /// The detail of a check that has not reported yet.
 pub const NOT_PROBED_DETAIL: &str = "not probed yet";
 
-/// Every check's state, keyed by check name.
+/// Every check's state, keyed by check name. States are shared with the snapshots that
+/// were taken of them: a reading copies only the check it changes, so publishing the
+/// model costs a pointer per check, not a copy of every check.
 #[derive(Debug, Clone, Default)]
 pub struct HealthModel {
-    checks: BTreeMap<String, CheckState>,
+    checks: BTreeMap<String, Arc<CheckState>>,
 }
 
 /// What a change of the check set did.
@@ -177,7 +180,10 @@ impl HealthModel {
                 None => {}
             }
             diff.added.push(name.to_string());
-            next.insert(name.to_string(), CheckState::unprobed(name, probe, now));
+            next.insert(
+                name.to_string(),
+                Arc::new(CheckState::unprobed(name, probe, now)),
+            );
         }
         diff.removed.extend(self.checks.keys().cloned());
         diff.removed.sort();
@@ -190,8 +196,10 @@ impl HealthModel {
         if self.checks.contains_key(name) {
             return false;
         }
-        self.checks
-            .insert(name.to_string(), CheckState::unprobed(name, probe, now));
+        self.checks.insert(
+            name.to_string(),
+            Arc::new(CheckState::unprobed(name, probe, now)),
+        );
         true
     }
 
@@ -209,7 +217,7 @@ impl HealthModel {
         metrics: BTreeMap<String, f64>,
         now: Micros,
     ) -> Option<Transition> {
-        let state = self.checks.get_mut(name)?;
+        let state = Arc::make_mut(self.checks.get_mut(name)?);
         state.metrics = metrics;
         state.last_probe = Some(now);
         let from = state.status;
@@ -230,12 +238,17 @@ impl HealthModel {
 
     /// One check's state.
     pub fn get(&self, name: &str) -> Option<&CheckState> {
-        self.checks.get(name)
+        self.checks.get(name).map(|c| c.as_ref())
     }
 
     /// All checks, by name.
     pub fn checks(&self) -> impl Iterator<Item = &CheckState> {
-        self.checks.values()
+        self.checks.values().map(|c| c.as_ref())
+    }
+
+    /// All checks, by name, shared: what a snapshot holds.
+    pub fn shared(&self) -> Vec<Arc<CheckState>> {
+        self.checks.values().cloned().collect()
     }
 
     /// Number of checks.
@@ -462,6 +475,23 @@ mod tests {
             group_rollup(&[Status::Warn, Status::Unknown]).0,
             Status::Unknown
         );
+    }
+
+    /// A reading copies only the check it changes; a snapshot taken before keeps its view.
+    #[test]
+    fn snapshots_share_the_checks_a_reading_did_not_touch() {
+        let mut m = model(&[("a", "disk"), ("b", "disk"), ("c", "disk")]);
+        let before = m.shared();
+        m.observe("b", Status::Crit, "full".into(), BTreeMap::new(), 7);
+        let after = m.shared();
+        assert!(Arc::ptr_eq(&before[0], &after[0]) && Arc::ptr_eq(&before[2], &after[2]));
+        assert!(!Arc::ptr_eq(&before[1], &after[1]));
+        assert_eq!(
+            before[1].status,
+            Status::Unknown,
+            "the old snapshot is unchanged"
+        );
+        assert_eq!(after[1].status, Status::Crit);
     }
 
     #[test]

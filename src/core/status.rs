@@ -2,6 +2,7 @@
 //! (`GetStatus`), HTTP and `vigilctl status --json` share. Surfaces only read these.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +34,8 @@ pub enum Event {
 pub struct Snapshot {
     pub started_at: Micros,
     pub status: Overall,
-    pub checks: Vec<CheckState>,
+    /// Shared with the health model (see [`HealthModel`](crate::core::health::HealthModel)).
+    pub checks: Vec<Arc<CheckState>>,
     pub counts: StatusCounts,
     pub maintenance: bool,
     pub maintenance_until: Option<Micros>,
@@ -59,6 +61,26 @@ impl Snapshot {
             open_incidents: 0,
             builtin_policies: false,
         }
+    }
+
+    /// Whether `other` says the same: scalars equal, and every check the same state (by
+    /// pointer first, so comparing two snapshots of a large model stays cheap).
+    pub fn same_as(&self, other: &Snapshot) -> bool {
+        self.started_at == other.started_at
+            && self.status == other.status
+            && self.counts == other.counts
+            && self.maintenance == other.maintenance
+            && self.maintenance_until == other.maintenance_until
+            && self.maintenance_reason == other.maintenance_reason
+            && self.update_state == other.update_state
+            && self.open_incidents == other.open_incidents
+            && self.builtin_policies == other.builtin_policies
+            && self.checks.len() == other.checks.len()
+            && self
+                .checks
+                .iter()
+                .zip(&other.checks)
+                .all(|(a, b)| Arc::ptr_eq(a, b) || a == b)
     }
 
     /// The one-line summary for `STATUS=` and `vigilctl status`:
@@ -190,14 +212,14 @@ mod tests {
         let mut s = Snapshot::starting(0);
         s.status = Overall::Ok;
         s.checks = vec![
-            check("a", Status::Ok),
-            check("b", Status::Ok),
-            check("c", Status::Ok),
+            Arc::new(check("a", Status::Ok)),
+            Arc::new(check("b", Status::Ok)),
+            Arc::new(check("c", Status::Ok)),
         ];
         assert_eq!(s.summary_line(), "ok · 3 checks · 0 incidents");
         s.status = Overall::Critical;
-        s.checks[1].status = Status::Crit;
-        s.checks[2].status = Status::Unknown;
+        Arc::make_mut(&mut s.checks[1]).status = Status::Crit;
+        Arc::make_mut(&mut s.checks[2]).status = Status::Unknown;
         s.open_incidents = 1;
         assert_eq!(
             s.summary_line(),
@@ -211,7 +233,7 @@ mod tests {
         let mut c = check("a", Status::Ok);
         c.metrics.insert("x".into(), f64::NAN);
         c.metrics.insert("y".into(), 2.5);
-        s.checks = vec![c];
+        s.checks = vec![Arc::new(c)];
         let doc = s.status_document(4_000_000, "9.9.9");
         let v = serde_json::to_value(&doc).unwrap();
         assert_eq!(v["uptime"], 3);

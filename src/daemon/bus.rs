@@ -1,5 +1,7 @@
-//! The D-Bus side of the daemon: taking the name (now, or in the background until the bus
-//! lets it) and publishing every snapshot and event the loop sends.
+//! The D-Bus side of the daemon: taking the name, publishing the newest snapshot and every
+//! event, and coming back when the bus goes away (a restarted dbus-daemon, a bus that was
+//! not there at start): vigild reconnects with back-off, owns the name again and
+//! republishes every object.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,30 +10,38 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::config::DaemonError;
-use super::state::Publication;
+use super::state::Outbox;
 use crate::control::Command;
 use crate::core::status::Snapshot;
 use crate::store::Store;
 use crate::surface::dbus::DbusSurface;
 
-/// Longest wait between two tries for the bus name.
-const RETRY_MAX: Duration = Duration::from_secs(5);
+/// First wait before trying the bus again after a loss.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+/// Longest wait between two tries: vigild is back within this of the bus answering.
+const RETRY_MAX: Duration = Duration::from_secs(1);
+/// How often a quiet connection is checked (a bus that restarted says nothing).
+const PING_EVERY: Duration = Duration::from_secs(1);
 
-/// Connects and starts publishing. An explicit address must work; otherwise a missing bus
-/// is one warning, and vigild keeps trying in the background.
-pub async fn start(
-    bus: Option<&str>,
-    snap_rx: watch::Receiver<Arc<Snapshot>>,
-    cmd_tx: mpsc::Sender<Command>,
-    store: Store,
-    pub_rx: mpsc::UnboundedReceiver<Publication>,
-) -> Result<(), DaemonError> {
-    match DbusSurface::connect(bus, snap_rx.clone(), cmd_tx.clone(), store.clone()).await {
+/// What the publisher needs to (re)connect and publish.
+pub struct Publisher {
+    /// `--bus`; `None`: the system bus, else the session bus.
+    pub address: Option<String>,
+    pub snap_rx: watch::Receiver<Arc<Snapshot>>,
+    pub cmd_tx: mpsc::Sender<Command>,
+    pub store: Store,
+    pub outbox: Arc<Outbox>,
+}
+
+/// Connects and starts publishing. An explicit address must work at start; otherwise a
+/// missing bus is one warning, and vigild keeps trying in the background.
+pub async fn start(p: Publisher) -> Result<(), DaemonError> {
+    match p.connect().await {
         Ok(surface) => {
-            tokio::spawn(publish(surface, pub_rx));
+            tokio::spawn(p.run(Some(surface)));
             Ok(())
         }
-        Err(e) if bus.is_some() => Err(DaemonError::Startup(e)),
+        Err(e) if p.address.is_some() => Err(DaemonError::Startup(e)),
         Err(e) => {
             // The system bus may refuse the name for a while: before dbus-daemon has read a
             // policy file that names a known user (a package install), or while it restarts.
@@ -40,59 +50,107 @@ pub async fn start(
                 vigil_event = "bus",
                 "{e}; running without D-Bus for now and trying again (the heartbeat still answers)"
             );
-            tokio::spawn(retry(snap_rx, cmd_tx, store, pub_rx));
+            tokio::spawn(p.run(None));
             Ok(())
         }
     }
 }
 
-/// Tries for the system (or session) bus until it works, then publishes.
-async fn retry(
-    snap_rx: watch::Receiver<Arc<Snapshot>>,
-    cmd_tx: mpsc::Sender<Command>,
-    store: Store,
-    mut pub_rx: mpsc::UnboundedReceiver<Publication>,
-) {
-    let mut delay = Duration::from_millis(500);
-    loop {
-        tokio::time::sleep(delay).await;
-        match DbusSurface::connect(None, snap_rx.clone(), cmd_tx.clone(), store.clone()).await {
-            Ok(mut surface) => {
-                info!(vigil_event = "bus", "D-Bus is there now");
-                // What was published until now is in the latest snapshot: drop the queue
-                // first, then read it, so nothing older comes after.
-                while pub_rx.try_recv().is_ok() {}
-                let now = snap_rx.borrow().clone();
-                if let Err(e) = surface.apply(now, &[]).await {
-                    warn!(vigil_event = "bus", "cannot publish on D-Bus: {e}");
+impl Publisher {
+    async fn connect(&self) -> Result<DbusSurface, String> {
+        DbusSurface::connect(
+            self.address.as_deref(),
+            self.snap_rx.clone(),
+            self.cmd_tx.clone(),
+            self.store.clone(),
+        )
+        .await
+    }
+
+    /// For as long as the daemon runs: publish while connected, reconnect when not.
+    async fn run(mut self, mut surface: Option<DbusSurface>) {
+        let mut delay = RETRY_MIN;
+        let mut said = false;
+        loop {
+            match surface.take() {
+                Some(mut s) => {
+                    let Some(why) = self.serve(&mut s).await else {
+                        return;
+                    };
+                    warn!(
+                        vigil_event = "bus",
+                        "lost the D-Bus connection ({why}); reconnecting and publishing every object again"
+                    );
+                    delay = RETRY_MIN;
+                    said = true;
                 }
-                publish(surface, pub_rx).await;
-                return;
-            }
-            Err(_) => {
-                while pub_rx.try_recv().is_ok() {}
-                delay = (delay * 2).min(RETRY_MAX);
+                None => {
+                    tokio::time::sleep(delay).await;
+                    // Nobody heard these; the snapshot taken next says how things are.
+                    self.outbox.clear();
+                    match self.connect().await {
+                        Ok(mut s) => {
+                            if said {
+                                info!(vigil_event = "bus", "on D-Bus again");
+                            } else {
+                                info!(vigil_event = "bus", "D-Bus is there now");
+                            }
+                            let now = self.snap_rx.borrow_and_update().clone();
+                            if let Err(e) = s.apply(now, &[]).await {
+                                warn!(vigil_event = "bus", "cannot publish on D-Bus: {e}");
+                            }
+                            surface = Some(s);
+                        }
+                        Err(_) => delay = (delay * 2).min(RETRY_MAX),
+                    }
+                }
             }
         }
     }
-}
 
-/// Publishes snapshots and events on D-Bus for as long as the daemon runs. A failure is
-/// said once, not on every reading, until publishing works again.
-async fn publish(mut surface: DbusSurface, mut pub_rx: mpsc::UnboundedReceiver<Publication>) {
-    let mut failing = false;
-    while let Some((snap, events)) = pub_rx.recv().await {
-        match surface.apply(snap, &events).await {
-            Ok(()) if failing => {
-                failing = false;
-                info!(vigil_event = "bus", "publishing on D-Bus again");
+    /// Publishes until the connection is lost (returns why) or the daemon ends (`None`).
+    /// Each turn takes the newest snapshot and every event since the last turn, so a busy
+    /// daemon costs one publication per turn, not one per change.
+    async fn serve(&mut self, s: &mut DbusSurface) -> Option<String> {
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                changed = self.snap_rx.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+                _ = self.outbox.wait() => {}
+                _ = ping.tick() => {
+                    if let Err(e) = s.ping().await {
+                        return Some(e);
+                    }
+                    continue;
+                }
             }
-            Ok(()) => {}
-            Err(e) if !failing => {
-                failing = true;
-                warn!(vigil_event = "bus", "cannot publish on D-Bus: {e}");
+            let (events, dropped) = self.outbox.take();
+            if dropped > 0 {
+                warn!(
+                    vigil_event = "bus",
+                    "D-Bus publishing fell behind: {dropped} older signal(s) dropped; properties show the current state"
+                );
             }
-            Err(_) => {}
+            let snap = self.snap_rx.borrow_and_update().clone();
+            match s.apply(snap, &events).await {
+                Ok(()) if failing => {
+                    failing = false;
+                    info!(vigil_event = "bus", "publishing on D-Bus again");
+                }
+                Ok(()) => {}
+                Err(e) if DbusSurface::is_lost(&e) => return Some(e.to_string()),
+                Err(e) if !failing => {
+                    failing = true;
+                    warn!(vigil_event = "bus", "cannot publish on D-Bus: {e}");
+                }
+                Err(_) => {}
+            }
         }
     }
 }

@@ -315,14 +315,10 @@ impl Daemon {
         self.io.store.submit("an action result", move |db| {
             db.action_finished_at(inc, step, started, &l)
         });
-        let snap = self.io.snap_tx.borrow().clone();
-        let _ = self.io.pub_tx.send((
-            snap,
-            vec![Event::ActionTaken {
-                incident: d.incident,
-                action: d.action,
-                result: line,
-            }],
-        ));
+        self.io.outbox.push(vec![Event::ActionTaken {
+            incident: d.incident,
+            action: d.action,
+            result: line,
+        }]);
     }
 }

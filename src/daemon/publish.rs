@@ -17,7 +17,8 @@ impl Daemon {
     }
 
     /// Sends the current state and `events` to every surface. Nothing goes out when
-    /// nothing changed.
+    /// nothing changed. Publishing is coalesced: the watch channel keeps only the newest
+    /// snapshot, and the D-Bus publisher takes it with every event since its last turn.
     pub(super) fn publish(&mut self, events: Vec<Event>) {
         let prev = self.io.snap_tx.borrow().clone();
         let m = self.rules.maintenance.as_ref();
@@ -25,7 +26,7 @@ impl Daemon {
         let snap = Snapshot {
             started_at: self.started_at,
             status: c.model.overall(),
-            checks: c.model.checks().cloned().collect(),
+            checks: c.model.shared(),
             counts: c.model.counts(),
             maintenance: m.is_some(),
             maintenance_until: m.map(|m| m.until),
@@ -39,11 +40,10 @@ impl Daemon {
             notify::status(&line);
             self.status_line = line;
         }
-        if events.is_empty() && *prev == snap {
+        if events.is_empty() && prev.same_as(&snap) {
             return;
         }
-        let snap = Arc::new(snap);
-        self.io.snap_tx.send_replace(snap.clone());
-        let _ = self.io.pub_tx.send((snap, events));
+        self.io.snap_tx.send_replace(Arc::new(snap));
+        self.io.outbox.push(events);
     }
 }

@@ -13,7 +13,7 @@ use super::config::{self, Config, DaemonError, Loaded, Options};
 use super::event_loop::{Signals, RELOAD_TIMEOUT};
 use super::maintenance::MAINTENANCE_SETTING;
 use super::probes::Probes;
-use super::state::{ActionDone, Checks, Daemon, Io, Publication, Reloads, Rules};
+use super::state::{ActionDone, Checks, Daemon, Io, Outbox, Reloads, Rules};
 use crate::config::{Settings, DEFAULT_LISTEN};
 use crate::control::Command;
 use crate::core::engine::{Engine, Globals};
@@ -69,14 +69,14 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let listeners = listeners(&opts, &settings).await?;
     tokio::spawn(http::serve(listeners, snap_rx.clone(), shutdown.clone()));
 
-    let (pub_tx, pub_rx) = mpsc::unbounded_channel::<Publication>();
-    bus::start(
-        opts.bus.as_deref(),
-        snap_rx.clone(),
-        cmd_tx.clone(),
-        store.clone(),
-        pub_rx,
-    )
+    let outbox = Arc::new(Outbox::default());
+    bus::start(bus::Publisher {
+        address: opts.bus.clone(),
+        snap_rx: snap_rx.clone(),
+        cmd_tx: cmd_tx.clone(),
+        store: store.clone(),
+        outbox: outbox.clone(),
+    })
     .await?;
 
     let (done_tx, done_rx) = mpsc::unbounded_channel::<ActionDone>();
@@ -93,7 +93,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         io: Io {
             store,
             snap_tx,
-            pub_tx,
+            outbox,
             done_tx,
             probes: Probes::new(),
         },

@@ -1,11 +1,11 @@
 //! The daemon's state, all of it owned by the one loop: the configuration in force, the
 //! health model and the rule engine, and the handles to everything outside the loop.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 use super::config::{Config, Options};
 use super::probes::Probes;
@@ -19,8 +19,53 @@ use crate::core::status::{Event, Snapshot};
 use crate::core::time::Micros;
 use crate::store::Store;
 
-/// What the loop sends the D-Bus publisher: the latest snapshot and what happened.
-pub type Publication = (Arc<Snapshot>, Vec<Event>);
+/// Most events the outbox holds for a publisher that cannot keep up (a wedged bus); the
+/// oldest go first, and how many went is counted and logged.
+pub const OUTBOX_MAX_EVENTS: usize = 10_000;
+
+/// What happened, on its way to the D-Bus publisher. The publisher reads the latest
+/// snapshot itself (from the watch channel), so however many changes pile up while it is
+/// busy, it publishes the newest state once and every event in order.
+#[derive(Default)]
+pub struct Outbox {
+    events: Mutex<VecDeque<Event>>,
+    dropped: AtomicU64,
+    ready: Notify,
+}
+
+impl Outbox {
+    /// Adds events and wakes the publisher (also with none: the snapshot changed).
+    pub fn push(&self, events: Vec<Event>) {
+        if !events.is_empty() {
+            let mut q = self.events.lock().unwrap_or_else(|p| p.into_inner());
+            q.extend(events);
+            while q.len() > OUTBOX_MAX_EVENTS {
+                q.pop_front();
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.ready.notify_one();
+    }
+
+    /// Waits until something was pushed.
+    pub async fn wait(&self) {
+        self.ready.notified().await;
+    }
+
+    /// Takes every event, and how many were dropped since the last take.
+    pub fn take(&self) -> (Vec<Event>, u64) {
+        let mut q = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        (
+            q.drain(..).collect(),
+            self.dropped.swap(0, Ordering::Relaxed),
+        )
+    }
+
+    /// Forgets every event (nothing is connected to hear them).
+    pub fn clear(&self) {
+        self.take();
+    }
+}
 
 /// An action's result on its way back to the loop.
 pub struct ActionDone {
@@ -61,7 +106,7 @@ pub struct Rules {
 pub struct Io {
     pub store: Store,
     pub snap_tx: watch::Sender<Arc<Snapshot>>,
-    pub pub_tx: mpsc::UnboundedSender<Publication>,
+    pub outbox: Arc<Outbox>,
     pub done_tx: mpsc::UnboundedSender<ActionDone>,
     pub probes: Probes,
 }

@@ -372,8 +372,12 @@ pub struct DbusSurface {
     conn: Connection,
     pub bus: BusKind,
     last: Arc<Snapshot>,
-    checks: BTreeMap<String, CheckState>,
+    /// What each check object shows, shared with the snapshot it came from.
+    checks: BTreeMap<String, Arc<CheckState>>,
 }
+
+/// How long the bus may take to answer a ping before the connection counts as lost.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 async fn build(
     builder: zbus::connection::Builder<'static>,
@@ -453,10 +457,12 @@ impl DbusSurface {
     pub async fn apply(&mut self, snap: Arc<Snapshot>, events: &[Event]) -> zbus::Result<()> {
         let server = self.conn.object_server();
         // Removed checks.
+        let present: std::collections::HashSet<&str> =
+            snap.checks.iter().map(|c| c.name.as_str()).collect();
         let gone: Vec<String> = self
             .checks
             .keys()
-            .filter(|n| !snap.checks.iter().any(|c| &c.name == *n))
+            .filter(|n| !present.contains(n.as_str()))
             .cloned()
             .collect();
         for name in gone {
@@ -466,17 +472,20 @@ impl DbusSurface {
         for c in &snap.checks {
             match self.checks.get(&c.name) {
                 None => {
+                    let state = CheckState::clone(c);
                     server
-                        .at(check_path(&c.name), CheckObject { state: c.clone() })
+                        .at(check_path(&c.name), CheckObject { state })
                         .await?;
                     self.checks.insert(c.name.clone(), c.clone());
                 }
-                Some(old) if old != c => {
+                // Unchanged since the last publication: the same shared state.
+                Some(old) if Arc::ptr_eq(old, c) => {}
+                Some(old) if **old != **c => {
                     let iref = server
                         .interface::<_, CheckObject>(check_path(&c.name))
                         .await?;
                     let mut obj = iref.get_mut().await;
-                    let before = std::mem::replace(&mut obj.state, c.clone());
+                    let before = std::mem::replace(&mut obj.state, CheckState::clone(c));
                     let em = iref.signal_emitter();
                     if before.probe != c.probe {
                         obj.probe_changed(em).await?;
@@ -492,7 +501,9 @@ impl DbusSurface {
                     }
                     self.checks.insert(c.name.clone(), c.clone());
                 }
-                Some(_) => {}
+                Some(_) => {
+                    self.checks.insert(c.name.clone(), c.clone());
+                }
             }
         }
         let iref = server.interface::<_, Manager>(MANAGER_PATH).await?;
@@ -530,6 +541,34 @@ impl DbusSurface {
         }
         self.last = snap;
         Ok(())
+    }
+
+    /// Asks the bus daemon for a sign of life. An error says the connection is gone; an
+    /// answer of any kind (even a refusal by the bus policy) says it is there.
+    pub async fn ping(&self) -> Result<(), String> {
+        let call = self.conn.call_method(
+            Some("org.freedesktop.DBus"),
+            "/org/freedesktop/DBus",
+            Some("org.freedesktop.DBus"),
+            "GetId",
+            &(),
+        );
+        match tokio::time::timeout(PING_TIMEOUT, call).await {
+            Ok(Err(e)) if Self::is_lost(&e) => Err(e.to_string()),
+            Ok(_) => Ok(()),
+            Err(_) => Err(format!(
+                "the bus gave no answer within {} s",
+                PING_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
+    /// Whether an error means the connection itself is gone (rather than one call failing).
+    pub fn is_lost(e: &zbus::Error) -> bool {
+        matches!(
+            e,
+            zbus::Error::InputOutput(_) | zbus::Error::Connection(..) | zbus::Error::Handshake(_)
+        )
     }
 
     /// The connection (for tests and later surfaces).

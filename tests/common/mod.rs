@@ -29,6 +29,8 @@ pub struct Bus {
     pub dir: tempfile::TempDir,
     pid: i32,
     pub address: String,
+    /// How it was started, for [`Bus::restart`].
+    args: Vec<String>,
 }
 
 impl Bus {
@@ -41,8 +43,14 @@ impl Bus {
         let address = format!("unix:path={}", dir.path().join("bus").display());
         let conf_path = dir.path().join("bus.conf");
         std::fs::write(&conf_path, conf.replace("@LISTEN@", &address)).unwrap();
-        let pid = spawn_dbus(&[&format!("--config-file={}", conf_path.display())]);
-        Bus { dir, pid, address }
+        let args = vec![format!("--config-file={}", conf_path.display())];
+        let pid = spawn_dbus(&args);
+        Bus {
+            dir,
+            pid,
+            address,
+            args,
+        }
     }
 
     /// `dbus-send --print-reply` as another uid (and gid of the same number) via `setpriv`, returning (success, output).
@@ -77,8 +85,39 @@ impl Bus {
     /// A session-type bus at `DIR/bus` (for a bus whose address is known before it starts).
     pub fn start_in(dir: tempfile::TempDir) -> Bus {
         let address = format!("unix:path={}", dir.path().join("bus").display());
-        let pid = spawn_dbus(&["--session", &format!("--address={address}")]);
-        Bus { dir, pid, address }
+        let args = vec!["--session".to_string(), format!("--address={address}")];
+        let pid = spawn_dbus(&args);
+        Bus {
+            dir,
+            pid,
+            address,
+            args,
+        }
+    }
+
+    /// Stops the dbus-daemon and starts a new one at the same address (as a restart of
+    /// the system bus does); returns once the new one answers.
+    pub fn restart(&mut self) {
+        unsafe {
+            libc_kill(self.pid, 15);
+        }
+        wait_for(Duration::from_secs(10), "the old dbus-daemon gone", || {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid));
+            // Gone, or a zombie nobody has reaped yet (it forked away from us).
+            let gone = stat.map_or(true, |s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            });
+            gone.then_some(())
+        });
+        let socket = self.dir.path().join("bus");
+        let _ = std::fs::remove_file(&socket);
+        self.pid = spawn_dbus(&self.args);
+        wait_for(
+            Duration::from_secs(10),
+            "the new dbus-daemon answering",
+            || self.busctl_raw(&["list"]).status.success().then_some(()),
+        );
     }
 
     /// `busctl --address=… ARGS`, returning stdout; panics on failure.
@@ -102,7 +141,7 @@ impl Bus {
 }
 
 /// Starts a forking dbus-daemon with `args`; its pid. Fails loudly when there is none.
-fn spawn_dbus(args: &[&str]) -> i32 {
+fn spawn_dbus(args: &[impl AsRef<std::ffi::OsStr>]) -> i32 {
     let out = Command::new("dbus-daemon")
         .args(args)
         .args(["--fork", "--print-pid", "--nopidfile"])
