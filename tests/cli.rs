@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use std::time::Duration;
 
 #[test]
 fn status_checks_and_version_talk_to_vigild() {
@@ -133,4 +134,203 @@ fn the_shipped_policies_pass_policy_check() {
     ]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("ok: "), "{out}");
+}
+
+const SIGCONT: i32 = 18;
+const SIGSTOP: i32 = 19;
+
+/// A vigild that takes no call (SIGSTOPped) makes vigilctl give up within its call timeout
+/// and exit 3 saying so, instead of hanging.
+#[test]
+fn a_stopped_vigild_is_exit_3_within_the_call_timeout() {
+    let bus = Bus::start();
+    let v = VigildBuilder::new().bus(&bus).start();
+    v.wait_dbus_status(&bus, "ok");
+    kill(v.pid(), SIGSTOP);
+    let started = std::time::Instant::now();
+    let (code, out, err) = vigilctl(&["--bus", bus.address.as_str(), "status"]);
+    let took = started.elapsed();
+    kill(v.pid(), SIGCONT);
+    assert_eq!(code, 3, "{out}{err}");
+    assert_eq!(
+        err.trim(),
+        "vigilctl: vigild does not answer on the bus (it may be stopped or stuck): \
+         GetStatus gave no reply within 5 s"
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    // Awake again, it answers.
+    let (code, _, err) = vigilctl(&["--bus", bus.address.as_str(), "status"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// A state directory whose database holds the daemon's schema and `rows` of
+/// `(id, opened_us, closed_us)` as resolved incidents of rule `r` on check `mem`, each with
+/// one action started at its opening.
+fn state_with_incidents(rows: &[(i64, i64, Option<i64>)]) -> tempfile::TempDir {
+    let state = tempfile::tempdir().unwrap();
+    let mut b = VigildBuilder::new();
+    b.state_dir = Some(state.path().to_path_buf());
+    let mut v = b.start();
+    v.wait_status("ok");
+    assert!(v.stop().success());
+    let mut db = rusqlite::Connection::open(state.path().join("vigil.db")).unwrap();
+    let tx = db.transaction().unwrap();
+    for (id, opened, closed) in rows {
+        tx.execute(
+            "INSERT INTO incidents (id, rule, check_name, opened_us, state, closed_us)
+             VALUES (?1, 'r', 'mem', ?2, 'resolved', ?3)",
+            rusqlite::params![id, opened, closed],
+        )
+        .unwrap();
+        tx.execute(
+            "INSERT INTO actions (incident, step, action, started_us, result)
+             VALUES (?1, 0, 'exec:true', ?2, 'ok')",
+            rusqlite::params![id, opened],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+    state
+}
+
+/// vigild on `state` and `bus`, its checks ok.
+fn vigild_on(state: &tempfile::TempDir, bus: &Bus) -> Vigild {
+    let mut b = VigildBuilder::new().bus(bus);
+    b.state_dir = Some(state.path().to_path_buf());
+    let v = b.start();
+    v.wait_dbus_status(bus, "ok");
+    v
+}
+
+/// `vigilctl incident 1` finds the oldest of 152 incidents, past vigild's default of 100.
+#[test]
+fn the_oldest_of_152_incidents_is_shown() {
+    const OPENED: i64 = 1_771_322_400_000_000;
+    let rows: Vec<_> = (1..=152)
+        .map(|id| {
+            (
+                id,
+                OPENED + id * 1_000_000,
+                Some(OPENED + id * 1_000_000 + 500),
+            )
+        })
+        .collect();
+    let state = state_with_incidents(&rows);
+    let bus = Bus::start();
+    let _v = vigild_on(&state, &bus);
+    let addr = bus.address.as_str();
+
+    let (code, out, err) = vigilctl(&["--bus", addr, "incident", "1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with(
+            "incident 1: rule r on mem — resolved\n\
+             opened 2026-02-17T10:00:01.000Z, closed 2026-02-17T10:00:01.000Z\n  \
+             2026-02-17T10:00:01.000Z step 1: exec:true → ok"
+        ),
+        "{out}"
+    );
+    let (code, out, _) = vigilctl(&["--bus", addr, "--json", "incidents", "--all"]);
+    assert_eq!(code, 0);
+    let all: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(all.as_array().map(Vec::len), Some(152));
+    let (code, _, err) = vigilctl(&["--bus", addr, "incident", "153"]);
+    assert_eq!(
+        (code, err.trim()),
+        (
+            1,
+            "vigilctl: no incident 153 (see vigilctl incidents --all)"
+        )
+    );
+}
+
+/// A negative timestamp in the database shows as unknown; vigilctl does not panic on it.
+#[test]
+fn a_negative_timestamp_shows_as_unknown() {
+    let state = state_with_incidents(&[(7, -5, Some(-1))]);
+    let bus = Bus::start();
+    let _v = vigild_on(&state, &bus);
+    let addr = bus.address.as_str();
+
+    let (code, out, err) = vigilctl(&["--bus", addr, "incidents", "--all"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let row = out.lines().nth(1).unwrap_or_default();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells, ["7", "r", "mem", "resolved", "-", "1"], "{out}");
+
+    let (code, out, err) = vigilctl(&["--bus", addr, "incident", "7"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out.trim(),
+        "incident 7: rule r on mem — resolved\n\
+         opened (unknown time), closed (unknown time)\n  \
+         (unknown time) step 1: exec:true → ok"
+    );
+}
+
+/// A symlink loop in the policy directory: vigild falls back to its built-in checks, and
+/// `vigilctl status` says why, with the path, not "no policy file found".
+#[test]
+fn a_policy_error_is_reported_by_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let looped = dir.path().join("loop.toml");
+    std::os::unix::fs::symlink(&looped, &looped).unwrap();
+    let bus = Bus::start();
+    let mut b = VigildBuilder::new().bus(&bus);
+    b.extra_args = vec!["--policies".into(), dir.path().display().to_string()];
+    let _v = b.start();
+    let addr = bus.address.as_str();
+
+    let out = wait_for(Duration::from_secs(15), "vigil:config in status", || {
+        let (code, out, _) = vigilctl(&["--bus", addr, "status"]);
+        (code == 0 && out.contains("vigil:config")).then_some(out)
+    });
+    assert!(!out.contains("no policy file found"), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("policies: "))
+        .unwrap_or_else(|| panic!("no policies line: {out}"));
+    assert!(
+        line.starts_with("policies: built-in defaults — vigil:config: "),
+        "{line}"
+    );
+    assert!(line.contains(&looped.display().to_string()), "{line}");
+    assert!(line.contains("symbolic links"), "{line}");
+}
+
+/// The pid of the dbus-daemon serving `bus`, found by its command line.
+fn dbus_daemon_pid(bus: &Bus) -> u32 {
+    let want = format!("--address={}", bus.address);
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == want.as_bytes()))
+        })
+        .expect("the test bus's dbus-daemon")
+}
+
+/// A bus that takes no call (its dbus-daemon SIGSTOPped) is exit 3 within the call timeout
+/// too, naming the bus.
+#[test]
+fn a_stopped_bus_is_exit_3_within_the_call_timeout() {
+    let bus = Bus::start();
+    let pid = dbus_daemon_pid(&bus);
+    kill(pid, SIGSTOP);
+    let started = std::time::Instant::now();
+    let (code, out, err) = vigilctl(&["--bus", bus.address.as_str(), "status"]);
+    let took = started.elapsed();
+    kill(pid, SIGCONT);
+    assert_eq!(code, 3, "{out}{err}");
+    assert_eq!(
+        err.trim(),
+        format!(
+            "vigilctl: vigild is not reachable: the bus {} does not answer: \
+             connecting gave no reply within 5 s",
+            bus.address
+        )
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
 }

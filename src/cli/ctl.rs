@@ -1,17 +1,22 @@
 //! `vigilctl`: talks to vigild over D-Bus; `policy` works offline on files.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use comfy_table::{presets::NOTHING, ContentArrangement, Table};
 use serde_json::Value;
 use zbus::Connection;
 
+use super::show::{self, s};
 use super::{exit, CtlCommand, MaintenanceCommand, PolicyCommand, VigilctlArgs};
-use crate::core::incident::IncidentState;
 use crate::policy::{self, PolicySet};
 use crate::surface::dbus::{BUS_NAME, MANAGER_PATH};
 
 const MANAGER_IFACE: &str = "org.vigil.Vigil1.Manager";
+
+/// How long vigilctl waits for any one D-Bus call (connecting to the bus included) before it
+/// gives up: a stopped or wedged vigild must not hang the operator's shell.
+pub const BUS_CALL_TIMEOUT_SECS: u64 = 5;
 
 /// A failure with the exit status it maps to.
 pub struct Failure {
@@ -26,117 +31,137 @@ fn unreachable(message: impl Into<String>) -> Failure {
     }
 }
 
-async fn has_vigild(conn: &Connection) -> bool {
-    match zbus::fdo::DBusProxy::new(conn).await {
-        Ok(p) => match BUS_NAME.try_into() {
-            Ok(name) => p.name_has_owner(name).await.unwrap_or(false),
-            Err(_) => false,
-        },
-        Err(_) => false,
+/// What `vigilctl` says when vigild took the call but gave no answer in time.
+fn vigild_silent(method: &str) -> Failure {
+    unreachable(format!(
+        "vigild does not answer on the bus (it may be stopped or stuck): {method} gave no reply within {BUS_CALL_TIMEOUT_SECS} s"
+    ))
+}
+
+/// What `vigilctl` says when the bus itself gave no answer in time.
+fn bus_silent(bus: &str, what: &str) -> Failure {
+    unreachable(format!(
+        "vigild is not reachable: the bus {bus} does not answer: {what} gave no reply within {BUS_CALL_TIMEOUT_SECS} s"
+    ))
+}
+
+/// One D-Bus call, or None when it gave no reply within [`BUS_CALL_TIMEOUT_SECS`].
+async fn within<T>(call: impl Future<Output = T>) -> Option<T> {
+    tokio::time::timeout(Duration::from_secs(BUS_CALL_TIMEOUT_SECS), call)
+        .await
+        .ok()
+}
+
+/// Whether vigild owns its name on `conn`; Err when the bus does not answer in time.
+async fn has_vigild(conn: &Connection, bus: &str) -> Result<bool, Failure> {
+    let asked = within(async {
+        let p = zbus::fdo::DBusProxy::new(conn).await.ok()?;
+        let name = BUS_NAME.try_into().ok()?;
+        p.name_has_owner(name).await.ok()
+    });
+    match asked.await {
+        Some(owned) => Ok(owned == Some(true)),
+        None => Err(bus_silent(bus, "NameHasOwner")),
     }
 }
 
 /// Finds vigild: on `--bus`, else the system bus, else the session bus.
 pub async fn connect(bus: Option<&str>) -> Result<Connection, Failure> {
     if let Some(addr) = bus {
-        let conn = zbus::connection::Builder::address(addr)
-            .build()
+        let conn = within(zbus::connection::Builder::address(addr).build())
             .await
+            .ok_or_else(|| bus_silent(addr, "connecting"))?
             .map_err(|e| {
                 unreachable(format!(
                     "vigild is not reachable: cannot connect to {addr}: {e}"
                 ))
             })?;
-        if has_vigild(&conn).await {
+        if has_vigild(&conn, addr).await? {
             return Ok(conn);
         }
         return Err(unreachable(format!(
             "vigild is not running: nobody owns {BUS_NAME} on {addr}"
         )));
     }
-    for conn in [Connection::system().await, Connection::session().await]
-        .into_iter()
-        .flatten()
-    {
-        if has_vigild(&conn).await {
-            return Ok(conn);
+    // A bus that does not answer is passed over for the next; said if vigild is on neither.
+    let mut silent = None;
+    for name in ["system bus", "session bus"] {
+        let conn = if name == "system bus" {
+            within(Connection::system()).await
+        } else {
+            within(Connection::session()).await
+        };
+        match conn {
+            Some(Ok(conn)) => match has_vigild(&conn, name).await {
+                Ok(true) => return Ok(conn),
+                Ok(false) => {}
+                Err(f) => silent = silent.or(Some(f)),
+            },
+            Some(Err(_)) => {}
+            None => silent = silent.or(Some(bus_silent(name, "connecting"))),
         }
     }
-    Err(unreachable(format!(
+    Err(silent.unwrap_or_else(|| unreachable(format!(
         "vigild is not running: nobody owns {BUS_NAME} on the system or session bus (try: systemctl status vigild)"
-    )))
+    ))))
 }
 
-async fn call_string(conn: &Connection, method: &str) -> Result<String, Failure> {
-    let proxy = zbus::Proxy::new(conn, BUS_NAME, MANAGER_PATH, MANAGER_IFACE)
+/// A proxy for vigild's manager object; it caches no properties, so building it calls nothing
+/// on vigild.
+async fn manager(conn: &Connection) -> Result<zbus::Proxy<'static>, Failure> {
+    let built = zbus::proxy::Builder::<zbus::Proxy>::new(conn)
+        .destination(BUS_NAME)
+        .path(MANAGER_PATH)
+        .interface(MANAGER_IFACE)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build();
+    within(built)
         .await
-        .map_err(|e| unreachable(format!("vigild: {e}")))?;
-    proxy
-        .call::<_, _, String>(method, &())
+        .ok_or_else(|| vigild_silent("setting up its proxy"))?
+        .map_err(|e| unreachable(format!("vigild: {e}")))
+}
+
+/// Calls `method` of vigild with `args`: Err when vigild gave no reply within
+/// [`BUS_CALL_TIMEOUT_SECS`], else its answer, which may be an error it returned.
+async fn ask<A, R>(conn: &Connection, method: &str, args: &A) -> Result<zbus::Result<R>, Failure>
+where
+    A: serde::Serialize + zbus::DynamicType,
+    R: for<'d> zbus::wire::DynamicDeserialize<'d>,
+{
+    let proxy = manager(conn).await?;
+    within(proxy.call::<_, _, R>(method, args))
         .await
+        .ok_or_else(|| vigild_silent(method))
+}
+
+/// Calls `method` of vigild; any failure means vigild cannot be used (exit 3).
+async fn call<A, R>(conn: &Connection, method: &str, args: &A) -> Result<R, Failure>
+where
+    A: serde::Serialize + zbus::DynamicType,
+    R: for<'d> zbus::wire::DynamicDeserialize<'d>,
+{
+    ask(conn, method, args)
+        .await?
         .map_err(|e| unreachable(format!("vigild did not answer {method}: {e}")))
 }
 
-async fn incidents(conn: &Connection) -> Result<Value, Failure> {
-    let proxy = zbus::Proxy::new(conn, BUS_NAME, MANAGER_PATH, MANAGER_IFACE)
-        .await
-        .map_err(|e| unreachable(format!("vigild: {e}")))?;
-    let text: String = proxy
-        .call("ListIncidents", &(0u32,))
-        .await
-        .map_err(|e| unreachable(format!("vigild did not answer ListIncidents: {e}")))?;
-    serde_json::from_str(&text).map_err(|e| Failure {
+fn bad_json(e: serde_json::Error) -> Failure {
+    Failure {
         code: exit::BAD,
         message: format!("vigild sent bad JSON: {e}"),
-    })
+    }
+}
+
+/// Every incident vigild has stored, newest first. `ListIncidents(0)` would mean vigild's
+/// default of the latest 100; the limit goes to SQLite as it is, so `u32::MAX` is all.
+async fn incidents(conn: &Connection) -> Result<Value, Failure> {
+    let text: String = call(conn, "ListIncidents", &(u32::MAX,)).await?;
+    serde_json::from_str(&text).map_err(bad_json)
 }
 
 async fn status_doc(conn: &Connection) -> Result<Value, Failure> {
-    let text = call_string(conn, "GetStatus").await?;
-    serde_json::from_str(&text).map_err(|e| Failure {
-        code: exit::BAD,
-        message: format!("vigild sent bad JSON: {e}"),
-    })
-}
-
-/// Whether `vigilctl incidents` lists an incident: every one with `--all`, else only those
-/// still going on (open, acting, exhausted). Resolved, closed and interrupted ones are over.
-fn listed(row: &Value, all: bool) -> bool {
-    all || IncidentState::parse(s(row, "state")).is_none_or(|st| st.is_open())
-}
-
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or("")
-}
-
-fn human_uptime(secs: u64) -> String {
-    let d = std::time::Duration::from_secs(secs);
-    humantime::format_duration(d).to_string()
-}
-
-fn checks_table(doc: &Value, only_failing: bool) -> Option<Table> {
-    let checks = doc.get("checks")?.as_array()?;
-    let rows: Vec<&Value> = checks
-        .iter()
-        .filter(|c| !only_failing || s(c, "status") != "ok")
-        .collect();
-    if rows.is_empty() {
-        return None;
-    }
-    let mut t = Table::new();
-    t.load_style(NOTHING)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(["CHECK", "PROBE", "STATUS", "SINCE", "DETAIL"]);
-    for c in rows {
-        t.add_row([
-            s(c, "name"),
-            s(c, "probe"),
-            s(c, "status"),
-            s(c, "since"),
-            s(c, "detail"),
-        ]);
-    }
-    Some(t)
+    let text: String = call(conn, "GetStatus", &()).await?;
+    serde_json::from_str(&text).map_err(bad_json)
 }
 
 fn policy_sources(paths: &[PathBuf], config: Option<&PathBuf>) -> Result<PolicySet, String> {
@@ -190,20 +215,7 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
             if args.json {
                 return Ok(serde_json::to_string_pretty(&doc).unwrap_or_default());
             }
-            let mut out = format!(
-                "vigild {} — {}\nup {} (since {})\n",
-                s(&doc, "version"),
-                s(&doc, "summary"),
-                human_uptime(doc.get("uptime").and_then(Value::as_u64).unwrap_or(0)),
-                s(&doc, "started_at"),
-            );
-            if doc.get("builtin_policies").and_then(Value::as_bool) == Some(true) {
-                out.push_str("policies: built-in defaults (no policy file found)\n");
-            }
-            if let Some(t) = checks_table(&doc, true) {
-                out.push_str(&format!("{t}\n"));
-            }
-            Ok(out.trim_end().to_string())
+            Ok(show::status_text(&doc))
         }
         CtlCommand::Checks => {
             let conn = connect(args.bus.as_deref()).await?;
@@ -211,7 +223,7 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
             if args.json {
                 return Ok(serde_json::to_string_pretty(&doc["checks"]).unwrap_or_default());
             }
-            Ok(checks_table(&doc, false)
+            Ok(show::checks_table(&doc, false)
                 .map(|t| t.to_string())
                 .unwrap_or_else(|| "no checks".into()))
         }
@@ -220,7 +232,7 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
             let rows = incidents(&conn).await?;
             let rows: Vec<&Value> = rows
                 .as_array()
-                .map(|a| a.iter().filter(|r| listed(r, all)).collect())
+                .map(|a| a.iter().filter(|r| show::listed(r, all)).collect())
                 .unwrap_or_default();
             if args.json {
                 return Ok(serde_json::to_string_pretty(&rows).unwrap_or_default());
@@ -232,25 +244,7 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
                     "no open incidents".into()
                 });
             }
-            let mut t = Table::new();
-            t.load_style(NOTHING)
-                .set_content_arrangement(ContentArrangement::Dynamic)
-                .set_header(["ID", "RULE", "CHECK", "STATE", "OPENED", "ACTIONS"]);
-            for r in rows {
-                let n = r
-                    .get("actions")
-                    .and_then(Value::as_array)
-                    .map_or(0, |a| a.len());
-                t.add_row([
-                    r["id"].to_string(),
-                    s(r, "rule").to_string(),
-                    s(r, "check").to_string(),
-                    s(r, "state").to_string(),
-                    crate::core::time::rfc3339_millis(r["opened"].as_u64().unwrap_or(0)),
-                    n.to_string(),
-                ]);
-            }
-            Ok(t.to_string())
+            Ok(show::incidents_table(&rows).to_string())
         }
         CtlCommand::Incident { id } => {
             let conn = connect(args.bus.as_deref()).await?;
@@ -267,48 +261,15 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
             if args.json {
                 return Ok(serde_json::to_string_pretty(r).unwrap_or_default());
             }
-            let mut out = format!(
-                "incident {id}: rule {} on {} — {}\nopened {}",
-                s(r, "rule"),
-                s(r, "check"),
-                s(r, "state"),
-                crate::core::time::rfc3339_millis(r["opened"].as_u64().unwrap_or(0))
-            );
-            if let Some(c) = r["closed"].as_u64() {
-                out.push_str(&format!(
-                    ", closed {}",
-                    crate::core::time::rfc3339_millis(c)
-                ));
-            }
-            for a in r
-                .get("actions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                out.push_str(&format!(
-                    "\n  {} step {}: {} → {}",
-                    crate::core::time::rfc3339_millis(a["started"].as_u64().unwrap_or(0)),
-                    a["step"].as_u64().unwrap_or(0) + 1,
-                    s(a, "action"),
-                    a.get("result")
-                        .and_then(Value::as_str)
-                        .unwrap_or("(no result: interrupted)")
-                ));
-            }
-            Ok(out)
+            Ok(show::incident_text(id, r))
         }
         CtlCommand::Maintenance { command } => {
             let conn = connect(args.bus.as_deref()).await?;
-            let proxy = zbus::Proxy::new(&conn, BUS_NAME, MANAGER_PATH, MANAGER_IFACE)
-                .await
-                .map_err(|e| unreachable(format!("vigild: {e}")))?;
             let set = |on: bool, secs: u64, reason: String| {
-                let proxy = proxy.clone();
+                let conn = &conn;
                 async move {
-                    proxy
-                        .call::<_, _, ()>("SetMaintenance", &(on, secs, reason))
-                        .await
+                    ask::<_, ()>(conn, "SetMaintenance", &(on, secs, reason))
+                        .await?
                         .map_err(|e| Failure {
                             code: exit::BAD,
                             message: format!("SetMaintenance refused: {e}"),
@@ -345,16 +306,17 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
             let mut out = format!("vigilctl {}", crate::VERSION);
             match connect(args.bus.as_deref()).await {
                 Ok(conn) => {
-                    let proxy =
-                        zbus::Proxy::new(&conn, BUS_NAME, MANAGER_PATH, MANAGER_IFACE).await;
-                    let v: Option<String> = match proxy {
-                        Ok(p) => p.get_property("Version").await.ok(),
-                        Err(_) => None,
+                    let v = match manager(&conn).await {
+                        Ok(p) => match within(p.get_property::<String>("Version")).await {
+                            Some(Ok(v)) => v,
+                            Some(Err(_)) => "(version unknown)".into(),
+                            None => format!(
+                                "(version unknown: no reply within {BUS_CALL_TIMEOUT_SECS} s; it may be stopped or stuck)"
+                            ),
+                        },
+                        Err(f) => format!("(version unknown: {})", f.message),
                     };
-                    out.push_str(&format!(
-                        "\nvigild {}",
-                        v.as_deref().unwrap_or("(version unknown)")
-                    ));
+                    out.push_str(&format!("\nvigild {v}"));
                 }
                 Err(_) => out.push_str("\nvigild not running"),
             }
@@ -384,51 +346,11 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
             command: PolicyCommand::Show { paths, config },
         } => match policy_sources(&paths, config.as_ref()) {
             Ok(set) if args.json => Ok(serde_json::to_string_pretty(&set).unwrap_or_default()),
-            Ok(set) => {
-                let mut t = Table::new();
-                t.load_style(NOTHING)
-                    .set_content_arrangement(ContentArrangement::Dynamic)
-                    .set_header(["CHECK", "PROBE", "EVERY", "WARN", "CRIT", "FROM"]);
-                for c in &set.checks {
-                    let conds = |v: &[crate::core::threshold::Condition]| {
-                        v.iter()
-                            .map(|c| c.text.clone())
-                            .collect::<Vec<_>>()
-                            .join(" or ")
-                    };
-                    t.add_row([
-                        c.name.clone(),
-                        c.probe().to_string(),
-                        humantime::format_duration(c.every).to_string(),
-                        conds(&c.warn),
-                        conds(&c.crit),
-                        c.origin.clone(),
-                    ]);
-                }
-                Ok(t.to_string())
-            }
+            Ok(set) => Ok(show::policy_table(&set).to_string()),
             Err(e) => Err(Failure {
                 code: exit::BAD,
                 message: e,
             }),
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Closed and interrupted incidents are over, like resolved ones: not listed as open.
-    #[test]
-    fn only_incidents_still_going_on_are_listed() {
-        let row = |state: &str| serde_json::json!({ "id": 1, "state": state });
-        for over in ["resolved", "closed", "interrupted"] {
-            assert!(!listed(&row(over), false), "{over}");
-            assert!(listed(&row(over), true), "{over} with --all");
-        }
-        for open in ["open", "acting", "exhausted"] {
-            assert!(listed(&row(open), false), "{open}");
-        }
     }
 }

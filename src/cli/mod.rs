@@ -2,6 +2,7 @@
 //! completions are generated from the same source), and `vigilctl`'s commands.
 
 pub mod ctl;
+mod show;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

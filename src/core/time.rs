@@ -15,9 +15,14 @@ pub fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// RFC 3339 UTC with milliseconds and `Z`: `2026-02-17T10:00:00.000Z`.
+/// The last microsecond humantime formats: 9999-12-31T23:59:59.999999Z. From year 10000 on
+/// its formatter returns an error, which `to_string` turns into a panic.
+const FORMATTABLE_MAX: Micros = 253_402_300_800_000_000 - 1;
+
+/// RFC 3339 UTC with milliseconds and `Z`: `2026-02-17T10:00:00.000Z`. Total: a time past
+/// the end of year 9999 (`u64::MAX`, a negative i64 read back as u64) shows as that end.
 pub fn rfc3339_millis(at: Micros) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_micros(at);
+    let t = std::time::UNIX_EPOCH + Duration::from_micros(at.min(FORMATTABLE_MAX));
     humantime::format_rfc3339_millis(t).to_string()
 }
 
@@ -32,6 +37,28 @@ mod tests {
             "2026-02-17T10:00:00.000Z"
         );
         assert_eq!(rfc3339_millis(1_500), "1970-01-01T00:00:00.001Z");
+    }
+
+    /// Every u64 formats: the end of year 9999 is the last time shown, and nothing after
+    /// it (year 10000, u64::MAX, a negative i64 read as u64) panics.
+    #[test]
+    fn timestamps_past_year_9999_show_as_its_end() {
+        let end = "9999-12-31T23:59:59.999Z";
+        assert_eq!(
+            rfc3339_millis(253_402_300_799_000_000),
+            "9999-12-31T23:59:59.000Z"
+        );
+        assert_eq!(rfc3339_millis(FORMATTABLE_MAX), end);
+        for past in [
+            FORMATTABLE_MAX + 1,
+            253_402_300_800_000_000 + 86_400_000_000,
+            i64::MAX as u64,
+            -5i64 as u64,
+            u64::MAX,
+        ] {
+            assert_eq!(rfc3339_millis(past), end, "{past}");
+        }
+        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
     }
 
     #[test]
