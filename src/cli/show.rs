@@ -58,6 +58,11 @@ pub fn status_text(doc: &Value) -> String {
         out.push_str(&line);
         out.push('\n');
     }
+    // `store: ok`, or `store: writes failing since …, 31 records waiting (…)`.
+    if let Some(line) = doc.pointer("/store/line").and_then(Value::as_str) {
+        out.push_str(line);
+        out.push('\n');
+    }
     if let Some(t) = checks_table(doc, true) {
         out.push_str(&format!("{t}\n"));
     }

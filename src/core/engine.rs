@@ -167,6 +167,11 @@ impl Engine {
         self.reboots = times.into();
     }
 
+    /// The id the next incident gets.
+    pub fn next_incident(&self) -> u64 {
+        self.next_incident
+    }
+
     /// Incident ids continue from here (the store's next id, so they stay unique).
     pub fn set_next_incident(&mut self, id: u64) {
         self.next_incident = self.next_incident.max(id);

@@ -44,6 +44,8 @@ pub struct Snapshot {
     pub open_incidents: u32,
     /// True when the built-in default checks are in force (no policy file found).
     pub builtin_policies: bool,
+    /// Whether the store writes.
+    pub store: StoreHealth,
 }
 
 impl Snapshot {
@@ -60,6 +62,7 @@ impl Snapshot {
             update_state: UpdateState::Idle,
             open_incidents: 0,
             builtin_policies: false,
+            store: StoreHealth::default(),
         }
     }
 
@@ -75,6 +78,7 @@ impl Snapshot {
             && self.update_state == other.update_state
             && self.open_incidents == other.open_incidents
             && self.builtin_policies == other.builtin_policies
+            && self.store == other.store
             && self.checks.len() == other.checks.len()
             && self
                 .checks
@@ -119,6 +123,9 @@ impl Snapshot {
         if self.maintenance {
             line.push_str(" · maintenance");
         }
+        if self.store.failing_since.is_some() {
+            line.push_str(&format!(" · store: {} waiting", self.store.waiting));
+        }
         line
     }
 
@@ -136,6 +143,13 @@ impl Snapshot {
             update_state: self.update_state.as_str().to_string(),
             open_incidents: self.open_incidents,
             builtin_policies: self.builtin_policies,
+            store: StoreDocument {
+                line: self.store.line(),
+                failing_since: self.store.failing_since.map(rfc3339_millis),
+                waiting: self.store.waiting,
+                dropped: self.store.dropped,
+                last_error: self.store.last_error.clone(),
+            },
             counts: self.counts,
             checks: self
                 .checks
@@ -158,6 +172,55 @@ impl Snapshot {
     }
 }
 
+/// Whether the store writes what vigild records.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreHealth {
+    /// Since when writes fail (wall time), while they do.
+    pub failing_since: Option<Micros>,
+    /// Records kept in memory, in order, until they can be written.
+    pub waiting: usize,
+    /// Records dropped because too many were waiting.
+    pub dropped: u64,
+    /// Why the last write failed, while writes fail.
+    pub last_error: Option<String>,
+}
+
+impl StoreHealth {
+    /// `store: ok`, or `store: writes failing since …, 31 records waiting (…)`.
+    pub fn line(&self) -> String {
+        match self.failing_since {
+            None => "store: ok".to_string(),
+            Some(since) => {
+                let mut line = format!(
+                    "store: writes failing since {}, {} record{} waiting",
+                    rfc3339_millis(since),
+                    self.waiting,
+                    if self.waiting == 1 { "" } else { "s" }
+                );
+                if self.dropped > 0 {
+                    line.push_str(&format!(", {} dropped", self.dropped));
+                }
+                if let Some(e) = &self.last_error {
+                    line.push_str(&format!(" ({e})"));
+                }
+                line
+            }
+        }
+    }
+}
+
+/// The store's health in the status document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreDocument {
+    /// `store: ok`, or what fails and how much waits, for people.
+    pub line: String,
+    /// RFC 3339, while writes fail.
+    pub failing_since: Option<String>,
+    pub waiting: usize,
+    pub dropped: u64,
+    pub last_error: Option<String>,
+}
+
 /// The status document: how the box is, for programs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusDocument {
@@ -174,6 +237,9 @@ pub struct StatusDocument {
     pub update_state: String,
     pub open_incidents: u32,
     pub builtin_policies: bool,
+    /// Whether the store writes what vigild records.
+    #[serde(default)]
+    pub store: StoreDocument,
     pub counts: StatusCounts,
     pub checks: Vec<CheckDocument>,
 }

@@ -3,6 +3,7 @@
 
 use tracing::{error, info, warn};
 
+use super::startup::{INCIDENT_IDS_SETTING, INCIDENT_ID_BLOCK};
 use super::state::{ActionDone, Daemon};
 use crate::action::{Notification, Outcome};
 use crate::core::action::Action;
@@ -11,7 +12,11 @@ use crate::core::health::Status;
 use crate::core::incident::IncidentState;
 use crate::core::status::Event;
 use crate::core::time::{rfc3339_millis, Micros};
+use crate::store::Record;
 use crate::sys::clock::now_micros;
+
+/// How long a reboot waits for its record to reach the disk before it is held.
+const REBOOT_RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What observe mode records instead of a result.
 const OBSERVED: &str = "observed: not carried out (mode = observe)";
@@ -124,17 +129,30 @@ impl Daemon {
     }
 
     fn record_state(&self, incident: u64, state: IncidentState, now: Micros) {
-        self.io.store.submit("an incident", move |db| {
-            db.incident_state(incident, state, now)
+        self.io.store.write(Record::IncidentState {
+            id: incident,
+            state,
+            at: now,
         });
     }
 
     fn opened(&mut self, incident: u64, rule: String, check: String, now: Micros) -> Event {
         warn!(vigil_event = "incident-opened", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check,
             "incident {incident} opened: rule {rule} on check {check}");
-        let (r, c) = (rule.clone(), check.clone());
-        self.io.store.submit("an incident", move |db| {
-            db.incident_opened(incident, &r, &c, now)
+        if incident + INCIDENT_ID_BLOCK / 2 >= self.rules.ids_reserved_until {
+            // Half the block used: reserve the next one, ahead of its use.
+            let until = incident.max(self.rules.ids_reserved_until) + INCIDENT_ID_BLOCK;
+            self.rules.ids_reserved_until = until;
+            self.io.store.write(Record::Setting {
+                key: INCIDENT_IDS_SETTING.into(),
+                value: until.to_string(),
+            });
+        }
+        self.io.store.write(Record::IncidentOpened {
+            id: incident,
+            rule: rule.clone(),
+            check: check.clone(),
+            at: now,
         });
         Event::IncidentOpened {
             id: incident,
@@ -156,11 +174,13 @@ impl Daemon {
         let text = action.to_string();
         info!(vigil_event = "action", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check, vigil_action = %text,
             "incident {incident}: step {} `{text}` — {OBSERVED}", step + 1);
-        let a = text.clone();
-        self.io.store.submit("an action", move |db| {
-            db.incident_state(incident, IncidentState::Acting, now)?;
-            let id = db.action_started(incident, step, &a, now, true)?;
-            db.action_finished(id, OBSERVED)
+        self.io.store.write(Record::Action {
+            incident,
+            step,
+            action: text.clone(),
+            at: now,
+            observed: true,
+            result: Some(OBSERVED.to_string()),
         });
         Event::ActionTaken {
             incident,
@@ -185,11 +205,13 @@ impl Daemon {
         let result = Outcome::Skipped(reason.to_string()).to_line();
         info!(vigil_event = "action", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check, vigil_action = %text,
             "incident {incident}: step {} `{text}` — {result}", step + 1);
-        let (a, r) = (text.clone(), result.clone());
-        self.io.store.submit("an action", move |db| {
-            db.incident_state(incident, IncidentState::Acting, now)?;
-            let id = db.action_started(incident, step, &a, now, false)?;
-            db.action_finished(id, &r)
+        self.io.store.write(Record::Action {
+            incident,
+            step,
+            action: text.clone(),
+            at: now,
+            observed: false,
+            result: Some(result.clone()),
         });
         Event::ActionTaken {
             incident,
@@ -212,11 +234,13 @@ impl Daemon {
         let text = action.to_string();
         info!(vigil_event = "action-started", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check, vigil_action = %text,
             "incident {incident}: step {} `{text}` started", step + 1);
-        let a = text.clone();
-        self.io.store.submit("an action", move |db| {
-            db.incident_state(incident, IncidentState::Acting, now)?;
-            db.action_started(incident, step, &a, now, false)
-                .map(|_| ())
+        self.io.store.write(Record::Action {
+            incident,
+            step,
+            action: text.clone(),
+            at: now,
+            observed: false,
+            result: None,
         });
         let note = self.notification("incident", incident, &rule, &check, None, now);
         let (actuators, tx, store) = (
@@ -225,9 +249,20 @@ impl Daemon {
             self.io.store.clone(),
         );
         tokio::spawn(async move {
-            // The start is on disk before the action runs (a reboot ends everything).
-            let _ = store.call(|_| ()).await;
-            let outcome = actuators.run(&action, &note).await;
+            // A reboot ends everything, its record included, and the reboot limit that holds
+            // across reboots is read from that record: it must be on disk first, or the
+            // reboot waits. Other actions never wait for the store (a slow or full disk must
+            // not delay healing); their records are written in order when it can.
+            let outcome = if action.is_reboot() {
+                match store.confirm(REBOOT_RECORD_WAIT).await {
+                    Ok(()) => actuators.run(&action, &note).await,
+                    Err(why) => Outcome::Skipped(format!(
+                        "held: {why}; a reboot is carried out only once it is recorded"
+                    )),
+                }
+            } else {
+                actuators.run(&action, &note).await
+            };
             let _ = tx.send(ActionDone {
                 incident,
                 rule,
@@ -311,9 +346,11 @@ impl Daemon {
                 info!(vigil_event = "action", vigil_incident = d.incident, vigil_rule = %d.rule, vigil_check = %d.check, vigil_action = %d.action, "{msg}")
             }
         }
-        let (inc, step, started, l) = (d.incident, d.step, d.started, line.clone());
-        self.io.store.submit("an action result", move |db| {
-            db.action_finished_at(inc, step, started, &l)
+        self.io.store.write(Record::ActionResult {
+            incident: d.incident,
+            step: d.step,
+            started: d.started,
+            result: line.clone(),
         });
         self.io.outbox.push(vec![Event::ActionTaken {
             incident: d.incident,

@@ -85,11 +85,19 @@ impl Daemon {
             let stalled = stall.recv();
             #[cfg(not(feature = "test-hooks"))]
             let stalled = std::future::pending::<Option<()>>();
-            let ticking = self.rules.engine.has_rules() || self.rules.maintenance.is_some();
+            let ticking = self.rules.engine.has_rules()
+                || self.rules.maintenance.is_some()
+                || self.checks.unpublished;
             tokio::select! {
                 Some(r) = results.recv() => {
                     let t = self.on_result(r);
-                    self.changed(t, now_micros());
+                    if t.is_empty() {
+                        // Only metrics and details moved: published with the next tick, so a
+                        // thousand checks cost one publication a second, not a thousand.
+                        self.checks.unpublished = true;
+                    } else {
+                        self.changed(t, now_micros());
+                    }
                 }
                 Some(cmd) = commands.recv() => self.on_command(cmd, &reload_tx),
                 Some(d) = done.recv() => self.on_action_done(d),

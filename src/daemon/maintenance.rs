@@ -5,6 +5,7 @@ use tracing::{info, warn};
 use super::state::Daemon;
 use crate::core::maintenance::Maintenance;
 use crate::core::time::{rfc3339_millis, Micros};
+use crate::store::Record;
 
 /// Where maintenance is kept across restarts.
 pub const MAINTENANCE_SETTING: &str = "maintenance";
@@ -29,9 +30,9 @@ impl Daemon {
             rfc3339_millis(m.until),
             m.reason
         );
-        let text = serde_json::to_string(&m).unwrap_or_default();
-        self.io.store.submit("maintenance", move |db| {
-            db.set_setting(MAINTENANCE_SETTING, &text)
+        self.io.store.write(Record::Setting {
+            key: MAINTENANCE_SETTING.into(),
+            value: serde_json::to_string(&m).unwrap_or_default(),
         });
         let line = format!("maintenance on until {}", rfc3339_millis(m.until));
         self.rules.maintenance = Some(m);
@@ -46,8 +47,9 @@ impl Daemon {
                 "maintenance mode {how} ({})", m.reason
             );
         }
-        self.io
-            .store
-            .submit("maintenance", |db| db.set_setting(MAINTENANCE_SETTING, ""));
+        self.io.store.write(Record::Setting {
+            key: MAINTENANCE_SETTING.into(),
+            value: String::new(),
+        });
     }
 }

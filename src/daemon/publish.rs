@@ -20,6 +20,7 @@ impl Daemon {
     /// nothing changed. Publishing is coalesced: the watch channel keeps only the newest
     /// snapshot, and the D-Bus publisher takes it with every event since its last turn.
     pub(super) fn publish(&mut self, events: Vec<Event>) {
+        self.checks.unpublished = false;
         let prev = self.io.snap_tx.borrow().clone();
         let m = self.rules.maintenance.as_ref();
         let c = &self.checks;
@@ -34,6 +35,7 @@ impl Daemon {
             update_state: prev.update_state,
             open_incidents: self.rules.engine.open_incidents().len() as u32,
             builtin_policies: c.builtin,
+            store: self.io.store.health(),
         };
         let line = snap.summary_line();
         if line != self.status_line {

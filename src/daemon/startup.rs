@@ -2,6 +2,7 @@
 //! remembers from the last run; then the loop, and the drain when it ends.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -21,7 +22,7 @@ use crate::core::maintenance::Maintenance;
 use crate::core::status::Snapshot;
 use crate::core::time::rfc3339_millis;
 use crate::probe::Connections;
-use crate::store::{Store, DB_FILE};
+use crate::store::{Record, Store, DB_FILE};
 use crate::surface::{http, notify};
 use crate::sys::clock::now_micros;
 
@@ -87,6 +88,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
             engine: Engine::new(Vec::new(), Globals::default()),
             maintenance: None,
             pending: Vec::new(),
+            ids_reserved_until: 0,
         },
         cfg,
         checks: Checks::default(),
@@ -118,8 +120,23 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     notify::stopping();
     shutdown.cancel();
     daemon.io.probes.stop();
+    // A clean stop with every record on disk: the next run goes on from the next id, not
+    // from the end of the reserved block (which is there for a run that could not write).
+    let next = daemon.rules.engine.next_incident();
+    if daemon
+        .io
+        .store
+        .confirm(Duration::from_secs(5))
+        .await
+        .is_ok()
+    {
+        daemon.io.store.write(Record::Setting {
+            key: INCIDENT_IDS_SETTING.into(),
+            value: next.to_string(),
+        });
+    }
     // Wait for every queued write to reach SQLite.
-    let _ = daemon.io.store.call(|_| ()).await;
+    let _ = daemon.io.store.confirm(Duration::from_secs(5)).await;
     info!(vigil_event = "stopped", "vigild stopped");
     result
 }
@@ -166,7 +183,23 @@ async fn listeners(opts: &Options, settings: &Settings) -> Result<Vec<TcpListene
     Ok(l)
 }
 
+/// Where the first incident id not yet reserved is kept.
+pub const INCIDENT_IDS_SETTING: &str = "incident_ids_from";
+/// How many incident ids are reserved at a time.
+pub const INCIDENT_ID_BLOCK: u64 = 1000;
+
 impl Daemon {
+    /// Reserves the ids from `next` on: on disk before any is used.
+    async fn reserve_incident_ids(&mut self, next: u64) -> Result<(), String> {
+        let until = next + INCIDENT_ID_BLOCK;
+        self.io.store.write(Record::Setting {
+            key: INCIDENT_IDS_SETTING.into(),
+            value: until.to_string(),
+        });
+        self.rules.ids_reserved_until = until;
+        self.io.store.confirm(Duration::from_secs(5)).await
+    }
+
     /// What the store remembers from the last run: incident ids go on, maintenance
     /// continues, and reboots count against the global limit.
     async fn restore(&mut self) {
@@ -187,7 +220,26 @@ impl Daemon {
             .await
             .and_then(|r| r.ok())
             .unwrap_or(1);
-        self.rules.engine.set_next_incident(next_incident);
+        // Ids stay unique also for incidents that a full disk kept from being stored: ids
+        // are handed out only from a block reserved on disk first.
+        let reserved = store
+            .call(|db| db.setting(INCIDENT_IDS_SETTING))
+            .await
+            .and_then(|r| r.ok())
+            .flatten()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let mut next = next_incident.max(reserved);
+        if self.reserve_incident_ids(next).await.is_err() {
+            // Nothing can be reserved: take ids from the clock (seconds since the epoch),
+            // far above any the store has seen, rather than risk giving one out twice.
+            next = next.max(now_micros() / 1_000_000);
+            warn!(
+                vigil_event = "store",
+                "cannot reserve incident ids in the store; ids go on from {next}"
+            );
+        }
+        self.rules.engine.set_next_incident(next);
         // Maintenance survives a restart of vigild.
         let saved = store
             .call(|db| db.setting(MAINTENANCE_SETTING))

@@ -92,6 +92,8 @@ pub struct Checks {
     pub config_error: Option<String>,
     /// `RunCheck` callers waiting for a check's next reading.
     pub pending_runs: HashMap<String, Vec<Reply<CheckState>>>,
+    /// Readings changed metrics or details but no status since the last publication.
+    pub unpublished: bool,
 }
 
 /// The rules and what they are doing.
@@ -100,6 +102,8 @@ pub struct Rules {
     pub maintenance: Option<Maintenance>,
     /// Decisions made outside a tick (a reload closing incidents), handled at the next one.
     pub pending: Vec<Decision>,
+    /// Incident ids below this are reserved in the store (see `INCIDENT_IDS_SETTING`).
+    pub ids_reserved_until: u64,
 }
 
 /// Handles to what runs outside the loop.

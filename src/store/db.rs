@@ -194,6 +194,17 @@ impl Db {
         Ok(())
     }
 
+    /// Runs `f` in one transaction: all of its writes, or none.
+    pub fn in_transaction<T>(
+        &self,
+        f: impl FnOnce(&Db) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let tx = self.conn.unchecked_transaction()?;
+        let v = f(self)?;
+        tx.commit()?;
+        Ok(v)
+    }
+
     /// Moves an incident to `state`; a state that ends it records when.
     pub fn incident_state(
         &self,

@@ -8,11 +8,13 @@
 pub mod db;
 pub mod handle;
 pub mod open;
+pub mod record;
 pub mod rows;
 
 pub use db::Db;
-pub use handle::Store;
+pub use handle::{Store, BACKLOG_MAX};
 pub use open::{Opened, DB_FILE, SCHEMA_VERSION};
+pub use record::Record;
 pub use rows::{ActionRow, IncidentRow, TransitionRow};
 
 #[cfg(test)]

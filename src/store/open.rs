@@ -157,7 +157,9 @@ fn check_header(path: &Path) -> Result<(), OpenError> {
     match read {
         Ok(0) => Ok(()),
         Ok(_) if head == SQLITE_HEADER => Ok(()),
-        Ok(_) => Err(bad("file is not a database (its first bytes are not SQLite's header)".into())),
+        Ok(_) => Err(bad(
+            "file is not a database (its first bytes are not SQLite's header)".into(),
+        )),
         Err(e) => Err(OpenError {
             bad_file: false,
             reason: format!("cannot read it: {e}"),
