@@ -1,19 +1,26 @@
 //! The HTTP heartbeat: `GET /api/system/heartbeat`, `GET /healthz`. Nothing else is
 //! served and nothing writes. Bounded: request head size, header count, time to read the
-//! head, and number of connections.
+//! head, life of a connection, and number of connections. The listener keeps accepting: at
+//! the cap, the oldest connections that have not sent a byte yet are closed to make room, so
+//! idle connections cannot lock out a client that asks.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -28,11 +35,18 @@ pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 pub const MAX_HEADERS: usize = 32;
 /// Time allowed to send a request head, also between keep-alive requests.
 pub const HEAD_TIMEOUT_SECS: u64 = 10;
-/// Most connections served at once; more wait in the kernel's accept queue.
+/// Most connections open at once. Beyond it the oldest that have not sent a byte yet are
+/// closed; only when every open one has sent something do new ones wait in the accept queue.
 pub const MAX_CONNECTIONS: usize = 256;
+/// Time to send a first byte while the listener is crowded (at least three quarters of
+/// `MAX_CONNECTIONS` open); otherwise `HEAD_TIMEOUT_SECS` applies.
+pub const CROWDED_FIRST_BYTE_SECS: u64 = 2;
 /// Longest life of one connection: a client that sends requests but never reads the
 /// answers cannot hold a connection slot for longer than this.
 pub const CONNECTION_LIFETIME_SECS: u64 = 60;
+/// Connections the kernel may hold before vigild accepts them (std's 128 overflows in a
+/// burst, and a dropped SYN costs the client a second). systemd's socket sets its own.
+const LISTEN_BACKLOG: u32 = 1024;
 /// Grace for an answer in flight when a connection's life or vigild ends.
 const CLOSE_GRACE_SECS: u64 = 5;
 
@@ -120,17 +134,307 @@ pub fn systemd_listeners() -> std::io::Result<Vec<std::net::TcpListener>> {
     Ok(out)
 }
 
-/// Binds the configured addresses.
+/// Binds the configured addresses, with a backlog of `LISTEN_BACKLOG`.
 pub async fn bind(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
+    let listen = |a: &SocketAddr| {
+        let socket = match a {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(*a)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
     let mut out = Vec::new();
     for a in addrs {
         out.push(
-            TcpListener::bind(a)
-                .await
+            listen(a)
                 .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))?,
         );
     }
     Ok(out)
+}
+
+/// One open connection as the shedding policy sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub id: u64,
+    /// Time since it was accepted.
+    pub age: Duration,
+    /// It has not sent a byte yet: vigild read from it and found nothing. A connection not
+    /// read from yet may have bytes waiting, so it is not silent.
+    pub silent: bool,
+}
+
+/// Whether `open` connections crowd a listener of `cap`: three quarters of it or more.
+pub fn crowded(open: usize, cap: usize) -> bool {
+    open * 4 >= cap * 3
+}
+
+/// The connections to close among `open` ones, given oldest first (a newcomer last): while
+/// crowded, each silent one older than `CROWDED_FIRST_BYTE_SECS`; then the oldest silent
+/// ones until at most `cap` remain. Only silent ones are chosen, so no request is cut in the
+/// middle. Ids come oldest first; the walk stops at the first silent one kept.
+pub fn to_shed(open: usize, oldest_first: impl IntoIterator<Item = Peer>, cap: usize) -> Vec<u64> {
+    let crowded = crowded(open, cap);
+    let deadline = Duration::from_secs(CROWDED_FIRST_BYTE_SECS);
+    let mut out = Vec::new();
+    for p in oldest_first.into_iter().filter(|p| p.silent) {
+        let over = open - out.len() > cap;
+        let stale = crowded && p.age >= deadline;
+        if !(over || stale) {
+            break; // every later one is younger
+        }
+        out.push(p.id);
+    }
+    out
+}
+
+/// Accepted, not read from yet.
+const NEW: u8 = 0;
+/// Read from, nothing there yet.
+const SILENT: u8 = 1;
+/// Sent a byte: never shed.
+const SPOKE: u8 = 2;
+/// Shed by the tracker: never served.
+const SHED: u8 = 3;
+
+/// What a connection's task and the tracker share: its state, and the signal to close.
+struct Conn {
+    state: AtomicU8,
+    shed: CancellationToken,
+}
+
+impl Conn {
+    fn silent(&self) -> bool {
+        self.state.load(Ordering::Acquire) == SILENT
+    }
+
+    /// A read found nothing to read; true the first time.
+    fn waited(&self) -> bool {
+        (self.state)
+            .compare_exchange(NEW, SILENT, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Marks the first byte; false if the connection was shed first.
+    fn spoke(&self) -> bool {
+        let first = |s| (s == NEW || s == SILENT).then_some(SPOKE);
+        match (self.state).fetch_update(Ordering::AcqRel, Ordering::Acquire, first) {
+            Ok(_) => true,
+            Err(s) => s == SPOKE,
+        }
+    }
+
+    /// Sheds a connection that is still silent; false if it has spoken.
+    fn try_shed(&self) -> bool {
+        let shed = self
+            .state
+            .compare_exchange(SILENT, SHED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if shed {
+            self.shed.cancel();
+        }
+        shed
+    }
+}
+
+struct Open {
+    since: Instant,
+    conn: Arc<Conn>,
+}
+
+#[derive(Default)]
+struct Registry {
+    next: u64,
+    /// Oldest first: ids grow with each accept.
+    open: BTreeMap<u64, Open>,
+    /// Shedding has been logged and the listener has not calmed down since.
+    shedding: bool,
+}
+
+/// The open connections of all listeners, and the shedding policy applied to them.
+struct Tracker {
+    cap: usize,
+    registry: Mutex<Registry>,
+    freed: Notify,
+}
+
+/// A connection's place in the tracker, given back on drop (which wakes a waiting accept).
+struct Slot {
+    tracker: Arc<Tracker>,
+    id: u64,
+    conn: Arc<Conn>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut r = self.tracker.lock();
+        r.open.remove(&self.id);
+        if r.open.len() * 2 < self.tracker.cap {
+            r.shedding = false;
+        }
+        drop(r);
+        self.tracker.freed.notify_waiters();
+    }
+}
+
+impl Tracker {
+    fn new(cap: usize) -> Arc<Tracker> {
+        Arc::new(Tracker {
+            cap,
+            registry: Mutex::new(Registry::default()),
+            freed: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Room for one more: below the cap, or a silent connection to shed.
+    fn has_room(&self) -> bool {
+        let r = self.lock();
+        r.open.len() < self.cap || r.open.values().any(|o| o.conn.silent())
+    }
+
+    /// Waits until one more connection can be taken; until then new ones stay queued.
+    async fn room(&self) {
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.has_room() {
+                return;
+            }
+            freed.await;
+        }
+    }
+
+    /// Registers a new connection and sheds what the policy says to make it fit. Only when a
+    /// silent one spoke between `room` and here is the cap passed, by one, until one closes.
+    fn admit(self: &Arc<Self>) -> Slot {
+        let conn = Arc::new(Conn {
+            state: AtomicU8::new(NEW),
+            shed: CancellationToken::new(),
+        });
+        let mut r = self.lock();
+        let id = r.next;
+        r.next += 1;
+        let since = Instant::now();
+        let open = Open {
+            since,
+            conn: conn.clone(),
+        };
+        r.open.insert(id, open);
+        self.shed(&mut r, since);
+        drop(r);
+        Slot {
+            tracker: self.clone(),
+            id,
+            conn,
+        }
+    }
+
+    /// Applies the policy now (a silent connection's first-byte deadline while crowded).
+    fn sweep(&self) {
+        let mut r = self.lock();
+        self.shed(&mut r, Instant::now());
+    }
+
+    fn shed(&self, r: &mut Registry, now: Instant) {
+        let mut closed = 0;
+        loop {
+            let view = r.open.iter().map(|(&id, o)| Peer {
+                id,
+                age: now.saturating_duration_since(o.since),
+                silent: o.conn.silent(),
+            });
+            let mut raced = false;
+            for id in to_shed(r.open.len(), view, self.cap) {
+                if r.open.get(&id).is_some_and(|o| o.conn.try_shed()) {
+                    r.open.remove(&id);
+                    closed += 1;
+                } else {
+                    raced = true; // it spoke meanwhile: look again
+                }
+            }
+            if !raced {
+                break;
+            }
+        }
+        if closed > 0 && !r.shedding {
+            r.shedding = true;
+            warn!(
+                "heartbeat listener crowded ({} connections open, at most {}): closing idle ones",
+                r.open.len(),
+                self.cap
+            );
+        }
+    }
+}
+
+/// The stream as hyper reads it: a read that waits marks the connection silent, the first
+/// byte read marks it spoken.
+struct Watched {
+    stream: TcpStream,
+    conn: Arc<Conn>,
+    tracker: Arc<Tracker>,
+    spoke: bool,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if read.is_pending() && !this.spoke && this.conn.waited() {
+            this.tracker.freed.notify_waiters(); // one more that could make room
+        }
+        ready!(read)?;
+        if !this.spoke && buf.filled().len() > before {
+            if this.conn.spoke() {
+                this.spoke = true;
+            } else {
+                buf.set_filled(before); // shed just before: read as the end of the stream
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
 }
 
 /// Serves until `shutdown` fires.
@@ -139,13 +443,13 @@ pub async fn serve(
     snap: watch::Receiver<Arc<Snapshot>>,
     shutdown: CancellationToken,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let tracker = Tracker::new(MAX_CONNECTIONS);
     let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners {
         tasks.spawn(accept_loop(
             listener,
             snap.clone(),
-            permits.clone(),
+            tracker.clone(),
             shutdown.clone(),
         ));
     }
@@ -155,15 +459,15 @@ pub async fn serve(
 async fn accept_loop(
     listener: TcpListener,
     snap: watch::Receiver<Arc<Snapshot>>,
-    permits: Arc<Semaphore>,
+    tracker: Arc<Tracker>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(10);
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p.expect("semaphore never closes"),
+        tokio::select! {
+            _ = tracker.room() => {}
             _ = shutdown.cancelled() => return,
-        };
+        }
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(v) => { backoff = Duration::from_millis(10); v }
@@ -177,90 +481,83 @@ async fn accept_loop(
             },
             _ = shutdown.cancelled() => return,
         };
+        let slot = tracker.admit();
         let _ = stream.set_nodelay(true);
-        let snap = snap.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let s = snap.borrow().clone();
-                let r = handle(req.method(), req.uri().path(), &s, now_micros());
-                async move { Ok::<_, Infallible>(r) }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(HEAD_TIMEOUT_SECS))
-                .max_buf_size(MAX_HEAD_BYTES)
-                .max_headers(MAX_HEADERS)
-                .keep_alive(true);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            let lifetime = tokio::time::sleep(Duration::from_secs(CONNECTION_LIFETIME_SECS));
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r { debug!("heartbeat connection from {peer}: {e}") }
+        tokio::spawn(connection(
+            stream,
+            peer,
+            slot,
+            snap.clone(),
+            shutdown.clone(),
+        ));
+    }
+}
+
+/// Serves one connection until it ends, is shed while silent, outlives its life, or vigild stops.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+    snap: watch::Receiver<Arc<Snapshot>>,
+    shutdown: CancellationToken,
+) {
+    let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let s = snap.borrow().clone();
+        let r = handle(req.method(), req.uri().path(), &s, now_micros());
+        async move { Ok::<_, Infallible>(r) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(HEAD_TIMEOUT_SECS))
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS)
+        .keep_alive(true);
+    let io = Watched {
+        stream,
+        conn: slot.conn.clone(),
+        tracker: slot.tracker.clone(),
+        spoke: false,
+    };
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let lifetime = tokio::time::sleep(Duration::from_secs(CONNECTION_LIFETIME_SECS));
+    let first_byte = tokio::time::sleep(Duration::from_secs(CROWDED_FIRST_BYTE_SECS));
+    tokio::pin!(lifetime, first_byte);
+    let mut swept = false;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r { debug!("heartbeat connection from {peer}: {e}") }
+                return;
+            }
+            // Nothing was read from it, so nothing is cut: just close.
+            _ = slot.conn.shed.cancelled() => {
+                debug!("heartbeat connection from {peer}: closed while idle to make room");
+                return;
+            }
+            _ = &mut first_byte, if !swept => {
+                swept = true;
+                if slot.conn.silent() {
+                    slot.tracker.sweep();
+                }
+            }
+            _ = &mut lifetime => {
+                debug!("heartbeat connection from {peer}: closing after {CONNECTION_LIFETIME_SECS}s");
+                break;
+            }
+            _ = shutdown.cancelled() => {
+                if slot.conn.try_shed() {
                     return;
                 }
-                _ = lifetime => debug!("heartbeat connection from {peer}: closing after {CONNECTION_LIFETIME_SECS}s"),
-                _ = shutdown.cancelled() => {}
+                break;
             }
-            // Finish the answer in flight, then close; a peer that does not read is dropped.
-            conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(Duration::from_secs(CLOSE_GRACE_SECS), conn).await;
-        });
+        }
     }
+    // Finish the answer in flight, then close; a peer that does not read is dropped.
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(Duration::from_secs(CLOSE_GRACE_SECS), conn).await;
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn heartbeat_has_exactly_the_contract_shape() {
-        let mut s = Snapshot::starting(1_000_000);
-        s.status = Overall::Ok;
-        let body = heartbeat_body(&s, 1_771_322_400_000_000);
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys.len(), 4);
-        assert!(
-            body.starts_with("{\"status\":\"ok\",\"uptime\":1771322399,\"version\":\""),
-            "{body}"
-        );
-        assert!(
-            body.ends_with(",\"timestamp\":\"2026-02-17T10:00:00.000Z\"}"),
-            "{body}"
-        );
-    }
-
-    #[test]
-    fn routes_and_methods() {
-        let mut s = Snapshot::starting(0);
-        s.status = Overall::Degraded;
-        assert_eq!(
-            handle(&Method::GET, "/healthz", &s, 0).status(),
-            StatusCode::OK
-        );
-        s.status = Overall::Critical;
-        assert_eq!(
-            handle(&Method::GET, "/healthz", &s, 0).status(),
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-        assert_eq!(
-            handle(&Method::GET, "/", &s, 0).status(),
-            StatusCode::NOT_FOUND
-        );
-        assert_eq!(
-            handle(&Method::POST, "/nope", &s, 0).status(),
-            StatusCode::NOT_FOUND
-        );
-        let r = handle(&Method::POST, "/api/system/heartbeat", &s, 0);
-        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
-        assert_eq!(r.headers()[ALLOW], "GET, HEAD");
-        assert_eq!(
-            handle(&Method::HEAD, "/api/system/heartbeat", &s, 0).status(),
-            StatusCode::OK
-        );
-    }
-}
+mod tests;
