@@ -27,3 +27,34 @@ pub enum Command {
         reply: Reply<String>,
     },
 }
+
+/// When the evaluation loop last went round, on the monotonic clock. The heartbeat reads
+/// it: a loop that stopped turning makes the box `critical` there, whatever the last
+/// snapshot says (the loop is also what pings systemd's watchdog).
+pub struct Pulse {
+    last_mono: std::sync::atomic::AtomicU64,
+    /// How long the loop may be silent before it counts as stalled.
+    stall_after_micros: u64,
+}
+
+impl Pulse {
+    /// A pulse that beat at `now_mono`, stalled after `stall_after` without a beat.
+    pub fn new(now_mono: u64, stall_after: std::time::Duration) -> Pulse {
+        Pulse {
+            last_mono: std::sync::atomic::AtomicU64::new(now_mono),
+            stall_after_micros: u64::try_from(stall_after.as_micros()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// The loop went round at `now_mono`.
+    pub fn beat(&self, now_mono: u64) {
+        self.last_mono
+            .store(now_mono, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the loop has been silent too long at `now_mono`.
+    pub fn stalled(&self, now_mono: u64) -> bool {
+        let last = self.last_mono.load(std::sync::atomic::Ordering::Relaxed);
+        now_mono.saturating_sub(last) > self.stall_after_micros
+    }
+}

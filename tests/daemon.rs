@@ -143,8 +143,11 @@ fn a_stalled_loop_stops_the_watchdog_pings() {
         "pings after the stall: {late:?}"
     );
     // The heartbeat still answers: only the evaluation loop is stuck, which is what the
-    // watchdog is for.
+    // watchdog is for — and it says so: the box is critical while the loop stands still
+    // (after the watchdog's time, at least 2 s), whatever the last snapshot said.
     assert_eq!(v.http("GET", "/api/system/heartbeat").0, 200);
+    v.wait_status("critical");
+    assert_eq!(v.http("GET", "/healthz").0, 503);
     assert!(v.log().contains("stalling the evaluation loop"));
 }
 

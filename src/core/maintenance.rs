@@ -1,8 +1,13 @@
 //! Maintenance mode: actions suspended, observing goes on; it ends by itself.
+//!
+//! Its end is kept on the monotonic clock, so a wall clock that jumps neither ends it early
+//! nor keeps it forever. Across a restart of vigild the window is taken up again: exactly,
+//! on the same boot (by the monotonic clock and the boot id); by the wall clock after a
+//! reboot, never for longer than it was set for.
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::time::Micros;
+use crate::core::time::{Micros, Mono, Now};
 
 /// Longest maintenance window one call may set.
 pub const MAINTENANCE_MAX_SECS: u64 = 7 * 24 * 3600;
@@ -10,14 +15,30 @@ pub const MAINTENANCE_MAX_SECS: u64 = 7 * 24 * 3600;
 /// A maintenance window, as stored across restarts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Maintenance {
+    /// Wall time it began (display).
     pub since: Micros,
+    /// Wall time it ends (display).
     pub until: Micros,
     pub reason: String,
+    /// How long it was set for.
+    #[serde(default)]
+    pub seconds: u64,
+    /// The boot it was set in (its monotonic times mean something only there).
+    #[serde(default)]
+    pub boot: Option<String>,
+    /// When it ends on that boot's monotonic clock.
+    #[serde(default)]
+    pub ends_mono: Mono,
 }
 
 impl Maintenance {
     /// A window from `now` for `seconds`, or why not. An empty reason is said to be one.
-    pub fn start(now: Micros, seconds: u64, reason: String) -> Result<Maintenance, String> {
+    pub fn start(
+        now: Now,
+        seconds: u64,
+        reason: String,
+        boot: Option<String>,
+    ) -> Result<Maintenance, String> {
         if seconds == 0 || seconds > MAINTENANCE_MAX_SECS {
             return Err(format!(
                 "maintenance needs a duration between 1 s and 7 days, got {seconds} s"
@@ -28,16 +49,47 @@ impl Maintenance {
         } else {
             reason
         };
+        let length = seconds.saturating_mul(1_000_000);
         Ok(Maintenance {
-            since: now,
-            until: now.saturating_add(seconds.saturating_mul(1_000_000)),
+            since: now.wall,
+            until: now.wall.saturating_add(length),
             reason,
+            seconds,
+            boot,
+            ends_mono: now.mono.saturating_add(length),
         })
     }
 
-    /// Whether the window is over at `now`.
-    pub fn is_over(&self, now: Micros) -> bool {
-        self.until <= now
+    /// Whether the window is over at monotonic time `mono`.
+    pub fn is_over(&self, mono: Mono) -> bool {
+        self.ends_mono <= mono
+    }
+
+    /// The window taken up again by a new run of vigild at `now` on boot `boot`; `None`
+    /// when it is over.
+    pub fn resume(self, now: Now, boot: Option<&str>) -> Option<Maintenance> {
+        let length = if self.seconds > 0 {
+            self.seconds.saturating_mul(1_000_000)
+        } else {
+            self.until.saturating_sub(self.since)
+        }
+        .min(MAINTENANCE_MAX_SECS * 1_000_000);
+        let same_boot = self.boot.is_some() && self.boot.as_deref() == boot;
+        let remaining = if same_boot {
+            self.ends_mono.saturating_sub(now.mono).min(length)
+        } else if now.wall < self.since {
+            // The clock stands before the window began (a box back in 1970): it cannot
+            // tell how much is left; at most the whole window.
+            length
+        } else {
+            self.until.saturating_sub(now.wall).min(length)
+        };
+        (remaining > 0).then(|| Maintenance {
+            until: now.wall.saturating_add(remaining),
+            boot: boot.map(str::to_string),
+            ends_mono: now.mono.saturating_add(remaining),
+            ..self
+        })
     }
 }
 
@@ -45,12 +97,88 @@ impl Maintenance {
 mod tests {
     use super::*;
 
+    const S: u64 = 1_000_000;
+    const BOOT: Option<&str> = Some("b1");
+
+    fn at(wall: u64, mono: u64) -> Now {
+        Now { wall, mono }
+    }
+
     #[test]
     fn windows_are_bounded_and_end_by_themselves() {
-        assert!(Maintenance::start(0, 0, "x".into()).is_err());
-        assert!(Maintenance::start(0, MAINTENANCE_MAX_SECS + 1, "x".into()).is_err());
-        let m = Maintenance::start(10, 2, "  ".into()).unwrap();
-        assert_eq!((m.until, m.reason.as_str()), (2_000_010, "no reason given"));
-        assert!(!m.is_over(2_000_009) && m.is_over(2_000_010));
+        assert!(Maintenance::start(at(0, 0), 0, "x".into(), None).is_err());
+        assert!(Maintenance::start(at(0, 0), MAINTENANCE_MAX_SECS + 1, "x".into(), None).is_err());
+        let m = Maintenance::start(at(10, 100), 2, "  ".into(), None).unwrap();
+        assert_eq!(
+            (m.until, m.reason.as_str()),
+            (2 * S + 10, "no reason given")
+        );
+        assert!(!m.is_over(2 * S + 99) && m.is_over(2 * S + 100));
+    }
+
+    /// The wall clock jumping a day forward or an hour back changes nothing.
+    #[test]
+    fn a_wall_clock_jump_neither_ends_it_nor_keeps_it() {
+        let m = Maintenance::start(at(1_000 * S, 50 * S), 3600, "r".into(), None).unwrap();
+        // Ten minutes later on the monotonic clock, whatever the wall clock says.
+        assert!(!m.is_over(50 * S + 600 * S));
+        assert!(m.is_over(50 * S + 3600 * S));
+    }
+
+    /// vigild restarted on the same boot with the clock a day ahead, or 54 years behind:
+    /// the window goes on exactly as long as it had left.
+    #[test]
+    fn on_the_same_boot_it_resumes_exactly() {
+        let m = Maintenance::start(
+            at(1_000_000 * S, 50 * S),
+            3600,
+            "r".into(),
+            Some("b1".into()),
+        )
+        .unwrap();
+        let ahead = m
+            .clone()
+            .resume(at(1_000_000 * S + 86_400 * S, 60 * S), BOOT)
+            .unwrap();
+        assert_eq!(ahead.ends_mono, 50 * S + 3600 * S);
+        let behind = m.resume(at(5 * S, 60 * S), BOOT).unwrap();
+        assert_eq!(behind.ends_mono, 50 * S + 3600 * S);
+        assert_eq!(
+            behind.until,
+            5 * S + 3590 * S,
+            "shown on the clock it has now"
+        );
+    }
+
+    /// After a reboot only the wall clock can tell: a clock behind the window's start gives
+    /// at most the whole window, never forever; a clock past its end ends it.
+    #[test]
+    fn after_a_reboot_the_wall_clock_tells_within_bounds() {
+        let m = Maintenance::start(
+            at(1_000_000 * S, 50 * S),
+            3600,
+            "r".into(),
+            Some("b1".into()),
+        )
+        .unwrap();
+        let r = m
+            .clone()
+            .resume(at(1_000_000 * S + 600 * S, 3 * S), Some("b2"))
+            .unwrap();
+        assert_eq!(r.ends_mono, 3 * S + 3000 * S);
+        let r = m.clone().resume(at(7 * S, 3 * S), Some("b2")).unwrap();
+        assert_eq!(r.ends_mono, 3 * S + 3600 * S);
+        assert!(m
+            .resume(at(1_000_000 * S + 7200 * S, 3 * S), Some("b2"))
+            .is_none());
+    }
+
+    /// A window stored by an older vigild (no length, no boot) still resumes by its times.
+    #[test]
+    fn an_old_record_resumes_by_its_times() {
+        let old: Maintenance =
+            serde_json::from_str(r#"{"since":0,"until":7200000000,"reason":"x"}"#).unwrap();
+        let r = old.resume(at(3600 * S, 9 * S), BOOT).unwrap();
+        assert_eq!(r.ends_mono, 9 * S + 3600 * S);
     }
 }

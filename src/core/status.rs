@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::core::health::{CheckState, Overall, Status, StatusCounts, Transition};
-use crate::core::time::{rfc3339_millis, Micros};
+use crate::core::time::{rfc3339_millis, Micros, Mono, Now};
 use crate::core::update::UpdateState;
 
 /// Something that happened, for signals and logs (the snapshot says how things are).
@@ -32,7 +32,10 @@ pub enum Event {
 /// What the daemon loop publishes after every change; surfaces only read it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
+    /// Wall time vigild started (display).
     pub started_at: Micros,
+    /// When it started on the monotonic clock (uptime).
+    pub started_mono: Mono,
     pub status: Overall,
     /// Shared with the health model (see [`HealthModel`](crate::core::health::HealthModel)).
     pub checks: Vec<Arc<CheckState>>,
@@ -53,6 +56,7 @@ impl Snapshot {
     pub fn starting(started_at: Micros) -> Snapshot {
         Snapshot {
             started_at,
+            started_mono: 0,
             status: Overall::Degraded,
             checks: Vec::new(),
             counts: StatusCounts::default(),
@@ -66,10 +70,16 @@ impl Snapshot {
         }
     }
 
+    /// Seconds since vigild started, on the monotonic clock.
+    pub fn uptime_secs(&self, now: Now) -> u64 {
+        now.mono.saturating_sub(self.started_mono) / 1_000_000
+    }
+
     /// Whether `other` says the same: scalars equal, and every check the same state (by
     /// pointer first, so comparing two snapshots of a large model stays cheap).
     pub fn same_as(&self, other: &Snapshot) -> bool {
         self.started_at == other.started_at
+            && self.started_mono == other.started_mono
             && self.status == other.status
             && self.counts == other.counts
             && self.maintenance == other.maintenance
@@ -130,12 +140,12 @@ impl Snapshot {
     }
 
     /// The status document of `GetStatus()` and `vigilctl status --json`.
-    pub fn status_document(&self, now: Micros, version: &str) -> StatusDocument {
+    pub fn status_document(&self, now: Now, version: &str) -> StatusDocument {
         StatusDocument {
             status: self.status,
             version: version.to_string(),
             started_at: rfc3339_millis(self.started_at),
-            uptime: now.saturating_sub(self.started_at) / 1_000_000,
+            uptime: self.uptime_secs(now),
             summary: self.summary_line(),
             maintenance: self.maintenance,
             maintenance_until: self.maintenance_until.map(rfc3339_millis),
@@ -300,7 +310,12 @@ mod tests {
         c.metrics.insert("x".into(), f64::NAN);
         c.metrics.insert("y".into(), 2.5);
         s.checks = vec![Arc::new(c)];
-        let doc = s.status_document(4_000_000, "9.9.9");
+        s.started_mono = 7_000_000;
+        let now = Now {
+            wall: 4_000_000,
+            mono: 10_000_000,
+        };
+        let doc = s.status_document(now, "9.9.9");
         let v = serde_json::to_value(&doc).unwrap();
         assert_eq!(v["uptime"], 3);
         assert_eq!(v["version"], "9.9.9");

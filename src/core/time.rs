@@ -1,14 +1,35 @@
 //! Time as the core sees it: values passed in, never read here.
 //!
-//! [`Micros`] is microseconds since the Unix epoch, read by the adapters
-//! (`sys::clock::now_micros`). Today the engine's windows (`for`, cooldowns, limits) are
-//! measured on it too, so a wall-clock step moves them; moving them to a monotonic clock is
-//! the next step.
+//! Two clocks travel through vigil, read together by the adapters (`sys::clock::now`).
+//! [`Micros`] is wall time, microseconds since the Unix epoch: for display and records only.
+//! [`Mono`] is monotonic time, microseconds of `CLOCK_BOOTTIME` (it never jumps, and it
+//! counts a suspend): every duration — `for`, cooldowns, limit windows, the reboot window,
+//! maintenance ends, uptime — is measured on it. A Jetson without an RTC battery boots in
+//! 1970 and jumps when NTP answers; none of those durations notices.
 
 use std::time::Duration;
 
-/// Wall time: microseconds since the Unix epoch.
+/// Wall time: microseconds since the Unix epoch (display and records).
 pub type Micros = u64;
+
+/// Monotonic time: microseconds of `CLOCK_BOOTTIME` (durations).
+pub type Mono = u64;
+
+/// Both clocks, read at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Now {
+    pub wall: Micros,
+    pub mono: Mono,
+}
+
+impl Now {
+    /// Where wall time `at` falls on the monotonic clock, as far as the wall clock can
+    /// tell: a time in the future (the wall clock went back, or stood in 1970) is taken
+    /// as now, so that what it records is not forgotten early.
+    pub fn mono_of(&self, at: Micros) -> Mono {
+        self.mono.saturating_sub(self.wall.saturating_sub(at))
+    }
+}
 
 /// A duration in microseconds, saturating.
 pub fn micros(d: Duration) -> u64 {
@@ -59,6 +80,19 @@ mod tests {
             assert_eq!(rfc3339_millis(past), end, "{past}");
         }
         assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn wall_times_map_to_the_monotonic_clock() {
+        let now = Now {
+            wall: 1_000_000_000,
+            mono: 5_000_000,
+        };
+        assert_eq!(now.mono_of(999_000_000), 4_000_000);
+        // In the future (the clock went back): now.
+        assert_eq!(now.mono_of(2_000_000_000), 5_000_000);
+        // Older than the monotonic clock's start: its start.
+        assert_eq!(now.mono_of(0), 0);
     }
 
     #[test]

@@ -4,16 +4,16 @@
 use tracing::{error, info, warn};
 
 use super::startup::{INCIDENT_IDS_SETTING, INCIDENT_ID_BLOCK};
-use super::state::{ActionDone, Daemon};
+use super::state::{ActionDone, Daemon, RebootMark, REBOOTS_SETTING, REBOOT_MARKS_KEPT};
 use crate::action::{Notification, Outcome};
 use crate::core::action::Action;
 use crate::core::engine::Decision;
 use crate::core::health::Status;
 use crate::core::incident::IncidentState;
 use crate::core::status::Event;
-use crate::core::time::{rfc3339_millis, Micros};
+use crate::core::time::{rfc3339_millis, Micros, Now};
 use crate::store::Record;
-use crate::sys::clock::now_micros;
+use crate::sys::clock::now_mono;
 
 /// How long a reboot waits for its record to reach the disk before it is held.
 const REBOOT_RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -22,8 +22,9 @@ const REBOOT_RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(1
 const OBSERVED: &str = "observed: not carried out (mode = observe)";
 
 impl Daemon {
-    /// Runs the rules over the current statuses and carries out what they decide.
-    pub(super) fn evaluate_rules(&mut self, now: Micros) -> Vec<Event> {
+    /// Runs the rules over the current statuses and carries out what they decide. The
+    /// engine and maintenance run on the monotonic clock; records carry wall time.
+    pub(super) fn evaluate_rules(&mut self, at: Now) -> Vec<Event> {
         // A check that has not been read yet says nothing a rule could act on.
         let statuses: Vec<(String, Status)> = self
             .checks
@@ -36,22 +37,23 @@ impl Daemon {
             .rules
             .maintenance
             .as_ref()
-            .is_some_and(|m| m.is_over(now))
+            .is_some_and(|m| m.is_over(at.mono))
         {
             self.end_maintenance("ended by itself");
         }
         let maintenance = self.rules.maintenance.is_some();
         let mut decisions = std::mem::take(&mut self.rules.pending);
-        decisions.extend(self.rules.engine.tick(now, &statuses, maintenance));
+        decisions.extend(self.rules.engine.tick(at.mono, &statuses, maintenance));
         let mut events = Vec::new();
         for d in decisions {
-            events.extend(self.decide(d, now));
+            events.extend(self.decide(d, at));
         }
         events
     }
 
     /// One decision.
-    fn decide(&mut self, d: Decision, now: Micros) -> Option<Event> {
+    fn decide(&mut self, d: Decision, at: Now) -> Option<Event> {
+        let now = at.wall;
         match d {
             Decision::Opened {
                 incident,
@@ -74,7 +76,7 @@ impl Daemon {
                 action,
                 observe: false,
             } => {
-                self.act(incident, rule, check, step, action, now);
+                self.act(incident, rule, check, step, action, at);
                 None
             }
             Decision::Held {
@@ -229,8 +231,12 @@ impl Daemon {
         check: String,
         step: usize,
         action: Action,
-        now: Micros,
+        at: Now,
     ) {
+        let now = at.wall;
+        if action.is_reboot() {
+            self.mark_reboot(at);
+        }
         let text = action.to_string();
         info!(vigil_event = "action-started", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check, vigil_action = %text,
             "incident {incident}: step {} `{text}` started", step + 1);
@@ -272,6 +278,23 @@ impl Daemon {
                 started: now,
                 outcome,
             });
+        });
+    }
+
+    /// Notes a reboot about to be tried, with both clocks and the boot, so the reboot limit
+    /// is restored exactly by a vigild restarted on this boot, whatever the wall clock does.
+    fn mark_reboot(&mut self, at: Now) {
+        let marks = &mut self.rules.reboots;
+        marks.push(RebootMark {
+            wall: at.wall,
+            mono: at.mono,
+            boot: self.boot.clone(),
+        });
+        let keep = marks.len().saturating_sub(REBOOT_MARKS_KEPT);
+        marks.drain(..keep);
+        self.io.store.write(Record::Setting {
+            key: REBOOTS_SETTING.into(),
+            value: serde_json::to_string(&marks).unwrap_or_default(),
         });
     }
 
@@ -328,9 +351,7 @@ impl Daemon {
 
     /// An action came back: record, log and signal its outcome.
     pub(super) fn on_action_done(&mut self, d: ActionDone) {
-        self.rules
-            .engine
-            .action_done(&d.rule, &d.check, now_micros());
+        self.rules.engine.action_done(&d.rule, &d.check, now_mono());
         let line = d.outcome.to_line();
         let msg = format!(
             "incident {}: step {} `{}` — {line}",

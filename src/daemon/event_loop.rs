@@ -17,7 +17,7 @@ use crate::config::Settings;
 use crate::control::{Command, Reply};
 use crate::policy::PolicySet;
 use crate::surface::notify;
-use crate::sys::clock::now_micros;
+use crate::sys::clock;
 
 /// How long reading settings and policies may take before a reload is given up (a hung
 /// file system must not hold a reload forever).
@@ -81,6 +81,9 @@ impl Daemon {
         self.io.probes.set_sink(res_tx);
         self.restart_probes();
         loop {
+            // Each turn, and at least once a second (the rule tick), tells the heartbeat the
+            // loop is alive.
+            self.io.pulse.beat(clock::now_mono());
             #[cfg(feature = "test-hooks")]
             let stalled = stall.recv();
             #[cfg(not(feature = "test-hooks"))]
@@ -96,14 +99,16 @@ impl Daemon {
                         // thousand checks cost one publication a second, not a thousand.
                         self.checks.unpublished = true;
                     } else {
-                        self.changed(t, now_micros());
+                        self.changed(t, clock::now());
                     }
                 }
                 Some(cmd) = commands.recv() => self.on_command(cmd, &reload_tx),
                 Some(d) = done.recv() => self.on_action_done(d),
                 Some(r) = reloaded.recv() => self.finish_reload(r, &reload_tx),
                 _ = wd_tick.tick(), if watchdog.is_some() => notify::watchdog(),
-                _ = rule_tick.tick(), if ticking => self.changed(Vec::new(), now_micros()),
+                _ = rule_tick.tick() => if ticking {
+                    self.changed(Vec::new(), clock::now());
+                },
                 _ = hup.recv() => self.start_reload(None, &reload_tx),
                 _ = term.recv() => { info!("SIGTERM: stopping"); return Ok(()); }
                 _ = int.recv() => { info!("SIGINT: stopping"); return Ok(()); }
@@ -125,7 +130,7 @@ impl Daemon {
                 reason,
                 reply,
             } => {
-                let now = now_micros();
+                let now = clock::now();
                 let answer = self.set_maintenance(on, seconds, reason, now);
                 // Published before the answer: a caller reads the new state right after.
                 self.changed(Vec::new(), now);
@@ -204,12 +209,12 @@ impl Daemon {
 
     /// A reload came back: on any error the running set stays.
     fn finish_reload(&mut self, result: ReloadResult, tx: &mpsc::Sender<ReloadResult>) {
-        let now = now_micros();
+        let now = clock::now();
         let answer = match result {
             Ok((settings, policies)) => {
                 let n = policies.checks.len();
                 self.cfg = Config::new(&settings, self.cfg.ctx.connections.clone());
-                let transitions = self.install(policies, None, now);
+                let transitions = self.install(policies, None, now.wall);
                 self.restart_probes();
                 self.changed(transitions, now);
                 Ok(format!("reloaded: {n} checks"))
@@ -221,7 +226,7 @@ impl Daemon {
                     "reload refused, still on built-in checks:\n{e}"
                 );
                 self.checks.config_error = Some(e.clone());
-                let transitions = self.report_config_error(now);
+                let transitions = self.report_config_error(now.wall);
                 self.changed(transitions, now);
                 Err(e)
             }

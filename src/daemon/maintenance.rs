@@ -4,7 +4,7 @@ use tracing::{info, warn};
 
 use super::state::Daemon;
 use crate::core::maintenance::Maintenance;
-use crate::core::time::{rfc3339_millis, Micros};
+use crate::core::time::{rfc3339_millis, Now};
 use crate::store::Record;
 
 /// Where maintenance is kept across restarts.
@@ -17,13 +17,13 @@ impl Daemon {
         on: bool,
         seconds: u64,
         reason: String,
-        now: Micros,
+        now: Now,
     ) -> Result<String, String> {
         if !on {
             self.end_maintenance("turned off");
             return Ok("maintenance off".to_string());
         }
-        let m = Maintenance::start(now, seconds, reason)?;
+        let m = Maintenance::start(now, seconds, reason, self.boot.clone())?;
         warn!(
             vigil_event = "maintenance",
             "maintenance mode on until {}: {} — actions are suspended, checks go on",

@@ -5,12 +5,13 @@ use std::sync::Arc;
 use super::state::Daemon;
 use crate::core::health::Transition;
 use crate::core::status::{Event, Snapshot};
+use crate::core::time::Now;
 use crate::surface::notify;
 
 impl Daemon {
     /// Something changed (a reading, a command, time passing): the rules run over the new
     /// state, and the outcome goes to every surface.
-    pub(super) fn changed(&mut self, transitions: Vec<Transition>, now: u64) {
+    pub(super) fn changed(&mut self, transitions: Vec<Transition>, now: Now) {
         let mut events: Vec<Event> = transitions.into_iter().map(Event::Transition).collect();
         events.extend(self.evaluate_rules(now));
         self.publish(events);
@@ -26,6 +27,7 @@ impl Daemon {
         let c = &self.checks;
         let snap = Snapshot {
             started_at: self.started_at,
+            started_mono: self.started_mono,
             status: c.model.overall(),
             checks: c.model.shared(),
             counts: c.model.counts(),

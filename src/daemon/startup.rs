@@ -14,21 +14,24 @@ use super::config::{self, Config, DaemonError, Loaded, Options};
 use super::event_loop::{Signals, RELOAD_TIMEOUT};
 use super::maintenance::MAINTENANCE_SETTING;
 use super::probes::Probes;
-use super::state::{ActionDone, Checks, Daemon, Io, Outbox, Reloads, Rules};
+use super::state::{
+    ActionDone, Checks, Daemon, Io, Outbox, RebootMark, Reloads, Rules, REBOOTS_SETTING,
+};
 use crate::config::{Settings, DEFAULT_LISTEN};
-use crate::control::Command;
+use crate::control::{Command, Pulse};
 use crate::core::engine::{Engine, Globals};
 use crate::core::maintenance::Maintenance;
 use crate::core::status::Snapshot;
-use crate::core::time::rfc3339_millis;
+use crate::core::time::{micros, rfc3339_millis, Now};
 use crate::probe::Connections;
 use crate::store::{Record, Store, DB_FILE};
 use crate::surface::{http, notify};
-use crate::sys::clock::now_micros;
+use crate::sys::clock;
 
 /// Runs vigild until SIGTERM or SIGINT.
 pub async fn run(opts: Options) -> Result<(), DaemonError> {
-    let started_at = now_micros();
+    let started = clock::now();
+    let started_at = started.wall;
     // A bad file at start must not leave an unattended box without its watchdog: vigild
     // runs on defaults and built-in checks and reports `critical` with the reason.
     let o = opts.clone();
@@ -62,13 +65,26 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         );
     }
     let store = Store::spawn(state_dir.join(DB_FILE));
-    let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::starting(started_at)));
+    let mut first = Snapshot::starting(started_at);
+    first.started_mono = started.mono;
+    let (snap_tx, snap_rx) = watch::channel(Arc::new(first));
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
     let shutdown = CancellationToken::new();
 
     // HTTP first: systemd's sockets when activated, else the configured addresses.
     let listeners = listeners(&opts, &settings).await?;
-    tokio::spawn(http::serve(listeners, snap_rx.clone(), shutdown.clone()));
+    // The heartbeat turns critical when the loop has been silent longer than the watchdog
+    // allows (or STALL_AFTER_DEFAULT without one).
+    let stall_after = sd_notify::watchdog_enabled()
+        .unwrap_or(STALL_AFTER_DEFAULT)
+        .max(STALL_AFTER_MIN);
+    let pulse = Arc::new(Pulse::new(started.mono, stall_after));
+    tokio::spawn(http::serve(
+        listeners,
+        snap_rx.clone(),
+        pulse.clone(),
+        shutdown.clone(),
+    ));
 
     let outbox = Arc::new(Outbox::default());
     bus::start(bus::Publisher {
@@ -89,6 +105,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
             maintenance: None,
             pending: Vec::new(),
             ids_reserved_until: 0,
+            reboots: Vec::new(),
         },
         cfg,
         checks: Checks::default(),
@@ -96,17 +113,20 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
             store,
             snap_tx,
             outbox,
+            pulse,
             done_tx,
             probes: Probes::new(),
         },
         reloads: Reloads::default(),
         started_at,
+        started_mono: started.mono,
+        boot: clock::boot_id(),
         status_line: String::new(),
     };
     daemon.restore().await;
     let signals = Signals::new()?;
-    let now = now_micros();
-    let transitions = daemon.install(policies, config_error, now);
+    let now = clock::now();
+    let transitions = daemon.install(policies, config_error, now.wall);
     daemon.changed(transitions, now);
     notify::ready(&daemon.status_line);
     info!(
@@ -183,6 +203,11 @@ async fn listeners(opts: &Options, settings: &Settings) -> Result<Vec<TcpListene
     Ok(l)
 }
 
+/// How long the loop may be silent before the heartbeat says critical, without a watchdog.
+const STALL_AFTER_DEFAULT: Duration = Duration::from_secs(10);
+/// Never less than this (a busy box may take a moment between two turns).
+const STALL_AFTER_MIN: Duration = Duration::from_secs(2);
+
 /// Where the first incident id not yet reserved is kept.
 pub const INCIDENT_IDS_SETTING: &str = "incident_ids_from";
 /// How many incident ids are reserved at a time.
@@ -204,7 +229,7 @@ impl Daemon {
     /// continues, and reboots count against the global limit.
     async fn restore(&mut self) {
         let store = self.io.store.clone();
-        let start = now_micros();
+        let start = clock::now_micros();
         let next_incident = store
             .call(move |db| {
                 if let Ok(n) = db.close_interrupted(start) {
@@ -233,7 +258,7 @@ impl Daemon {
         if self.reserve_incident_ids(next).await.is_err() {
             // Nothing can be reserved: take ids from the clock (seconds since the epoch),
             // far above any the store has seen, rather than risk giving one out twice.
-            next = next.max(now_micros() / 1_000_000);
+            next = next.max(clock::now_micros() / 1_000_000);
             warn!(
                 vigil_event = "store",
                 "cannot reserve incident ids in the store; ids go on from {next}"
@@ -246,30 +271,68 @@ impl Daemon {
             .await
             .and_then(|r| r.ok())
             .flatten();
-        if let Some(m) = saved.and_then(|t| serde_json::from_str::<Maintenance>(&t).ok()) {
-            if !m.is_over(now_micros()) {
-                info!(
-                    vigil_event = "maintenance",
-                    "maintenance mode still on until {} ({})",
-                    rfc3339_millis(m.until),
-                    m.reason
-                );
-                self.rules.maintenance = Some(m);
-            }
+        // Maintenance survives a restart of vigild, re-anchored on this run's clocks.
+        let now = clock::now();
+        let saved = saved.and_then(|t| serde_json::from_str::<Maintenance>(&t).ok());
+        if let Some(m) = saved.and_then(|m| m.resume(now, self.boot.as_deref())) {
+            info!(
+                vigil_event = "maintenance",
+                "maintenance mode still on until {} ({})",
+                rfc3339_millis(m.until),
+                m.reason
+            );
+            self.rules.maintenance = Some(m);
         }
-        // Reboots of earlier runs count against the global limit: it must hold across them.
+        self.restore_reboots(now).await;
+    }
+
+    /// Reboots of earlier runs count against the global limit: it must hold across them.
+    /// Each is placed on this run's monotonic clock: exactly when it was tried on this
+    /// boot; by the wall clock when on another (a time in the future counts as now).
+    async fn restore_reboots(&mut self, now: Now) {
+        let store = self.io.store.clone();
         let window = self.cfg.globals.reboot_limit.window;
-        let since = now_micros().saturating_sub(crate::core::time::micros(window));
-        if let Some(Ok(times)) = store.call(move |db| db.action_times("reboot", since)).await {
-            if !times.is_empty() {
-                info!(
-                    vigil_event = "reboot-limit",
-                    "{} reboot(s) by vigil in the last {}",
-                    times.len(),
-                    humantime::format_duration(window)
-                );
+        let marks: Option<Vec<RebootMark>> = store
+            .call(|db| db.setting(REBOOTS_SETTING))
+            .await
+            .and_then(|r| r.ok())
+            .flatten()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let times: Vec<u64> = match marks {
+            Some(marks) => {
+                let times = marks
+                    .iter()
+                    .map(|m| match (&m.boot, &self.boot) {
+                        (Some(a), Some(b)) if a == b => m.mono.min(now.mono),
+                        _ => now.mono_of(m.wall),
+                    })
+                    .collect();
+                self.rules.reboots = marks;
+                times
             }
-            self.rules.engine.restore_reboots(times);
+            // A store from before the marks: the recorded reboot actions, by wall time.
+            None => {
+                let since = now.wall.saturating_sub(micros(window));
+                match store.call(move |db| db.action_times("reboot", since)).await {
+                    Some(Ok(times)) => times.into_iter().map(|t| now.mono_of(t)).collect(),
+                    _ => Vec::new(),
+                }
+            }
+        };
+        let recent: Vec<u64> = times
+            .into_iter()
+            .filter(|t| now.mono.saturating_sub(*t) < micros(window))
+            .collect();
+        if !recent.is_empty() {
+            info!(
+                vigil_event = "reboot-limit",
+                "{} reboot(s) by vigil in the last {}",
+                recent.len(),
+                humantime::format_duration(window)
+            );
         }
+        let mut sorted = recent;
+        sorted.sort_unstable();
+        self.rules.engine.restore_reboots(sorted);
     }
 }

@@ -10,13 +10,13 @@ use tokio::sync::{mpsc, watch, Notify};
 use super::config::{Config, Options};
 use super::probes::Probes;
 use crate::action::Outcome;
-use crate::control::Reply;
+use crate::control::{Pulse, Reply};
 use crate::core::check::CheckSpec;
 use crate::core::engine::{Decision, Engine};
 use crate::core::health::{CheckState, HealthModel};
 use crate::core::maintenance::Maintenance;
 use crate::core::status::{Event, Snapshot};
-use crate::core::time::Micros;
+use crate::core::time::{Micros, Mono};
 use crate::store::Store;
 
 /// Most events the outbox holds for a publisher that cannot keep up (a wedged bus); the
@@ -104,6 +104,8 @@ pub struct Rules {
     pub pending: Vec<Decision>,
     /// Incident ids below this are reserved in the store (see `INCIDENT_IDS_SETTING`).
     pub ids_reserved_until: u64,
+    /// The last reboots tried (see [`REBOOTS_SETTING`]).
+    pub reboots: Vec<RebootMark>,
 }
 
 /// Handles to what runs outside the loop.
@@ -111,6 +113,8 @@ pub struct Io {
     pub store: Store,
     pub snap_tx: watch::Sender<Arc<Snapshot>>,
     pub outbox: Arc<Outbox>,
+    /// When the loop last went round, for the heartbeat.
+    pub pulse: Arc<Pulse>,
     pub done_tx: mpsc::UnboundedSender<ActionDone>,
     pub probes: Probes,
 }
@@ -126,6 +130,19 @@ pub struct Reloads {
     pub hung: Arc<AtomicBool>,
 }
 
+/// Where the last reboots vigild tried are kept, with both clocks.
+pub const REBOOTS_SETTING: &str = "reboots";
+/// How many of them are kept.
+pub const REBOOT_MARKS_KEPT: usize = 16;
+
+/// A reboot vigild tried: when by each clock, and on which boot.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RebootMark {
+    pub wall: Micros,
+    pub mono: Mono,
+    pub boot: Option<String>,
+}
+
 /// Everything the loop owns.
 pub struct Daemon {
     pub opts: Options,
@@ -135,6 +152,10 @@ pub struct Daemon {
     pub io: Io,
     pub reloads: Reloads,
     pub started_at: Micros,
+    /// When it started on the monotonic clock (uptime).
+    pub started_mono: Mono,
+    /// This boot's id.
+    pub boot: Option<String>,
     /// The last `STATUS=` sent to systemd.
     pub status_line: String,
 }

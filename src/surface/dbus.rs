@@ -17,7 +17,7 @@ use crate::control::Command;
 use crate::core::health::CheckState;
 use crate::core::status::{Event, Snapshot};
 use crate::store::Store;
-use crate::sys::clock::now_micros;
+use crate::sys::clock;
 
 /// The well-known bus name.
 pub const BUS_NAME: &str = "org.vigil.Vigil1";
@@ -164,7 +164,7 @@ impl Manager {
     /// The status document (JSON), the same as `vigilctl status --json`.
     #[zbus(out_args("status"))]
     fn get_status(&self) -> String {
-        let doc = self.snap().status_document(now_micros(), crate::VERSION);
+        let doc = self.snap().status_document(clock::now(), crate::VERSION);
         serde_json::to_string(&doc).unwrap_or_default()
     }
 

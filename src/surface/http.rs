@@ -24,10 +24,11 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::control::Pulse;
 use crate::core::health::Overall;
 use crate::core::status::Snapshot;
-use crate::core::time::{rfc3339_millis, Micros};
-use crate::sys::clock::now_micros;
+use crate::core::time::{rfc3339_millis, Now};
+use crate::sys::clock;
 
 /// Largest request head accepted (hyper's minimum buffer).
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
@@ -51,14 +52,14 @@ const LISTEN_BACKLOG: u32 = 1024;
 const CLOSE_GRACE_SECS: u64 = 5;
 
 /// The exact heartbeat body of the contract.
-pub fn heartbeat_body(snap: &Snapshot, now: Micros) -> String {
+pub fn heartbeat_body(snap: &Snapshot, now: Now) -> String {
     // Written by hand to keep the key order and shape of the contract exactly.
     format!(
         "{{\"status\":\"{}\",\"uptime\":{},\"version\":\"{}\",\"timestamp\":\"{}\"}}",
         snap.status,
-        now.saturating_sub(snap.started_at) / 1_000_000,
+        snap.uptime_secs(now),
         crate::VERSION,
-        rfc3339_millis(now),
+        rfc3339_millis(now.wall),
     )
 }
 
@@ -77,7 +78,7 @@ fn respond(
 }
 
 /// Answers one request from the current snapshot.
-pub fn handle(method: &Method, path: &str, snap: &Snapshot, now: Micros) -> Response<Full<Bytes>> {
+pub fn handle(method: &Method, path: &str, snap: &Snapshot, now: Now) -> Response<Full<Bytes>> {
     let known = matches!(path, "/api/system/heartbeat" | "/healthz");
     if !known {
         return respond(
@@ -441,6 +442,7 @@ impl AsyncWrite for Watched {
 pub async fn serve(
     listeners: Vec<TcpListener>,
     snap: watch::Receiver<Arc<Snapshot>>,
+    pulse: Arc<Pulse>,
     shutdown: CancellationToken,
 ) {
     let tracker = Tracker::new(MAX_CONNECTIONS);
@@ -449,6 +451,7 @@ pub async fn serve(
         tasks.spawn(accept_loop(
             listener,
             snap.clone(),
+            pulse.clone(),
             tracker.clone(),
             shutdown.clone(),
         ));
@@ -459,6 +462,7 @@ pub async fn serve(
 async fn accept_loop(
     listener: TcpListener,
     snap: watch::Receiver<Arc<Snapshot>>,
+    pulse: Arc<Pulse>,
     tracker: Arc<Tracker>,
     shutdown: CancellationToken,
 ) {
@@ -488,6 +492,7 @@ async fn accept_loop(
             peer,
             slot,
             snap.clone(),
+            pulse.clone(),
             shutdown.clone(),
         ));
     }
@@ -499,11 +504,19 @@ async fn connection(
     peer: SocketAddr,
     slot: Slot,
     snap: watch::Receiver<Arc<Snapshot>>,
+    pulse: Arc<Pulse>,
     shutdown: CancellationToken,
 ) {
     let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-        let s = snap.borrow().clone();
-        let r = handle(req.method(), req.uri().path(), &s, now_micros());
+        let now = clock::now();
+        let mut s = snap.borrow().clone();
+        if pulse.stalled(now.mono) {
+            // The loop that evaluates has stopped: what the snapshot says is stale.
+            let mut stale = Snapshot::clone(&s);
+            stale.status = Overall::Critical;
+            s = Arc::new(stale);
+        }
+        let r = handle(req.method(), req.uri().path(), &s, now);
         async move { Ok::<_, Infallible>(r) }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();

@@ -6,7 +6,13 @@ use super::*;
 fn heartbeat_has_exactly_the_contract_shape() {
     let mut s = Snapshot::starting(1_000_000);
     s.status = Overall::Ok;
-    let body = heartbeat_body(&s, 1_771_322_400_000_000);
+    // The uptime comes from the monotonic clock, the timestamp from the wall clock.
+    s.started_mono = 5_000_000;
+    let now = Now {
+        wall: 1_771_322_400_000_000,
+        mono: 1_771_322_404_000_000,
+    };
+    let body = heartbeat_body(&s, now);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
     assert_eq!(keys.len(), 4);
@@ -25,27 +31,27 @@ fn routes_and_methods() {
     let mut s = Snapshot::starting(0);
     s.status = Overall::Degraded;
     assert_eq!(
-        handle(&Method::GET, "/healthz", &s, 0).status(),
+        handle(&Method::GET, "/healthz", &s, Now::default()).status(),
         StatusCode::OK
     );
     s.status = Overall::Critical;
     assert_eq!(
-        handle(&Method::GET, "/healthz", &s, 0).status(),
+        handle(&Method::GET, "/healthz", &s, Now::default()).status(),
         StatusCode::SERVICE_UNAVAILABLE
     );
     assert_eq!(
-        handle(&Method::GET, "/", &s, 0).status(),
+        handle(&Method::GET, "/", &s, Now::default()).status(),
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        handle(&Method::POST, "/nope", &s, 0).status(),
+        handle(&Method::POST, "/nope", &s, Now::default()).status(),
         StatusCode::NOT_FOUND
     );
-    let r = handle(&Method::POST, "/api/system/heartbeat", &s, 0);
+    let r = handle(&Method::POST, "/api/system/heartbeat", &s, Now::default());
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.headers()[ALLOW], "GET, HEAD");
     assert_eq!(
-        handle(&Method::HEAD, "/api/system/heartbeat", &s, 0).status(),
+        handle(&Method::HEAD, "/api/system/heartbeat", &s, Now::default()).status(),
         StatusCode::OK
     );
 }
