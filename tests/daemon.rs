@@ -497,3 +497,30 @@ fn a_bad_setting_never_shows_its_value() {
         );
     }
 }
+
+/// A FIFO named *.toml in a policy directory at start: the heartbeat answers, READY=1 is
+/// sent, and vigild runs its built-in checks with `vigil:config` naming the FIFO — instead
+/// of hanging before its listener was up.
+#[test]
+fn a_fifo_in_the_policy_directory_at_start_does_not_keep_vigild_down() {
+    let extra = tempfile::tempdir().unwrap();
+    let fifo = extra.path().join("50-fifo.toml");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let mut b = VigildBuilder::new().notify();
+    b.extra_args = vec!["--policies".into(), extra.path().display().to_string()];
+    let v = b.start();
+    v.wait_notify("READY=1", Duration::from_secs(10));
+    v.wait_status("critical");
+    let log = v.log();
+    assert!(
+        log.contains(&format!(
+            "{}:1:1: not a regular file (a FIFO)",
+            fifo.display()
+        )),
+        "{log}"
+    );
+}

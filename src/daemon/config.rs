@@ -74,15 +74,6 @@ impl Config {
     }
 }
 
-/// Settings and policies as read at start, with every error met on the way.
-pub struct Loaded {
-    pub settings: Settings,
-    pub policies: PolicySet,
-    /// Empty when both were fine. Otherwise the settings are the defaults where they were
-    /// bad, and the policies the built-in checks where they were bad.
-    pub errors: Vec<String>,
-}
-
 /// Reads the settings file. Blocking.
 pub fn load_settings(opts: &Options) -> Result<Settings, String> {
     let (path, explicit) = match &opts.config {
@@ -108,31 +99,15 @@ pub fn load_strict(opts: &Options) -> Result<(Settings, PolicySet), String> {
     Ok((settings, policies))
 }
 
-/// At start: what is bad is replaced by defaults and built-in checks, and said.
-pub fn load_lenient(opts: &Options) -> Loaded {
-    let mut errors = Vec::new();
-    let settings = load_settings(opts).unwrap_or_else(|e| {
-        errors.push(e);
-        Settings::default()
-    });
-    let policies = load_policies(opts, &settings).unwrap_or_else(|e| {
-        errors.push(e);
-        let roots = settings.host_roots();
-        policy::builtin(&facts::gather(&roots, Path::new(policy::DOCKER_SOCKET)))
-    });
-    Loaded {
-        settings,
-        policies,
-        errors,
-    }
-}
-
-/// When even reading at start did not finish: defaults and the checks every host has.
-pub fn fallback(why: String) -> Loaded {
-    Loaded {
-        settings: Settings::default(),
-        policies: policy::builtin(&policy::HostFacts::default()),
-        errors: vec![why],
+/// At start: bad policies are replaced by the built-in checks, and said.
+pub fn load_policies_lenient(opts: &Options, settings: &Settings) -> (PolicySet, Option<String>) {
+    match load_policies(opts, settings) {
+        Ok(set) => (set, None),
+        Err(e) => {
+            let roots = settings.host_roots();
+            let facts = facts::gather(&roots, Path::new(policy::DOCKER_SOCKET));
+            (policy::builtin(&facts), Some(e))
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::bus;
-use super::config::{self, Config, DaemonError, Loaded, Options};
+use super::config::{self, Config, DaemonError, Options};
 use super::event_loop::{Signals, RELOAD_TIMEOUT};
 use super::maintenance::MAINTENANCE_SETTING;
 use super::probes::Probes;
@@ -33,28 +33,18 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let started = clock::now();
     let started_at = started.wall;
     // A bad file at start must not leave an unattended box without its watchdog: vigild
-    // runs on defaults and built-in checks and reports `critical` with the reason.
+    // runs on defaults and built-in checks and reports `critical` with the reason. The
+    // settings come first (they say where to listen); the heartbeat is up before any
+    // policy is read, so a policy directory that hangs cannot keep it down.
+    let mut errors = Vec::new();
     let o = opts.clone();
-    let read = tokio::task::spawn_blocking(move || config::load_lenient(&o));
-    let Loaded {
-        settings,
-        policies,
-        errors,
-    } = match tokio::time::timeout(RELOAD_TIMEOUT, read).await {
-        Ok(Ok(loaded)) => loaded,
-        Ok(Err(e)) => config::fallback(format!("reading the configuration failed: {e}")),
-        Err(_) => config::fallback(format!(
-            "reading the settings and policies did not finish within {} s (a hung file system?)",
-            RELOAD_TIMEOUT.as_secs()
-        )),
-    };
-    let config_error = (!errors.is_empty()).then(|| errors.join("\n"));
-    if let Some(e) = &config_error {
-        error!(
-            vigil_event = "config-error",
-            "configuration refused, running on defaults and built-in checks where it is bad:\n{e}"
-        );
-    }
+    let settings = blocking(move || config::load_settings(&o), "the settings")
+        .await
+        .and_then(|r| r)
+        .unwrap_or_else(|e| {
+            errors.push(e);
+            crate::config::Settings::default()
+        });
     let state_dir = crate::config::state_dir(opts.state_dir.as_deref(), &settings);
     if let Err(e) = std::fs::create_dir_all(&state_dir) {
         // The store falls back to memory and says so; watching goes on.
@@ -95,6 +85,30 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         outbox: outbox.clone(),
     })
     .await?;
+
+    let (o, st) = (opts.clone(), settings.clone());
+    let policies = match blocking(
+        move || config::load_policies_lenient(&o, &st),
+        "the policies",
+    )
+    .await
+    {
+        Ok((set, error)) => {
+            errors.extend(error);
+            set
+        }
+        Err(e) => {
+            errors.push(e);
+            crate::policy::builtin(&crate::policy::HostFacts::default())
+        }
+    };
+    let config_error = (!errors.is_empty()).then(|| errors.join("\n"));
+    if let Some(e) = &config_error {
+        error!(
+            vigil_event = "config-error",
+            "configuration refused, running on defaults and built-in checks where it is bad:\n{e}"
+        );
+    }
 
     let (done_tx, done_rx) = mpsc::unbounded_channel::<ActionDone>();
     let cfg = Config::new(&settings, Arc::new(Connections::default()));
@@ -159,6 +173,21 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let _ = daemon.io.store.confirm(Duration::from_secs(5)).await;
     info!(vigil_event = "stopped", "vigild stopped");
     result
+}
+
+/// Runs blocking start-up work (`what` it reads) off the runtime, bounded in time.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+    what: &str,
+) -> Result<T, String> {
+    match tokio::time::timeout(RELOAD_TIMEOUT, tokio::task::spawn_blocking(f)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("reading {what} failed: {e}")),
+        Err(_) => Err(format!(
+            "reading {what} did not finish within {} s (a hung file system?)",
+            RELOAD_TIMEOUT.as_secs()
+        )),
+    }
 }
 
 /// The heartbeat's listeners: systemd's sockets when activated, else `--listen`, else
