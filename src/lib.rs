@@ -14,6 +14,7 @@
 //! - [`cli`]: the command lines of `vigild` and `vigilctl`.
 
 pub mod action;
+pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -16,6 +16,9 @@ _vigilctl() {
             ",$1")
                 cmd="vigilctl"
                 ;;
+            vigilctl,bundle)
+                cmd="vigilctl__subcmd__bundle"
+                ;;
             vigilctl,checks)
                 cmd="vigilctl__subcmd__checks"
                 ;;
@@ -37,8 +40,26 @@ _vigilctl() {
             vigilctl,status)
                 cmd="vigilctl__subcmd__status"
                 ;;
+            vigilctl,update)
+                cmd="vigilctl__subcmd__update"
+                ;;
             vigilctl,version)
                 cmd="vigilctl__subcmd__version"
+                ;;
+            vigilctl__subcmd__bundle,create)
+                cmd="vigilctl__subcmd__bundle__subcmd__create"
+                ;;
+            vigilctl__subcmd__bundle,help)
+                cmd="vigilctl__subcmd__bundle__subcmd__help"
+                ;;
+            vigilctl__subcmd__bundle__subcmd__help,create)
+                cmd="vigilctl__subcmd__bundle__subcmd__help__subcmd__create"
+                ;;
+            vigilctl__subcmd__bundle__subcmd__help,help)
+                cmd="vigilctl__subcmd__bundle__subcmd__help__subcmd__help"
+                ;;
+            vigilctl__subcmd__help,bundle)
+                cmd="vigilctl__subcmd__help__subcmd__bundle"
                 ;;
             vigilctl__subcmd__help,checks)
                 cmd="vigilctl__subcmd__help__subcmd__checks"
@@ -61,8 +82,14 @@ _vigilctl() {
             vigilctl__subcmd__help,status)
                 cmd="vigilctl__subcmd__help__subcmd__status"
                 ;;
+            vigilctl__subcmd__help,update)
+                cmd="vigilctl__subcmd__help__subcmd__update"
+                ;;
             vigilctl__subcmd__help,version)
                 cmd="vigilctl__subcmd__help__subcmd__version"
+                ;;
+            vigilctl__subcmd__help__subcmd__bundle,create)
+                cmd="vigilctl__subcmd__help__subcmd__bundle__subcmd__create"
                 ;;
             vigilctl__subcmd__help__subcmd__maintenance,off)
                 cmd="vigilctl__subcmd__help__subcmd__maintenance__subcmd__off"
@@ -78,6 +105,9 @@ _vigilctl() {
                 ;;
             vigilctl__subcmd__help__subcmd__policy,show)
                 cmd="vigilctl__subcmd__help__subcmd__policy__subcmd__show"
+                ;;
+            vigilctl__subcmd__help__subcmd__update,verify)
+                cmd="vigilctl__subcmd__help__subcmd__update__subcmd__verify"
                 ;;
             vigilctl__subcmd__maintenance,help)
                 cmd="vigilctl__subcmd__maintenance__subcmd__help"
@@ -121,6 +151,18 @@ _vigilctl() {
             vigilctl__subcmd__policy__subcmd__help,show)
                 cmd="vigilctl__subcmd__policy__subcmd__help__subcmd__show"
                 ;;
+            vigilctl__subcmd__update,help)
+                cmd="vigilctl__subcmd__update__subcmd__help"
+                ;;
+            vigilctl__subcmd__update,verify)
+                cmd="vigilctl__subcmd__update__subcmd__verify"
+                ;;
+            vigilctl__subcmd__update__subcmd__help,help)
+                cmd="vigilctl__subcmd__update__subcmd__help__subcmd__help"
+                ;;
+            vigilctl__subcmd__update__subcmd__help,verify)
+                cmd="vigilctl__subcmd__update__subcmd__help__subcmd__verify"
+                ;;
             *)
                 ;;
         esac
@@ -128,7 +170,7 @@ _vigilctl() {
 
     case "${cmd}" in
         vigilctl)
-            opts="-h -V --bus --json --help --version status checks incidents incident maintenance policy version help"
+            opts="-h -V --bus --json --help --version status checks incidents incident maintenance policy update bundle version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -138,6 +180,108 @@ _vigilctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__bundle)
+            opts="-h --bus --json --help create help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__bundle__subcmd__create)
+            opts="-o -h --manifest --payload --key --password-file --zstd --out --bus --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --manifest)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --payload)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__bundle__subcmd__help)
+            opts="create help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__bundle__subcmd__help__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__bundle__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -164,8 +308,36 @@ _vigilctl() {
             return 0
             ;;
         vigilctl__subcmd__help)
-            opts="status checks incidents incident maintenance policy version help"
+            opts="status checks incidents incident maintenance policy update bundle version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__help__subcmd__bundle)
+            opts="create"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__help__subcmd__bundle__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -334,6 +506,34 @@ _vigilctl() {
         vigilctl__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__help__subcmd__update)
+            opts="verify"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__help__subcmd__update__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -670,6 +870,96 @@ _vigilctl() {
                 return 0
             fi
             case "${prev}" in
+                --bus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__update)
+            opts="-h --bus --json --help verify help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__update__subcmd__help)
+            opts="verify help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__update__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__update__subcmd__help__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__update__subcmd__verify)
+            opts="-h --keys --installed --allow-downgrade --config --bus --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --keys)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --bus)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -34,6 +34,8 @@ complete -c vigilctl -n "__fish_vigilctl_needs_command" -f -a "incidents" -d 'In
 complete -c vigilctl -n "__fish_vigilctl_needs_command" -f -a "incident" -d 'One incident with every action taken for it'
 complete -c vigilctl -n "__fish_vigilctl_needs_command" -f -a "maintenance" -d 'Maintenance mode: suspend every recovery action for a while; checks go on'
 complete -c vigilctl -n "__fish_vigilctl_needs_command" -f -a "policy" -d 'Policy files: check them, or show the effective set'
+complete -c vigilctl -n "__fish_vigilctl_needs_command" -f -a "update" -d 'Update bundles: verify one before it is applied (offline; writes nothing)'
+complete -c vigilctl -n "__fish_vigilctl_needs_command" -f -a "bundle" -d 'Make signed update bundles (offline)'
 complete -c vigilctl -n "__fish_vigilctl_needs_command" -f -a "version" -d 'Versions of vigilctl and of the running vigild'
 complete -c vigilctl -n "__fish_vigilctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand status" -l bus -d 'D-Bus address of vigild [default: the system bus, then the session bus]' -r
@@ -88,19 +90,53 @@ complete -c vigilctl -n "__fish_vigilctl_using_subcommand policy; and __fish_see
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "check" -d 'Validate policy files or directories (default: the installed ones); exit 1 on any error'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show the effective, merged checks of policy files or directories (default: installed)'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand update; and not __fish_seen_subcommand_from verify help" -l bus -d 'D-Bus address of vigild [default: the system bus, then the session bus]' -r
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand update; and not __fish_seen_subcommand_from verify help" -l json -d 'Print JSON instead of text'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand update; and not __fish_seen_subcommand_from verify help" -s h -l help -d 'Print help'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand update; and not __fish_seen_subcommand_from verify help" -f -a "verify" -d 'Verify a bundle: signature, every entry, size and hash, version and hardware fit. Exit 0 when it may be applied here, 1 with the reason when not. Writes nothing'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand update; and not __fish_seen_subcommand_from verify help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand update; and __fish_seen_subcommand_from verify" -l keys -d 'Trusted keys (*.pub) [default: [update] keys_dir, else /etc/vigil/keys]' -r -F
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand update; and __fish_seen_subcommand_from verify" -l installed -d 'The installed version to check against [default: the current release of the state directory, if any]' -r
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand update; and __fish_seen_subcommand_from verify" -l config -d 'Settings (keys_dir, [device] model, state directory) [default: /etc/vigil/vigil.toml]' -r -F
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand update; and __fish_seen_subcommand_from verify" -l bus -d 'D-Bus address of vigild [default: the system bus, then the session bus]' -r
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand update; and __fish_seen_subcommand_from verify" -l allow-downgrade -d 'Accept a bundle that is not newer than the installed version'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand update; and __fish_seen_subcommand_from verify" -l json -d 'Print JSON instead of text'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand update; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand update; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Verify a bundle: signature, every entry, size and hash, version and hardware fit. Exit 0 when it may be applied here, 1 with the reason when not. Writes nothing'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand update; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and not __fish_seen_subcommand_from create help" -l bus -d 'D-Bus address of vigild [default: the system bus, then the session bus]' -r
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and not __fish_seen_subcommand_from create help" -l json -d 'Print JSON instead of text'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and not __fish_seen_subcommand_from create help" -s h -l help -d 'Print help'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and not __fish_seen_subcommand_from create help" -f -a "create" -d 'Build a signed bundle: the payload\'s files listed with size and SHA-256, the manifest signed (trusted comment `vigil-bundle NAME VERSION`), written atomically'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and not __fish_seen_subcommand_from create help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and __fish_seen_subcommand_from create" -l manifest -d 'The manifest ([bundle], [[step]], [gate]; [[file]] may be left out)' -r -F
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and __fish_seen_subcommand_from create" -l payload -d 'The directory whose files become payload/…' -r -F
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and __fish_seen_subcommand_from create" -l key -d 'The minisign secret key' -r -F
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and __fish_seen_subcommand_from create" -l password-file -d 'A file holding the key\'s password (an encrypted key without it is asked for on the terminal)' -r -F
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and __fish_seen_subcommand_from create" -s o -l out -d 'The bundle to write [default: NAME-VERSION.vigil in the current directory]' -r -F
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and __fish_seen_subcommand_from create" -l bus -d 'D-Bus address of vigild [default: the system bus, then the session bus]' -r
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and __fish_seen_subcommand_from create" -l zstd -d 'Compress the bundle with zstd'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and __fish_seen_subcommand_from create" -l json -d 'Print JSON instead of text'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and __fish_seen_subcommand_from help" -f -a "create" -d 'Build a signed bundle: the payload\'s files listed with size and SHA-256, the manifest signed (trusted comment `vigil-bundle NAME VERSION`), written atomically'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand version" -l bus -d 'D-Bus address of vigild [default: the system bus, then the session bus]' -r
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand version" -l json -d 'Print JSON instead of text'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand version" -s h -l help -d 'Print help'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy version help" -f -a "status" -d 'Overall status and the checks that are not ok'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy version help" -f -a "checks" -d 'Every check with its status, since when, and why'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy version help" -f -a "incidents" -d 'Incidents: open ones, or all with --all'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy version help" -f -a "incident" -d 'One incident with every action taken for it'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy version help" -f -a "maintenance" -d 'Maintenance mode: suspend every recovery action for a while; checks go on'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy version help" -f -a "policy" -d 'Policy files: check them, or show the effective set'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy version help" -f -a "version" -d 'Versions of vigilctl and of the running vigild'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "status" -d 'Overall status and the checks that are not ok'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "checks" -d 'Every check with its status, since when, and why'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "incidents" -d 'Incidents: open ones, or all with --all'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "incident" -d 'One incident with every action taken for it'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "maintenance" -d 'Maintenance mode: suspend every recovery action for a while; checks go on'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "policy" -d 'Policy files: check them, or show the effective set'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "update" -d 'Update bundles: verify one before it is applied (offline; writes nothing)'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "bundle" -d 'Make signed update bundles (offline)'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "version" -d 'Versions of vigilctl and of the running vigild'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and __fish_seen_subcommand_from maintenance" -f -a "on" -d 'Turn it on; it ends by itself'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and __fish_seen_subcommand_from maintenance" -f -a "off" -d 'Turn it off now'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and __fish_seen_subcommand_from maintenance" -f -a "status" -d 'Whether it is on, until when and why'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "check" -d 'Validate policy files or directories (default: the installed ones); exit 1 on any error'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "show" -d 'Show the effective, merged checks of policy files or directories (default: installed)'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and __fish_seen_subcommand_from update" -f -a "verify" -d 'Verify a bundle: signature, every entry, size and hash, version and hardware fit. Exit 0 when it may be applied here, 1 with the reason when not. Writes nothing'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and __fish_seen_subcommand_from bundle" -f -a "create" -d 'Build a signed bundle: the payload\'s files listed with size and SHA-256, the manifest signed (trusted comment `vigil-bundle NAME VERSION`), written atomically'

@@ -12,7 +12,9 @@ fn main() {
     match runtime.block_on(ctl::run(args)) {
         Ok(text) => {
             if !text.is_empty() {
-                println!("{text}");
+                // A reader that went away (`| head`) is no error of ours.
+                use std::io::Write;
+                let _ = writeln!(std::io::stdout(), "{text}");
             }
         }
         Err(f) => {

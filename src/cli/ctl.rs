@@ -8,6 +8,7 @@ use serde_json::Value;
 use zbus::Connection;
 
 use super::show::{self, s};
+use super::update;
 use super::{exit, CtlCommand, MaintenanceCommand, PolicyCommand, VigilctlArgs};
 use crate::policy::{self, PolicySet};
 use crate::surface::dbus::{BUS_NAME, MANAGER_PATH};
@@ -301,6 +302,12 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
             } else {
                 "maintenance off".into()
             })
+        }
+        CtlCommand::Update { command } => {
+            update::update(command, args.json).map_err(|(code, message)| Failure { code, message })
+        }
+        CtlCommand::Bundle { command } => {
+            update::bundle(command).map_err(|(code, message)| Failure { code, message })
         }
         CtlCommand::Version => {
             let mut out = format!("vigilctl {}", crate::VERSION);

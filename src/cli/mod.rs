@@ -3,6 +3,7 @@
 
 pub mod ctl;
 mod show;
+pub mod update;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -79,8 +80,69 @@ pub enum CtlCommand {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Update bundles: verify one before it is applied (offline; writes nothing).
+    Update {
+        #[command(subcommand)]
+        command: UpdateCommand,
+    },
+    /// Make signed update bundles (offline).
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCommand,
+    },
     /// Versions of vigilctl and of the running vigild.
     Version,
+}
+
+/// `vigilctl update …`
+#[derive(Debug, Subcommand)]
+pub enum UpdateCommand {
+    /// Verify a bundle: signature, every entry, size and hash, version and hardware fit.
+    /// Exit 0 when it may be applied here, 1 with the reason when not. Writes nothing.
+    Verify {
+        /// The bundle (NAME-VERSION.vigil).
+        bundle: PathBuf,
+        /// Trusted keys (*.pub) [default: [update] keys_dir, else /etc/vigil/keys].
+        #[arg(long, value_name = "DIR")]
+        keys: Option<PathBuf>,
+        /// The installed version to check against [default: the current release of the
+        /// state directory, if any].
+        #[arg(long, value_name = "VERSION")]
+        installed: Option<semver::Version>,
+        /// Accept a bundle that is not newer than the installed version.
+        #[arg(long)]
+        allow_downgrade: bool,
+        /// Settings (keys_dir, [device] model, state directory) [default: /etc/vigil/vigil.toml].
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+/// `vigilctl bundle …`
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Build a signed bundle: the payload's files listed with size and SHA-256, the
+    /// manifest signed (trusted comment `vigil-bundle NAME VERSION`), written atomically.
+    Create {
+        /// The manifest ([bundle], [[step]], [gate]; [[file]] may be left out).
+        #[arg(long, value_name = "FILE")]
+        manifest: PathBuf,
+        /// The directory whose files become payload/….
+        #[arg(long, value_name = "DIR")]
+        payload: PathBuf,
+        /// The minisign secret key.
+        #[arg(long, value_name = "SECRET_KEY")]
+        key: PathBuf,
+        /// A file holding the key's password (an encrypted key without it is asked for on the terminal).
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Compress the bundle with zstd.
+        #[arg(long)]
+        zstd: bool,
+        /// The bundle to write [default: NAME-VERSION.vigil in the current directory].
+        #[arg(short = 'o', long = "out", value_name = "OUT")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// `vigilctl maintenance …`

@@ -4,6 +4,7 @@
 //! around it (tests/layout.rs keeps it so).
 
 pub mod action;
+pub mod bundle;
 pub mod check;
 pub mod engine;
 pub mod glob;

@@ -1,0 +1,372 @@
+//! Verifying a bundle in one streaming pass, before anything on the box changes.
+//!
+//! The tar is read entry by entry (never unpacked): `manifest.toml` first (≤ 1 MiB), parsed
+//! and checked; then its signature, checked against the trusted keys; then every payload
+//! entry — only regular files and directories, normalised relative paths under `payload/`,
+//! each once, each file listed with its size and SHA-256, hashed as it streams by. Nothing is
+//! held in memory but one buffer, and nothing is written: a [`Sink`] sees each file's bytes
+//! (`update verify` passes one that drops them; staging will write them). zstd is detected by
+//! its magic; reading stops at the size the manifest declares plus tar's overhead, so a
+//! compression bomb ends early.
+
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::io::{self, Read};
+use std::path::Path;
+use std::rc::Rc;
+
+use semver::Version;
+use sha2::{Digest, Sha256};
+use tar::EntryType;
+
+use super::keys::{check_signature, TrustedKey};
+use super::manifest;
+use crate::core::bundle::{
+    entry_path, in_payload, FileEntry, Manifest, Refusal, ENTRIES_MAX, MANIFEST,
+    MANIFEST_MAX_BYTES, PAYLOAD_DIR, SIGNATURE, SIGNATURE_MAX_BYTES,
+};
+
+/// zstd's frame magic, little-endian `0xFD2FB528`.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+/// Largest zstd window accepted (2^24 = 16 MiB), so decompression memory stays bounded.
+const ZSTD_WINDOW_LOG_MAX: u32 = 24;
+/// Tar's cost per entry at most: a header, a PAX or GNU long-name record, padding.
+const TAR_OVERHEAD_PER_ENTRY: u64 = 4 * 512 + 4096;
+/// Read buffer.
+const CHUNK: usize = 256 << 10;
+
+/// What verification needs to know about this box.
+pub struct Check<'a> {
+    pub keys: &'a [TrustedKey],
+    /// The installed release's version, if any.
+    pub installed: Option<Version>,
+    /// This box's model (`[device] model`, else /proc/device-tree/model).
+    pub model: Option<String>,
+    pub allow_downgrade: bool,
+}
+
+/// Where verified bytes go.
+pub trait Sink {
+    /// A listed file begins.
+    fn begin(&mut self, file: &FileEntry) -> io::Result<()>;
+    /// Its next bytes.
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// It ended, and was what the manifest says.
+    fn end(&mut self, file: &FileEntry) -> io::Result<()>;
+}
+
+/// A sink that keeps nothing (`update verify`).
+pub struct Discard;
+
+impl Sink for Discard {
+    fn begin(&mut self, _: &FileEntry) -> io::Result<()> {
+        Ok(())
+    }
+    fn write(&mut self, _: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+    fn end(&mut self, _: &FileEntry) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A bundle that passed.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub manifest: Manifest,
+    /// The id of the key that signed it.
+    pub key_id: String,
+    pub compressed: bool,
+}
+
+/// A reader that fails once more than `limit` bytes went through (the limit may be
+/// tightened while it reads).
+struct Limited<R> {
+    inner: R,
+    read: u64,
+    limit: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.limit.get() {
+            return Err(io::Error::other(BOMB));
+        }
+        Ok(n)
+    }
+}
+
+const BOMB: &str = "the bundle holds more than its manifest declares";
+
+/// Verifies the bundle file at `path`.
+pub fn verify_file(
+    path: &Path,
+    check: &Check<'_>,
+    sink: &mut dyn Sink,
+) -> Result<Verified, Refusal> {
+    let what = path.display().to_string();
+    let file = std::fs::File::open(path)
+        .map_err(|e| Refusal::new(&what, format!("cannot read it: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Refusal::new(&what, e.to_string()))?;
+    if !meta.is_file() {
+        return Err(Refusal::new(&what, "not a regular file"));
+    }
+    if meta.len() == 0 {
+        return Err(Refusal::new(&what, "an empty file, not a bundle"));
+    }
+    verify(
+        io::BufReader::with_capacity(CHUNK, file),
+        &what,
+        check,
+        sink,
+    )
+}
+
+/// Verifies a bundle read from `input`; `what` names it in refusals.
+pub fn verify(
+    mut input: impl Read,
+    what: &str,
+    check: &Check<'_>,
+    sink: &mut dyn Sink,
+) -> Result<Verified, Refusal> {
+    let mut magic = [0u8; 4];
+    let got = read_up_to(&mut input, &mut magic).map_err(|e| Refusal::new(what, e.to_string()))?;
+    let head = io::Cursor::new(magic[..got].to_vec());
+    let compressed = got == 4 && magic == ZSTD_MAGIC;
+    // Until the manifest says how large the payload is: room for the manifest, its
+    // signature and tar's headers.
+    let limit = Rc::new(Cell::new(
+        MANIFEST_MAX_BYTES + SIGNATURE_MAX_BYTES + 8 * TAR_OVERHEAD_PER_ENTRY,
+    ));
+    let raw = head.chain(input);
+    let reader: Box<dyn Read> = if compressed {
+        let mut d = zstd::stream::read::Decoder::new(raw)
+            .map_err(|e| Refusal::new(what, format!("not a zstd stream: {e}")))?;
+        d.window_log_max(ZSTD_WINDOW_LOG_MAX)
+            .map_err(|e| Refusal::new(what, e.to_string()))?;
+        Box::new(d)
+    } else {
+        Box::new(raw)
+    };
+    let limited = Limited {
+        inner: reader,
+        read: 0,
+        limit: limit.clone(),
+    };
+    let mut archive = tar::Archive::new(limited);
+    let entries = archive
+        .entries()
+        .map_err(|e| Refusal::new(what, format!("not a tar archive: {e}")))?;
+    let tar_error = |e: io::Error| {
+        if e.to_string().contains(BOMB) {
+            Refusal::new(what, BOMB)
+        } else {
+            Refusal::new(what, format!("not a readable bundle (tar): {e}"))
+        }
+    };
+    let mut state = State::default();
+    for (i, entry) in entries.enumerate() {
+        let mut entry = entry.map_err(tar_error)?;
+        if i >= ENTRIES_MAX {
+            return Err(Refusal::new(
+                what,
+                format!("more than {ENTRIES_MAX} entries"),
+            ));
+        }
+        let raw_path = entry
+            .path()
+            .map_err(|_| Refusal::new(what, "an entry path that is not valid"))?
+            .to_string_lossy()
+            .into_owned();
+        let path = entry_path(&raw_path).map_err(|why| Refusal::new(&raw_path, why))?;
+        let kind = entry.header().entry_type();
+        if !matches!(kind, EntryType::Regular | EntryType::Directory) {
+            return Err(Refusal::new(
+                &path,
+                "only regular files and directories may be in a bundle (no links, devices or FIFOs)",
+            ));
+        }
+        if !state.seen.insert(path.clone()) {
+            return Err(Refusal::new(&path, "in the bundle twice"));
+        }
+        let size = entry.header().size().map_err(tar_error)?;
+        match (i, state.manifest.as_ref()) {
+            (0, _) => {
+                if path != MANIFEST || kind != EntryType::Regular {
+                    return Err(Refusal::new(
+                        &path,
+                        format!("the first entry must be {MANIFEST}"),
+                    ));
+                }
+                if size > MANIFEST_MAX_BYTES {
+                    return Err(Refusal::new(
+                        MANIFEST,
+                        format!("larger than {MANIFEST_MAX_BYTES} bytes"),
+                    ));
+                }
+                let bytes = read_all(&mut entry, size).map_err(tar_error)?;
+                let text = std::str::from_utf8(&bytes)
+                    .map_err(|_| Refusal::new(MANIFEST, "not UTF-8 text"))?;
+                let m = manifest::parse(Path::new(MANIFEST), text).map_err(|d| {
+                    Refusal::new(MANIFEST, format!("{}:{}: {}", d.line, d.column, d.message))
+                })?;
+                m.check()?;
+                m.fits(
+                    check.installed.as_ref(),
+                    check.model.as_deref(),
+                    check.allow_downgrade,
+                )?;
+                // Now the payload's size is known: nothing more than that is read.
+                let entries = m.files.len() as u64 + 64;
+                limit.set(
+                    MANIFEST_MAX_BYTES
+                        + SIGNATURE_MAX_BYTES
+                        + m.total_size()
+                        + entries.saturating_mul(TAR_OVERHEAD_PER_ENTRY),
+                );
+                state.manifest_bytes = bytes;
+                state.manifest = Some(m);
+            }
+            (1, Some(m)) => {
+                if path != SIGNATURE || kind != EntryType::Regular {
+                    return Err(Refusal::new(
+                        &path,
+                        format!("the second entry must be {SIGNATURE}"),
+                    ));
+                }
+                if size > SIGNATURE_MAX_BYTES {
+                    return Err(Refusal::new(SIGNATURE, "too large for a signature"));
+                }
+                let bytes = read_all(&mut entry, size).map_err(tar_error)?;
+                let text = String::from_utf8_lossy(&bytes);
+                state.key_id = Some(check_signature(
+                    check.keys,
+                    &state.manifest_bytes,
+                    &text,
+                    m,
+                )?);
+            }
+            (_, Some(m)) => {
+                if !in_payload(&path) {
+                    return Err(Refusal::new(&path, format!("outside {PAYLOAD_DIR}/")));
+                }
+                if kind == EntryType::Directory {
+                    continue;
+                }
+                let Some(listed) = m.file(&path).cloned() else {
+                    return Err(Refusal::new(&path, "not listed in the manifest"));
+                };
+                if size != listed.size {
+                    return Err(Refusal::new(
+                        &path,
+                        format!("{size} bytes, the manifest says {}", listed.size),
+                    ));
+                }
+                stream_file(&mut entry, &listed, sink).map_err(|e| match e {
+                    StreamError::Io(e) => tar_error(e),
+                    StreamError::Refused(r) => r,
+                })?;
+                state.done += 1;
+            }
+            (_, None) => unreachable!("the first entry is the manifest or refused"),
+        }
+    }
+    let Some(m) = state.manifest else {
+        return Err(Refusal::new(what, "an empty archive, not a bundle"));
+    };
+    let Some(key_id) = state.key_id else {
+        return Err(Refusal::new(SIGNATURE, "missing: the bundle is not signed"));
+    };
+    if let Some(missing) = m.files.iter().find(|f| !state.seen.contains(&f.path)) {
+        return Err(Refusal::new(
+            &missing.path,
+            "listed in the manifest but not in the bundle",
+        ));
+    }
+    Ok(Verified {
+        manifest: m,
+        key_id,
+        compressed,
+    })
+}
+
+#[derive(Default)]
+struct State {
+    manifest: Option<Manifest>,
+    manifest_bytes: Vec<u8>,
+    key_id: Option<String>,
+    seen: HashSet<String>,
+    done: usize,
+}
+
+enum StreamError {
+    Io(io::Error),
+    Refused(Refusal),
+}
+
+/// Streams one payload file through SHA-256 into the sink; refuses a size or hash that
+/// differs from the manifest.
+fn stream_file(
+    entry: &mut impl Read,
+    listed: &FileEntry,
+    sink: &mut dyn Sink,
+) -> Result<(), StreamError> {
+    let sink_error = |e: io::Error| {
+        StreamError::Refused(Refusal::new(&listed.path, format!("cannot keep it: {e}")))
+    };
+    sink.begin(listed).map_err(sink_error)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = entry.read(&mut buf).map_err(StreamError::Io)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        hasher.update(&buf[..n]);
+        sink.write(&buf[..n]).map_err(sink_error)?;
+    }
+    if total != listed.size {
+        return Err(StreamError::Refused(Refusal::new(
+            &listed.path,
+            format!("truncated: {total} of {} bytes", listed.size),
+        )));
+    }
+    if hasher.finalize()[..] != listed.sha256[..] {
+        return Err(StreamError::Refused(Refusal::new(
+            &listed.path,
+            "sha256 differs from the manifest",
+        )));
+    }
+    sink.end(listed).map_err(sink_error)
+}
+
+/// Reads exactly `size` bytes (small entries: manifest, signature).
+fn read_all(entry: &mut impl Read, size: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(size as usize);
+    entry.take(size).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 != size {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "truncated entry",
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Reads up to `buf.len()` bytes; how many.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
+}
