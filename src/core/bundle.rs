@@ -153,6 +153,28 @@ pub fn entry_path(raw: &str) -> Result<String, String> {
     Ok(parts.join("/"))
 }
 
+/// A board name as a slug: lowercase, every run of other characters one `-`
+/// (`NVIDIA Jetson AGX Orin Developer Kit` → `nvidia-jetson-agx-orin-developer-kit`).
+pub fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+/// Whether a box's model (`[device] model`, or the device tree's words) is the hardware a
+/// manifest names: the same slug, or the device tree's name holding it whole
+/// (`nvidia-jetson-agx-orin-developer-kit` is a `jetson-agx-orin`).
+pub fn model_fits(model: &str, hardware: &str) -> bool {
+    let (m, h) = (slug(model), slug(hardware));
+    !h.is_empty() && (m == h || format!("-{m}-").contains(&format!("-{h}-")))
+}
+
 /// Whether a normalised entry path is the payload directory or inside it.
 pub fn in_payload(path: &str) -> bool {
     path == PAYLOAD_DIR || path.starts_with(&format!("{PAYLOAD_DIR}/"))
@@ -263,7 +285,7 @@ impl Manifest {
     ) -> Result<(), Refusal> {
         if !self.hardware.is_empty() {
             match model {
-                Some(m) if self.hardware.iter().any(|h| h == m) => {}
+                Some(m) if self.hardware.iter().any(|h| model_fits(m, h)) => {}
                 Some(m) => {
                     return Err(Refusal::new(
                         "bundle.hardware",
@@ -420,6 +442,15 @@ mod tests {
             let e = m.check().unwrap_err();
             assert_eq!(e.what, what, "{e}");
         }
+    }
+
+    #[test]
+    fn board_names_fit_by_their_words() {
+        assert!(model_fits("jetson-agx-orin", "jetson-agx-orin"));
+        assert!(model_fits("NVIDIA Jetson AGX Orin Developer Kit", "jetson-agx-orin"));
+        assert!(!model_fits("NVIDIA Jetson AGX Orin", "jetson-orin-nano"));
+        assert!(!model_fits("jetson-agx-orinx", "jetson-agx-orin"));
+        assert_eq!(slug("  A__b  c "), "a-b-c");
     }
 
     #[test]
