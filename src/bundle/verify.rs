@@ -161,11 +161,17 @@ pub fn verify(
     let entries = archive
         .entries()
         .map_err(|e| Refusal::new(what, format!("not a tar archive: {e}")))?;
+    // The tar crate's own words can quote the bytes it choked on: say what happened in
+    // ours, on one line.
     let tar_error = |e: io::Error| {
         if e.to_string().contains(BOMB) {
             Refusal::new(what, BOMB)
+        } else if e.kind() == io::ErrorKind::UnexpectedEof {
+            Refusal::new(what, "truncated: it ends inside an entry")
+        } else if e.to_string().contains("zstd") || e.to_string().contains("frame") {
+            Refusal::new(what, "a damaged zstd stream")
         } else {
-            Refusal::new(what, format!("not a readable bundle (tar): {e}"))
+            Refusal::new(what, "not a tar archive, or a damaged one")
         }
     };
     let mut state = State::default();
@@ -193,7 +199,8 @@ pub fn verify(
         if !state.seen.insert(path.clone()) {
             return Err(Refusal::new(&path, "in the bundle twice"));
         }
-        let size = entry.header().size().map_err(tar_error)?;
+        // The size the entry really has (a PAX record may say another than the header).
+        let size = entry.size();
         match (i, state.manifest.as_ref()) {
             (0, _) => {
                 if path != MANIFEST || kind != EntryType::Regular {

@@ -115,8 +115,17 @@ impl Refusal {
 }
 
 impl fmt::Display for Refusal {
+    /// One line: a control character in what a bundle names (an entry path) is escaped,
+    /// so a bundle cannot print lines of its own on an operator's terminal.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.what, self.why)
+        for c in self.what.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        write!(f, ": {}", self.why)
     }
 }
 
@@ -138,8 +147,8 @@ pub fn entry_path(raw: &str) -> Result<String, String> {
     if raw.starts_with('/') {
         return Err("an absolute path".into());
     }
-    if raw.contains('\0') || raw.contains('\\') {
-        return Err("a path with a NUL or a backslash".into());
+    if raw.contains('\\') || raw.chars().any(char::is_control) {
+        return Err("a path with a backslash or a control character".into());
     }
     let trimmed = raw.strip_suffix('/').unwrap_or(raw);
     let mut parts = Vec::new();
@@ -393,9 +402,21 @@ mod tests {
         assert_eq!(m.total_size(), 10);
     }
 
+    /// One way to break a manifest, and the field the refusal must name.
+    type Case = (Box<dyn Fn(&mut Manifest)>, &'static str);
+
+    #[test]
+    fn a_refusal_is_one_line_whatever_the_bundle_names() {
+        let r = Refusal::new("payload/x\u{1b}[2K\r\nvigilctl: ok", "not listed");
+        let line = r.to_string();
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(line.starts_with("payload/x\\u{1b}[2K"), "{line}");
+        assert!(entry_path("payload/a\nb").is_err());
+    }
+
     #[test]
     fn every_rule_of_the_manifest_refuses() {
-        let cases: Vec<(Box<dyn Fn(&mut Manifest)>, &str)> = vec![
+        let cases: Vec<Case> = vec![
             (Box::new(|m| m.name = "Bad Name".into()), "bundle.name"),
             (
                 Box::new(|m| m.files[0].path = "payload/../x".into()),
@@ -447,7 +468,10 @@ mod tests {
     #[test]
     fn board_names_fit_by_their_words() {
         assert!(model_fits("jetson-agx-orin", "jetson-agx-orin"));
-        assert!(model_fits("NVIDIA Jetson AGX Orin Developer Kit", "jetson-agx-orin"));
+        assert!(model_fits(
+            "NVIDIA Jetson AGX Orin Developer Kit",
+            "jetson-agx-orin"
+        ));
         assert!(!model_fits("NVIDIA Jetson AGX Orin", "jetson-orin-nano"));
         assert!(!model_fits("jetson-agx-orinx", "jetson-agx-orin"));
         assert_eq!(slug("  A__b  c "), "a-b-c");
