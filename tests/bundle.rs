@@ -1450,3 +1450,50 @@ fn hostile_bundles_are_refused_and_nothing_is_written() {
         failed.join("\n")
     );
 }
+
+/// A key made by the minisign CLI without a password (`-W`), whose checksum that CLI
+/// leaves zero, signs through `bundle create` too, and needs no password.
+#[test]
+fn bundle_create_takes_an_unencrypted_key_of_the_minisign_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("keys")).unwrap();
+    std::fs::create_dir_all(d.join("payload")).unwrap();
+    let made = std::process::Command::new("minisign")
+        .args(["-G", "-W", "-p"])
+        .arg(d.join("keys/cli.pub"))
+        .arg("-s")
+        .arg(d.join("cli.key"))
+        .output()
+        .expect("minisign (Debian's package) must be installed");
+    assert!(made.status.success(), "{made:?}");
+    std::fs::write(d.join("payload/app"), b"#!/bin/sh\n").unwrap();
+    std::fs::write(
+        d.join("m.toml"),
+        "[bundle]\nname = \"demo\"\nversion = \"2.0.0\"\n",
+    )
+    .unwrap();
+    let vigilctl = env!("CARGO_BIN_EXE_vigilctl");
+    let out = std::process::Command::new(vigilctl)
+        .args(["bundle", "create", "--manifest"])
+        .arg(d.join("m.toml"))
+        .arg("--payload")
+        .arg(d.join("payload"))
+        .arg("--key")
+        .arg(d.join("cli.key"))
+        .arg("-o")
+        .arg(d.join("demo.vigil"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = std::process::Command::new(vigilctl)
+        .args(["update", "verify"])
+        .arg(d.join("demo.vigil"))
+        .arg("--keys")
+        .arg(d.join("keys"))
+        .args(["--config", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("bundle demo 2.0.0"));
+}

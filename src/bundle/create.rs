@@ -89,7 +89,10 @@ fn sign(
         Err(e) if e.to_string().contains("encrypted") => sk_box
             .into_secret_key(password)
             .map_err(|e| format!("{}: cannot open the key: {e}", key.display()))?,
-        Err(e) => return Err(format!("{}: cannot open the key: {e}", key.display())),
+        // `minisign -G -W` (0.11) leaves an unencrypted key's checksum zero, which the
+        // crate takes for corruption: such a key is read as it is.
+        Err(e) => unencrypted_cli_key(&text)
+            .ok_or_else(|| format!("{}: cannot open the key: {e}", key.display()))?,
     };
     let id: [u8; 8] = sk
         .keynum()
@@ -107,6 +110,21 @@ fn sign(
         sig.into_string(),
         format!("{:016X}", u64::from_le_bytes(id)),
     ))
+}
+
+/// An unencrypted secret key as the minisign CLI writes it (`-W`): no key derivation, a
+/// zeroed checksum. `None` for anything else.
+fn unencrypted_cli_key(text: &str) -> Option<minisign::SecretKey> {
+    use base64::Engine;
+    let line = text.lines().nth(1)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(line.trim())
+        .ok()?;
+    // Ed, then the key derivation algorithm: none.
+    if bytes.get(0..4)? != b"Ed\0\0" {
+        return None;
+    }
+    minisign::SecretKey::from_bytes(&bytes).ok()
 }
 
 /// Every regular file under `dir` as `payload/…`, in path order, with size and SHA-256.
