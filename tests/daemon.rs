@@ -424,8 +424,11 @@ every = "100ms"
 fn the_log_has_no_colour_codes_when_stderr_is_not_a_terminal() {
     let v = VigildBuilder::new().notify().start();
     v.wait_notify("READY=1", Duration::from_secs(10));
-    let log = v.log();
-    assert!(log.contains("ready"), "{log}");
+    // The ready line is written just after READY=1 is sent.
+    let log = wait_for(Duration::from_secs(5), "the ready line", || {
+        let log = v.log();
+        log.contains("ready:").then_some(log)
+    });
     assert!(!log.contains('\u{1b}'), "escape codes in the log: {log:?}");
 }
 
