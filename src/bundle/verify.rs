@@ -30,8 +30,10 @@ use crate::core::bundle::{
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 /// Largest zstd window accepted (2^24 = 16 MiB), so decompression memory stays bounded.
 const ZSTD_WINDOW_LOG_MAX: u32 = 24;
-/// Tar's cost per entry at most: a header, a PAX or GNU long-name record, padding.
-const TAR_OVERHEAD_PER_ENTRY: u64 = 4 * 512 + 4096;
+/// What tar may read between one entry's data and the next one's: headers, a PAX or GNU
+/// long-name record, padding. The tar crate reads such records whole into memory, so this
+/// is also the most memory one of them can take.
+const TAR_OVERHEAD_PER_ENTRY: u64 = 16 << 10;
 /// Read buffer.
 const CHUNK: usize = 256 << 10;
 
@@ -79,21 +81,41 @@ pub struct Verified {
     pub compressed: bool,
 }
 
-/// A reader that fails once more than `limit` bytes went through (the limit may be
-/// tightened while it reads).
+/// A reader that fails once more bytes went through than the verifier allowed so far: it
+/// allows, step by step, only what the next entry may hold, so nothing the bundle says
+/// before its signature is checked (nor any tar record) can make it read or hold more.
 struct Limited<R> {
     inner: R,
-    read: u64,
-    limit: Rc<Cell<u64>>,
+    budget: Rc<Budget>,
+}
+
+/// How far reading may go.
+#[derive(Default)]
+struct Budget {
+    read: Cell<u64>,
+    limit: Cell<u64>,
+}
+
+impl Budget {
+    /// From here on, `more` bytes may be read.
+    fn allow(&self, more: u64) {
+        self.limit.set(self.read.get().saturating_add(more));
+    }
 }
 
 impl<R: Read> Read for Limited<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        if self.read > self.limit.get() {
+        let room = self
+            .budget
+            .limit
+            .get()
+            .saturating_sub(self.budget.read.get());
+        if room == 0 {
             return Err(io::Error::other(BOMB));
         }
+        let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.budget.read.set(self.budget.read.get() + n as u64);
         Ok(n)
     }
 }
@@ -137,11 +159,9 @@ pub fn verify(
     let got = read_up_to(&mut input, &mut magic).map_err(|e| Refusal::new(what, e.to_string()))?;
     let head = io::Cursor::new(magic[..got].to_vec());
     let compressed = got == 4 && magic == ZSTD_MAGIC;
-    // Until the manifest says how large the payload is: room for the manifest, its
-    // signature and tar's headers.
-    let limit = Rc::new(Cell::new(
-        MANIFEST_MAX_BYTES + SIGNATURE_MAX_BYTES + 8 * TAR_OVERHEAD_PER_ENTRY,
-    ));
+    // First: room for the manifest's header and the manifest.
+    let budget = Rc::new(Budget::default());
+    budget.allow(TAR_OVERHEAD_PER_ENTRY + MANIFEST_MAX_BYTES + 512);
     let raw = head.chain(input);
     let reader: Box<dyn Read> = if compressed {
         let mut d = zstd::stream::read::Decoder::new(raw)
@@ -154,8 +174,7 @@ pub fn verify(
     };
     let limited = Limited {
         inner: reader,
-        read: 0,
-        limit: limit.clone(),
+        budget: budget.clone(),
     };
     let mut archive = tar::Archive::new(limited);
     let entries = archive
@@ -227,14 +246,9 @@ pub fn verify(
                     check.model.as_deref(),
                     check.allow_downgrade,
                 )?;
-                // Now the payload's size is known: nothing more than that is read.
-                let entries = m.files.len() as u64 + 64;
-                limit.set(
-                    MANIFEST_MAX_BYTES
-                        + SIGNATURE_MAX_BYTES
-                        + m.total_size()
-                        + entries.saturating_mul(TAR_OVERHEAD_PER_ENTRY),
-                );
+                // Unsigned yet: what it declares is believed only once its signature is
+                // checked. Next: the signature's header and the signature.
+                budget.allow(TAR_OVERHEAD_PER_ENTRY + SIGNATURE_MAX_BYTES + 512);
                 state.manifest_bytes = bytes;
                 state.manifest = Some(m);
             }
@@ -256,12 +270,18 @@ pub fn verify(
                     &text,
                     m,
                 )?);
+                // Signed: next, the first payload entry's header.
+                budget.allow(TAR_OVERHEAD_PER_ENTRY);
+            }
+            (_, Some(_)) if state.key_id.is_none() => {
+                return Err(Refusal::new(SIGNATURE, "missing: the bundle is not signed"));
             }
             (_, Some(m)) => {
                 if !in_payload(&path) {
                     return Err(Refusal::new(&path, format!("outside {PAYLOAD_DIR}/")));
                 }
                 if kind == EntryType::Directory {
+                    budget.allow(TAR_OVERHEAD_PER_ENTRY);
                     continue;
                 }
                 let Some(listed) = m.file(&path).cloned() else {
@@ -273,6 +293,8 @@ pub fn verify(
                         format!("{size} bytes, the manifest says {}", listed.size),
                     ));
                 }
+                // Its data, its padding, and the next entry's header.
+                budget.allow(size.saturating_add(512 + TAR_OVERHEAD_PER_ENTRY));
                 stream_file(&mut entry, &listed, sink).map_err(|e| match e {
                     StreamError::Io(e) => tar_error(e),
                     StreamError::Refused(r) => r,
@@ -376,4 +398,38 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(data: &[u8]) -> Refusal {
+        verify(
+            io::Cursor::new(data),
+            "fuzz",
+            &Check {
+                keys: &[],
+                installed: None,
+                model: None,
+                allow_downgrade: true,
+            },
+            &mut Discard,
+        )
+        .unwrap_err()
+    }
+
+    /// Found by fuzzing: an unsigned manifest declaring an enormous file, then a PAX record
+    /// (or a GNU long name) of 1 GiB of zeros, zstd-compressed to 34 KB. It must be refused
+    /// before the record is read, not after 1.5 GB were allocated for it.
+    #[test]
+    fn a_huge_tar_record_after_an_unsigned_manifest_is_refused_early() {
+        for input in [
+            &include_bytes!("../../fuzz/regressions/bundle-1")[..],
+            &include_bytes!("../../fuzz/regressions/bundle-2")[..],
+        ] {
+            let r = refused(input);
+            assert_eq!(r.why, BOMB, "{r}");
+        }
+    }
 }
