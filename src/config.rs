@@ -187,7 +187,8 @@ impl Settings {
     /// Reads the settings file. A missing file at the default path means defaults; a file
     /// named explicitly must exist.
     pub fn load(path: &Path, explicit: bool) -> Result<Settings, Diagnostic> {
-        match std::fs::read_to_string(path) {
+        // Never blocks on a FIFO put in its place; /dev/null reads as empty.
+        match crate::policy::load::read_text_file(path) {
             Ok(text) => Settings::parse(path, &text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
                 Ok(Settings::default())
@@ -198,6 +199,15 @@ impl Settings {
                 column: 1,
                 message: format!("cannot read settings: {e}"),
             }),
+        }
+    }
+
+    /// The settings of `--config FILE` (which must exist), else of the default path (which
+    /// may be absent: the defaults).
+    pub fn load_from(config: Option<&Path>) -> Result<Settings, Diagnostic> {
+        match config {
+            Some(p) => Settings::load(p, true),
+            None => Settings::load(Path::new(DEFAULT_CONFIG), false),
         }
     }
 

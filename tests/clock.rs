@@ -117,19 +117,6 @@ fn a_day_ahead_neither_fires_for_nor_opens_the_limit() {
     assert!(log.contains("rule capped reached its limit"), "{log}");
 }
 
-fn status_doc(bus: &Bus) -> serde_json::Value {
-    let out = bus.busctl(&[
-        "call",
-        "org.vigil.Vigil1",
-        "/org/vigil/Vigil1",
-        "org.vigil.Vigil1.Manager",
-        "GetStatus",
-        "--json=short",
-    ]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    serde_json::from_str(v["data"][0].as_str().unwrap()).unwrap()
-}
-
 fn wall_secs(rfc3339: &str) -> u64 {
     humantime::parse_rfc3339(rfc3339)
         .unwrap()
@@ -174,7 +161,7 @@ fn fifty_four_years_behind_at_start_and_maintenance_across_restarts() {
     // NTP answers: the clock jumps 54 years ahead while vigild runs.
     set_clock(&clock, "+0");
     std::thread::sleep(Duration::from_millis(1200));
-    let doc = status_doc(&bus);
+    let doc = bus.status_doc();
     assert_eq!(doc["maintenance"], true, "{doc}");
     assert!(v.heartbeat()["uptime"].as_u64().unwrap() >= 2);
     v.stop();
@@ -183,7 +170,7 @@ fn fifty_four_years_behind_at_start_and_maintenance_across_restarts() {
         set_clock(&clock, offset);
         let mut v = faked(builder(), &clock);
         v.wait_dbus_status(&bus, "ok");
-        let doc = status_doc(&bus);
+        let doc = bus.status_doc();
         assert_eq!(doc["maintenance"], true, "{offset}: {doc}");
         let now = wall_secs(v.heartbeat()["timestamp"].as_str().unwrap());
         let until = wall_secs(doc["maintenance_until"].as_str().unwrap());

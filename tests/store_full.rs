@@ -61,19 +61,6 @@ limit = "1000 per 1h"
 do = ["notify"]
 "#;
 
-fn status_doc(bus: &Bus) -> serde_json::Value {
-    let out = bus.busctl(&[
-        "call",
-        "org.vigil.Vigil1",
-        "/org/vigil/Vigil1",
-        "org.vigil.Vigil1.Manager",
-        "GetStatus",
-        "--json=short",
-    ]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    serde_json::from_str(v["data"][0].as_str().unwrap()).unwrap()
-}
-
 fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
     db.query_row(sql, [], |r| r.get(0)).unwrap()
 }
@@ -101,7 +88,7 @@ fn records_made_while_the_disk_is_full_are_written_when_space_returns() {
         Duration::from_secs(10),
         "the store reported failing",
         || {
-            let d = status_doc(&bus);
+            let d = bus.status_doc();
             (d["store"]["waiting"].as_u64().unwrap_or(0) > 0).then_some(d)
         },
     );
@@ -119,7 +106,7 @@ fn records_made_while_the_disk_is_full_are_written_when_space_returns() {
         Duration::from_secs(10),
         "every waiting record written",
         || {
-            let d = status_doc(&bus);
+            let d = bus.status_doc();
             (d["store"]["waiting"] == 0 && d["store"]["failing_since"].is_null()).then_some(())
         },
     );

@@ -18,7 +18,8 @@ pub struct Create {
     /// For an encrypted key; else it is asked for on the terminal.
     pub password: Option<String>,
     pub zstd: bool,
-    pub out: PathBuf,
+    /// The bundle to write; `NAME-VERSION.vigil` in the current directory when `None`.
+    pub out: Option<PathBuf>,
 }
 
 /// What was built.
@@ -44,10 +45,13 @@ pub fn create(c: &Create) -> Result<Created, String> {
     m.files = files;
     m.check()
         .map_err(|r| format!("{}: {r}", c.manifest.display()))?;
+    let out = c
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(m.file_name()));
     let manifest_text = manifest::render(&m);
     let (signature, key_id) = sign(&c.key, c.password.clone(), manifest_text.as_bytes(), &m)?;
-    let dir = c
-        .out
+    let dir = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
@@ -55,17 +59,17 @@ pub fn create(c: &Create) -> Result<Created, String> {
     let written = write_bundle(&tmp, c, &m, manifest_text.as_bytes(), signature.as_bytes());
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(format!("cannot write {}: {e}", c.out.display()));
+        return Err(format!("cannot write {}: {e}", out.display()));
     }
-    std::fs::rename(&tmp, &c.out).map_err(|e| {
+    std::fs::rename(&tmp, &out).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", c.out.display())
+        format!("cannot write {}: {e}", out.display())
     })?;
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
     Ok(Created {
-        path: c.out.clone(),
+        path: out,
         manifest: m,
         key_id,
     })

@@ -167,14 +167,8 @@ async fn status_doc(conn: &Connection) -> Result<Value, Failure> {
 
 fn policy_sources(paths: &[PathBuf], config: Option<&PathBuf>) -> Result<PolicySet, String> {
     // Rules are checked against the settings (clean_allow, hooks) the daemon would use.
-    let settings = match config {
-        Some(p) => crate::config::Settings::load(p, true),
-        None => crate::config::Settings::load(
-            std::path::Path::new(crate::config::DEFAULT_CONFIG),
-            false,
-        ),
-    }
-    .map_err(|d| d.to_string())?;
+    let settings = crate::config::Settings::load_from(config.map(|p| p.as_path()))
+        .map_err(|d| d.to_string())?;
     let ctx = settings.load_context();
     if paths.is_empty() {
         let dirs = [

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{exit, BundleCommand, UpdateCommand};
 use crate::bundle::{self, Check, Discard, Verified, KEYS_DIR_DEFAULT};
-use crate::config::{Settings, DEFAULT_CONFIG};
+use crate::config::Settings;
 use crate::core::metric::human_bytes;
 
 /// Where the state lives on the box when vigil.toml does not say.
@@ -19,11 +19,7 @@ const DEVICE_TREE_MODEL: &str = "/proc/device-tree/model";
 pub type Failed = (i32, String);
 
 fn settings(config: Option<&Path>) -> Result<Settings, Failed> {
-    match config {
-        Some(p) => Settings::load(p, true),
-        None => Settings::load(Path::new(DEFAULT_CONFIG), false),
-    }
-    .map_err(|d| (exit::BAD, d.to_string()))
+    Settings::load_from(config).map_err(|d| (exit::BAD, d.to_string()))
 }
 
 /// The version of the current release (`STATE/releases/current` → `releases/VERSION`).
@@ -132,21 +128,6 @@ pub fn bundle(cmd: BundleCommand) -> Result<String, Failed> {
                 .to_string(),
         ),
         None => None,
-    };
-    // Without -o: NAME-VERSION.vigil here; the name is known once the manifest is read.
-    let out = match out {
-        Some(o) => o,
-        None => {
-            let text = std::fs::read_to_string(&manifest).map_err(|e| {
-                (
-                    exit::BAD,
-                    format!("cannot read {}: {e}", manifest.display()),
-                )
-            })?;
-            let m = bundle::manifest::parse(&manifest, &text)
-                .map_err(|d| (exit::BAD, d.to_string()))?;
-            PathBuf::from(m.file_name())
-        }
     };
     let c = bundle::Create {
         manifest,

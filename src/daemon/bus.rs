@@ -15,6 +15,7 @@ use crate::control::Command;
 use crate::core::status::Snapshot;
 use crate::store::Store;
 use crate::surface::dbus::DbusSurface;
+use crate::sys::systemd::is_loss;
 
 /// First wait before trying the bus again after a loss.
 const RETRY_MIN: Duration = Duration::from_millis(100);
@@ -144,7 +145,7 @@ impl Publisher {
                     info!(vigil_event = "bus", "publishing on D-Bus again");
                 }
                 Ok(()) => {}
-                Err(e) if DbusSurface::is_lost(&e) => return Some(e.to_string()),
+                Err(e) if is_loss(&e) => return Some(e.to_string()),
                 Err(e) if !failing => {
                     failing = true;
                     warn!(vigil_event = "bus", "cannot publish on D-Bus: {e}");

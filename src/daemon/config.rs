@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::action::Actuators;
-use crate::config::{self, Settings};
+use crate::config::Settings;
 use crate::core::engine::Globals;
 use crate::policy::{self, PolicySet};
 use crate::probe::{facts, Connections, Context};
@@ -76,11 +76,7 @@ impl Config {
 
 /// Reads the settings file. Blocking.
 pub fn load_settings(opts: &Options) -> Result<Settings, String> {
-    let (path, explicit) = match &opts.config {
-        Some(p) => (p.clone(), true),
-        None => (PathBuf::from(config::DEFAULT_CONFIG), false),
-    };
-    Settings::load(&path, explicit).map_err(|d| d.to_string())
+    Settings::load_from(opts.config.as_deref()).map_err(|d| d.to_string())
 }
 
 /// Reads the policies the settings allow for; with no file at all, the built-in checks

@@ -3,8 +3,9 @@
 
 use tracing::{error, info, warn};
 
-use super::startup::{INCIDENT_IDS_SETTING, INCIDENT_ID_BLOCK};
-use super::state::{ActionDone, Daemon, RebootMark, REBOOTS_SETTING, REBOOT_MARKS_KEPT};
+use super::state::{
+    id_floor, ActionDone, Daemon, RebootMark, INCIDENT_ID_BLOCK, REBOOTS_SETTING, REBOOT_MARKS_KEPT,
+};
 use crate::action::{Notification, Outcome};
 use crate::core::action::Action;
 use crate::core::engine::Decision;
@@ -138,6 +139,26 @@ impl Daemon {
         });
     }
 
+    /// Records a ladder step: taken (no result yet), observed, or skipped (with its result).
+    fn record_step(
+        &self,
+        incident: u64,
+        step: usize,
+        action: &str,
+        at: Micros,
+        observed: bool,
+        result: Option<&str>,
+    ) {
+        self.io.store.write(Record::Action {
+            incident,
+            step,
+            action: action.to_string(),
+            at,
+            observed,
+            result: result.map(str::to_string),
+        });
+    }
+
     fn opened(&mut self, incident: u64, rule: String, check: String, now: Micros) -> Event {
         warn!(vigil_event = "incident-opened", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check,
             "incident {incident} opened: rule {rule} on check {check}");
@@ -145,10 +166,7 @@ impl Daemon {
             // Half the block used: reserve the next one, ahead of its use.
             let until = incident.max(self.rules.ids_reserved_until) + INCIDENT_ID_BLOCK;
             self.rules.ids_reserved_until = until;
-            self.io.store.write(Record::Setting {
-                key: INCIDENT_IDS_SETTING.into(),
-                value: until.to_string(),
-            });
+            self.io.store.write(id_floor(until));
         }
         self.io.store.write(Record::IncidentOpened {
             id: incident,
@@ -176,14 +194,7 @@ impl Daemon {
         let text = action.to_string();
         info!(vigil_event = "action", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check, vigil_action = %text,
             "incident {incident}: step {} `{text}` — {OBSERVED}", step + 1);
-        self.io.store.write(Record::Action {
-            incident,
-            step,
-            action: text.clone(),
-            at: now,
-            observed: true,
-            result: Some(OBSERVED.to_string()),
-        });
+        self.record_step(incident, step, &text, now, true, Some(OBSERVED));
         Event::ActionTaken {
             incident,
             action: text,
@@ -207,14 +218,7 @@ impl Daemon {
         let result = Outcome::Skipped(reason.to_string()).to_line();
         info!(vigil_event = "action", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check, vigil_action = %text,
             "incident {incident}: step {} `{text}` — {result}", step + 1);
-        self.io.store.write(Record::Action {
-            incident,
-            step,
-            action: text.clone(),
-            at: now,
-            observed: false,
-            result: Some(result.clone()),
-        });
+        self.record_step(incident, step, &text, now, false, Some(&result));
         Event::ActionTaken {
             incident,
             action: text,
@@ -240,14 +244,8 @@ impl Daemon {
         let text = action.to_string();
         info!(vigil_event = "action-started", vigil_incident = incident, vigil_rule = %rule, vigil_check = %check, vigil_action = %text,
             "incident {incident}: step {} `{text}` started", step + 1);
-        self.io.store.write(Record::Action {
-            incident,
-            step,
-            action: text.clone(),
-            at: now,
-            observed: false,
-            result: None,
-        });
+        // Recorded before it runs; the result follows when it comes back.
+        self.record_step(incident, step, &text, now, false, None);
         let note = self.notification("incident", incident, &rule, &check, None, now);
         let (actuators, tx, store) = (
             self.cfg.actuators.clone(),

@@ -15,7 +15,8 @@ use super::event_loop::{Signals, RELOAD_TIMEOUT};
 use super::maintenance::MAINTENANCE_SETTING;
 use super::probes::Probes;
 use super::state::{
-    ActionDone, Checks, Daemon, Io, Outbox, RebootMark, Reloads, Rules, REBOOTS_SETTING,
+    id_floor, ActionDone, Checks, Daemon, Io, Outbox, RebootMark, Reloads, Rules,
+    INCIDENT_IDS_SETTING, INCIDENT_ID_BLOCK, REBOOTS_SETTING,
 };
 use crate::config::{Settings, DEFAULT_LISTEN};
 use crate::control::{Command, Pulse};
@@ -24,7 +25,7 @@ use crate::core::maintenance::Maintenance;
 use crate::core::status::Snapshot;
 use crate::core::time::{micros, rfc3339_millis, Now};
 use crate::probe::Connections;
-use crate::store::{Record, Store, DB_FILE};
+use crate::store::{Store, DB_FILE};
 use crate::surface::{http, notify};
 use crate::sys::clock;
 
@@ -164,10 +165,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         .await
         .is_ok()
     {
-        daemon.io.store.write(Record::Setting {
-            key: INCIDENT_IDS_SETTING.into(),
-            value: next.to_string(),
-        });
+        daemon.io.store.write(id_floor(next));
     }
     // Wait for every queued write to reach SQLite.
     let _ = daemon.io.store.confirm(Duration::from_secs(5)).await;
@@ -237,19 +235,11 @@ const STALL_AFTER_DEFAULT: Duration = Duration::from_secs(10);
 /// Never less than this (a busy box may take a moment between two turns).
 const STALL_AFTER_MIN: Duration = Duration::from_secs(2);
 
-/// Where the first incident id not yet reserved is kept.
-pub const INCIDENT_IDS_SETTING: &str = "incident_ids_from";
-/// How many incident ids are reserved at a time.
-pub const INCIDENT_ID_BLOCK: u64 = 1000;
-
 impl Daemon {
     /// Reserves the ids from `next` on: on disk before any is used.
     async fn reserve_incident_ids(&mut self, next: u64) -> Result<(), String> {
         let until = next + INCIDENT_ID_BLOCK;
-        self.io.store.write(Record::Setting {
-            key: INCIDENT_IDS_SETTING.into(),
-            value: until.to_string(),
-        });
+        self.io.store.write(id_floor(until));
         self.rules.ids_reserved_until = until;
         self.io.store.confirm(Duration::from_secs(5)).await
     }

@@ -17,7 +17,7 @@ use crate::core::health::{CheckState, HealthModel};
 use crate::core::maintenance::Maintenance;
 use crate::core::status::{Event, Snapshot};
 use crate::core::time::{Micros, Mono};
-use crate::store::Store;
+use crate::store::{Record, Store};
 
 /// Most events the outbox holds for a publisher that cannot keep up (a wedged bus); the
 /// oldest go first, and how many went is counted and logged.
@@ -128,6 +128,19 @@ pub struct Reloads {
     pub queued: Option<Vec<Reply<String>>>,
     /// True while a read is running on the blocking pool, also after its time ran out.
     pub hung: Arc<AtomicBool>,
+}
+
+/// Where the first incident id not yet reserved is kept.
+pub const INCIDENT_IDS_SETTING: &str = "incident_ids_from";
+/// How many incident ids are reserved at a time.
+pub const INCIDENT_ID_BLOCK: u64 = 1000;
+
+/// The record that says incident ids below `until` may be in use.
+pub fn id_floor(until: u64) -> Record {
+    Record::Setting {
+        key: INCIDENT_IDS_SETTING.into(),
+        value: until.to_string(),
+    }
 }
 
 /// Where the last reboots vigild tried are kept, with both clocks.

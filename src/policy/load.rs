@@ -100,36 +100,48 @@ fn kind_of(m: &std::fs::Metadata) -> &'static str {
     }
 }
 
-/// Reads one policy file: opened without blocking (a FIFO put in its place after the
-/// listing cannot wedge the reader), checked to be a regular file, and bounded in size.
-pub fn read_policy_file(path: &Path) -> Result<String, String> {
+/// Reads a settings or policy file without ever blocking on what is not one: opened
+/// non-blocking (a FIFO put in its place cannot wedge the reader), refused unless it is a
+/// regular file — or /dev/null, which reads as empty (the masking habit) — and bounded in
+/// size. A file that is not there is `ErrorKind::NotFound`.
+pub fn read_text_file(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind};
     let nonblock = nix::fcntl::OFlag::O_NONBLOCK.bits();
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nonblock)
-        .open(path)
-        .map_err(|e| format!("cannot read policy file: {e}"))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot read policy file: {e}"))?;
+        .open(path)?;
+    let meta = file.metadata()?;
     if !meta.is_file() {
-        return Err(format!(
-            "not a regular file ({}): policies are read from regular files only",
-            kind_of(&meta)
+        if is_masked(path) {
+            return Ok(String::new());
+        }
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "not a regular file ({}): only regular files are read",
+                kind_of(&meta)
+            ),
         ));
     }
     if meta.len() > POLICY_FILE_MAX_BYTES {
-        return Err(format!(
-            "policy file is {} bytes, more than the {} this vigild reads",
-            meta.len(),
-            POLICY_FILE_MAX_BYTES
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!(
+                "{} bytes, more than the {POLICY_FILE_MAX_BYTES} this vigild reads",
+                meta.len()
+            ),
         ));
     }
     let mut text = String::new();
     file.take(POLICY_FILE_MAX_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("cannot read policy file: {e}"))?;
+        .read_to_string(&mut text)?;
     Ok(text)
+}
+
+/// Reads one policy file (see [`read_text_file`]).
+pub fn read_policy_file(path: &Path) -> Result<String, String> {
+    read_text_file(path).map_err(|e| format!("cannot read policy file: {e}"))
 }
 
 /// Loads the policies of `dirs`; with no file at all, the built-in defaults for what

@@ -18,6 +18,7 @@ use crate::core::health::CheckState;
 use crate::core::status::{Event, Snapshot};
 use crate::store::Store;
 use crate::sys::clock;
+use crate::sys::systemd::is_loss;
 
 /// The well-known bus name.
 pub const BUS_NAME: &str = "org.vigil.Vigil1";
@@ -554,21 +555,13 @@ impl DbusSurface {
             &(),
         );
         match tokio::time::timeout(PING_TIMEOUT, call).await {
-            Ok(Err(e)) if Self::is_lost(&e) => Err(e.to_string()),
+            Ok(Err(e)) if is_loss(&e) => Err(e.to_string()),
             Ok(_) => Ok(()),
             Err(_) => Err(format!(
                 "the bus gave no answer within {} s",
                 PING_TIMEOUT.as_secs()
             )),
         }
-    }
-
-    /// Whether an error means the connection itself is gone (rather than one call failing).
-    pub fn is_lost(e: &zbus::Error) -> bool {
-        matches!(
-            e,
-            zbus::Error::InputOutput(_) | zbus::Error::Connection(..) | zbus::Error::Handshake(_)
-        )
     }
 
     /// The connection (for tests and later surfaces).

@@ -81,7 +81,8 @@ struct ConnState {
     backoff: Duration,
 }
 
-/// Whether an error means the connection itself is gone (rather than systemd saying no).
+/// Whether a D-Bus error means the connection itself is gone (rather than the other side
+/// saying no): the systemd probe and the D-Bus publisher both reconnect on it.
 pub fn is_loss(e: &zbus::Error) -> bool {
     matches!(
         e,

@@ -120,6 +120,20 @@ impl Bus {
         );
     }
 
+    /// vigild's status document, by `GetStatus` over this bus.
+    pub fn status_doc(&self) -> serde_json::Value {
+        let out = self.busctl(&[
+            "call",
+            "org.vigil.Vigil1",
+            "/org/vigil/Vigil1",
+            "org.vigil.Vigil1.Manager",
+            "GetStatus",
+            "--json=short",
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        serde_json::from_str(v["data"][0].as_str().unwrap()).unwrap()
+    }
+
     /// `busctl --address=… ARGS`, returning stdout; panics on failure.
     pub fn busctl(&self, args: &[&str]) -> String {
         let out = self.busctl_raw(args);
