@@ -140,10 +140,49 @@ pub struct Hook {
 #[serde(deny_unknown_fields)]
 pub struct UpdateSection {
     pub keys_dir: Option<PathBuf>,
+    /// Releases kept in `STATE/releases/` (current and previous always; default 3).
     pub keep_releases: Option<u32>,
+    /// Hooks (`[hooks.NAME]`) run before a run starts applying.
     #[serde(default)]
-    pub backup_hooks: Vec<String>,
-    pub commit_hook: Option<String>,
+    pub backup_hooks: Vec<Spanned<String>>,
+    /// Hooks run when a run rolls back, before the targets restart.
+    #[serde(default)]
+    pub restore_hooks: Vec<Spanned<String>>,
+    /// The hook run after the gate passed.
+    pub commit_hook: Option<Spanned<String>>,
+    /// What a USB stick with a bundle does: applies it, announces it, or nothing.
+    #[serde(default)]
+    pub usb: UsbMode,
+}
+
+/// `[update] usb`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UsbMode {
+    /// Verify the newest bundle on the stick and apply it.
+    Apply,
+    /// Verify it and announce it (journal, D-Bus, heartbeat); apply by hand.
+    #[default]
+    Notify,
+    /// Ignore sticks.
+    Off,
+}
+
+impl UpdateSection {
+    /// `backup_hooks`, by name.
+    pub fn backup_hooks(&self) -> Vec<String> {
+        self.backup_hooks.iter().map(|h| h.get_ref().clone()).collect()
+    }
+
+    /// `restore_hooks`, by name.
+    pub fn restore_hooks(&self) -> Vec<String> {
+        self.restore_hooks.iter().map(|h| h.get_ref().clone()).collect()
+    }
+
+    /// `commit_hook`, by name.
+    pub fn commit_hook(&self) -> Option<String> {
+        self.commit_hook.as_ref().map(|h| h.get_ref().clone())
+    }
 }
 
 impl Settings {
@@ -151,6 +190,22 @@ impl Settings {
     pub fn parse(path: &Path, text: &str) -> Result<Settings, Diagnostic> {
         let src = Source::new(path, text);
         let settings: Settings = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
+        // Every hook the update section names must exist.
+        let u = &settings.update;
+        for name in u
+            .backup_hooks
+            .iter()
+            .chain(&u.restore_hooks)
+            .chain(u.commit_hook.iter())
+        {
+            let n = name.get_ref();
+            if !settings.hooks.contains_key(n) {
+                return Err(src.at(
+                    &name.span(),
+                    format!("update: no hook named {n:?} (define it in a [hooks.{n}] table)"),
+                ));
+            }
+        }
         // Errors about a value point at that value.
         for addr in settings.http.listen.iter().flatten() {
             if addr.get_ref().parse::<SocketAddr>().is_err() {
@@ -287,6 +342,10 @@ token_credential = "heartbeat-token"
 command = ["/usr/lib/arasul/backup-db", "--out", "/var/lib/vigil/backups"]
 timeout = "10m"
 
+# Not in DESIGN.md's example, which names the hook without defining it (now refused).
+[hooks.mark-boot-good]
+command = ["/usr/sbin/nvbootctrl", "mark-boot-successful"]
+
 [update]
 keys_dir = "/etc/vigil/keys"
 keep_releases = 3
@@ -308,6 +367,20 @@ commit_hook = "mark-boot-good"
         assert_eq!(s.notify.webhook.len(), 1);
         assert_eq!(s.hooks["db-backup"].command.len(), 3);
         assert_eq!(s.update.keep_releases, Some(3));
+        assert_eq!(s.update.backup_hooks(), vec!["db-backup".to_string()]);
+        assert_eq!(s.update.usb, UsbMode::Notify);
+    }
+
+    #[test]
+    fn update_hooks_must_exist_and_usb_is_typed() {
+        let text = "[hooks.a]\ncommand = [\"/bin/true\"]\n\n[update]\nbackup_hooks = [\"a\"]\nrestore_hooks = [\"a\", \"b\"]\n";
+        let e = Settings::parse(Path::new("v.toml"), text).unwrap_err();
+        assert_eq!((e.line, e.column), (6, 23), "{e}");
+        assert!(e.message.contains("no hook named \"b\""), "{e}");
+        let e = Settings::parse(Path::new("v.toml"), "[update]\nusb = \"yes\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let s = Settings::parse(Path::new("v.toml"), "[update]\nusb = \"apply\"\n").unwrap();
+        assert_eq!(s.update.usb, UsbMode::Apply);
     }
 
     #[test]

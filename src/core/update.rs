@@ -1,7 +1,11 @@
 //! The update engine's states, as every surface reports them.
 //!
-//! The state machine of the update issues moves through these; today vigild has no update
-//! engine yet, so it is always [`UpdateState::Idle`].
+//! A run moves `verified → staged → backed-up → applying → gating → committed`, or from any
+//! point after staging `→ rolling-back → gating → rolled-back` (`failed` when even the
+//! rollback does not pass its gate); the machine itself is [`crate::core::update_run`].
+//! `refused` ends a run whose bundle failed verification while it was being staged, before
+//! anything on the box changed (DESIGN.md has no word for that end: it is neither a
+//! rollback nor a failure of the box).
 
 use std::fmt;
 
@@ -23,6 +27,8 @@ pub enum UpdateState {
     RolledBack,
     /// Even the rollback did not pass its gate.
     Failed,
+    /// The bundle failed verification while it was staged; nothing on the box changed.
+    Refused,
 }
 
 impl UpdateState {
@@ -38,6 +44,7 @@ impl UpdateState {
         UpdateState::RollingBack,
         UpdateState::RolledBack,
         UpdateState::Failed,
+        UpdateState::Refused,
     ];
 
     /// The name on D-Bus, in the store and in `vigilctl` (`backed-up`, `rolling-back`).
@@ -53,7 +60,20 @@ impl UpdateState {
             UpdateState::RollingBack => "rolling-back",
             UpdateState::RolledBack => "rolled-back",
             UpdateState::Failed => "failed",
+            UpdateState::Refused => "refused",
         }
+    }
+
+    /// Whether a run in this state is over.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            UpdateState::Idle
+                | UpdateState::Committed
+                | UpdateState::RolledBack
+                | UpdateState::Failed
+                | UpdateState::Refused
+        )
     }
 
     /// Parses [`as_str`](Self::as_str).
