@@ -5,7 +5,7 @@
 //! entry — only regular files and directories, normalised relative paths under `payload/`,
 //! each once, each file listed with its size and SHA-256, hashed as it streams by. Nothing is
 //! held in memory but one buffer, and nothing is written: a [`Sink`] sees each file's bytes
-//! (`update verify` passes one that drops them; staging will write them). zstd is detected by
+//! (`update verify` passes one that drops them; staging writes them). zstd is detected by
 //! its magic; reading stops at the size the manifest declares plus tar's overhead, so a
 //! compression bomb ends early.
 
@@ -50,6 +50,16 @@ pub struct Check<'a> {
 
 /// Where verified bytes go.
 pub trait Sink {
+    /// The manifest as it was signed (its bytes, then the signature's), once its signature
+    /// is verified, before [`Sink::manifest`]. An `Err` refuses the bundle with its message.
+    fn signed(&mut self, _manifest: &[u8], _signature: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+    /// The manifest, parsed, checked and its signature verified, before the first payload
+    /// entry (a stager checks free space here). An `Err` refuses the bundle with its message.
+    fn manifest(&mut self, _manifest: &Manifest) -> io::Result<()> {
+        Ok(())
+    }
     /// A listed file begins.
     fn begin(&mut self, file: &FileEntry) -> io::Result<()>;
     /// Its next bytes.
@@ -273,6 +283,10 @@ pub fn verify(
                     &text,
                     m,
                 )?);
+                let refused = |e: io::Error| Refusal::new(what, e.to_string());
+                sink.signed(&state.manifest_bytes, &bytes)
+                    .map_err(refused)?;
+                sink.manifest(m).map_err(refused)?;
                 // Signed: next, the first payload entry's header.
                 budget.allow(TAR_OVERHEAD_PER_ENTRY);
             }

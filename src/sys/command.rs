@@ -112,6 +112,11 @@ pub enum Ran {
 /// process group of its own, as `nobody` when vigild is root; kills the group at `within`
 /// and whatever it leaves behind when it ends. Shared by the `exec` probe and `hook` action.
 pub async fn run(argv: &[String], within: Duration) -> Ran {
+    run_with_env(argv, within, &[]).await
+}
+
+/// [`run`] with `env` added to [`ENV`] (update hooks get `VIGIL_RELEASE_DIR` and the like).
+pub async fn run_with_env(argv: &[String], within: Duration, env: &[(&str, &str)]) -> Ran {
     let Some((prog, args)) = argv.split_first() else {
         return Ran::CannotStart("empty command".into());
     };
@@ -120,6 +125,7 @@ pub async fn run(argv: &[String], within: Duration) -> Ran {
     cmd.args(args)
         .env_clear()
         .envs(ENV.iter().copied())
+        .envs(env.iter().copied())
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
