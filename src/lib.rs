@@ -8,6 +8,8 @@
 //! - [`sys`]: clients probes and actuators share — Docker, the systemd bus, HTTP, commands.
 //! - [`probe`], [`action`], [`store`]: adapters that read the host, act on it, and keep
 //!   history in SQLite.
+//! - [`bundle`] and [`update`]: update bundles read and verified; staging, releases, image
+//!   tags, update hooks and the update journal that applying one needs.
 //! - [`control`]: the requests surfaces send into the daemon loop.
 //! - [`surface`]: D-Bus, HTTP, sd_notify and the journal.
 //! - [`daemon`]: start-up and the one loop that owns the state.
@@ -25,6 +27,7 @@ pub mod probe;
 pub mod store;
 pub mod surface;
 pub mod sys;
+pub mod update;
 
 /// The package version, reported on every surface.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
