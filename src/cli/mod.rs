@@ -1,9 +1,12 @@
 //! Command lines of `vigild` and `vigilctl` (clap definitions, shared so man pages and
 //! completions are generated from the same source), and `vigilctl`'s commands.
 
+mod bus;
 pub mod ctl;
 mod show;
 pub mod update;
+mod update_live;
+mod update_show;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -80,7 +83,8 @@ pub enum CtlCommand {
         #[command(subcommand)]
         command: PolicyCommand,
     },
-    /// Update bundles: verify one before it is applied (offline; writes nothing).
+    /// Updates: verify a bundle (offline), apply it with the health gate, follow, list or
+    /// roll back runs, offer a USB stick.
     Update {
         #[command(subcommand)]
         command: UpdateCommand,
@@ -115,6 +119,28 @@ pub enum UpdateCommand {
         /// Settings (keys_dir, [device] model, state directory) [default: /etc/vigil/vigil.toml].
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+    },
+    /// Apply a bundle: vigild verifies, stages, backs up, applies, waits for the health gate,
+    /// then commits or rolls back. Shows each state as it passes; exit 0 when committed, 1
+    /// when refused, rolled back or failed (with the reason).
+    Apply {
+        /// The bundle (NAME-VERSION.vigil), where user vigil can read it (vigild sees no
+        /// /tmp and no home directories).
+        bundle: PathBuf,
+    },
+    /// The update state: the active or last run with its events, and a bundle a stick offered.
+    Status,
+    /// The last update runs, newest first.
+    History,
+    /// Roll back the active run, or else the last committed one, and wait like apply: exit 0
+    /// when rolled back, 1 when not.
+    Rollback,
+    /// Offer a mounted USB stick's newest bundle (*.vigil in it or in vigil/) to vigild, which
+    /// applies or only announces it by [update] usb. When it applies, waits until the
+    /// bundle is off the stick. vigil-usb@.service runs this for a stick plugged in.
+    Usb {
+        /// Where the stick is mounted.
+        dir: PathBuf,
     },
 }
 

@@ -51,7 +51,7 @@ struct VerifiedDoc<'a> {
     compressed: bool,
 }
 
-/// `vigilctl update …`
+/// `vigilctl update verify` (the other update commands ask vigild: `update_live`).
 pub fn update(cmd: UpdateCommand, json: bool) -> Result<String, Failed> {
     let UpdateCommand::Verify {
         bundle: path,
@@ -59,7 +59,10 @@ pub fn update(cmd: UpdateCommand, json: bool) -> Result<String, Failed> {
         installed,
         allow_downgrade,
         config,
-    } = cmd;
+    } = cmd
+    else {
+        return Err((exit::USAGE, "only update verify works offline".into()));
+    };
     let s = settings(config.as_deref())?;
     let keys_dir = keys
         .or_else(|| s.update.keys_dir.clone())
