@@ -106,6 +106,21 @@ _vigilctl() {
             vigilctl__subcmd__help__subcmd__policy,show)
                 cmd="vigilctl__subcmd__help__subcmd__policy__subcmd__show"
                 ;;
+            vigilctl__subcmd__help__subcmd__update,apply)
+                cmd="vigilctl__subcmd__help__subcmd__update__subcmd__apply"
+                ;;
+            vigilctl__subcmd__help__subcmd__update,history)
+                cmd="vigilctl__subcmd__help__subcmd__update__subcmd__history"
+                ;;
+            vigilctl__subcmd__help__subcmd__update,rollback)
+                cmd="vigilctl__subcmd__help__subcmd__update__subcmd__rollback"
+                ;;
+            vigilctl__subcmd__help__subcmd__update,status)
+                cmd="vigilctl__subcmd__help__subcmd__update__subcmd__status"
+                ;;
+            vigilctl__subcmd__help__subcmd__update,usb)
+                cmd="vigilctl__subcmd__help__subcmd__update__subcmd__usb"
+                ;;
             vigilctl__subcmd__help__subcmd__update,verify)
                 cmd="vigilctl__subcmd__help__subcmd__update__subcmd__verify"
                 ;;
@@ -151,14 +166,44 @@ _vigilctl() {
             vigilctl__subcmd__policy__subcmd__help,show)
                 cmd="vigilctl__subcmd__policy__subcmd__help__subcmd__show"
                 ;;
+            vigilctl__subcmd__update,apply)
+                cmd="vigilctl__subcmd__update__subcmd__apply"
+                ;;
             vigilctl__subcmd__update,help)
                 cmd="vigilctl__subcmd__update__subcmd__help"
+                ;;
+            vigilctl__subcmd__update,history)
+                cmd="vigilctl__subcmd__update__subcmd__history"
+                ;;
+            vigilctl__subcmd__update,rollback)
+                cmd="vigilctl__subcmd__update__subcmd__rollback"
+                ;;
+            vigilctl__subcmd__update,status)
+                cmd="vigilctl__subcmd__update__subcmd__status"
+                ;;
+            vigilctl__subcmd__update,usb)
+                cmd="vigilctl__subcmd__update__subcmd__usb"
                 ;;
             vigilctl__subcmd__update,verify)
                 cmd="vigilctl__subcmd__update__subcmd__verify"
                 ;;
+            vigilctl__subcmd__update__subcmd__help,apply)
+                cmd="vigilctl__subcmd__update__subcmd__help__subcmd__apply"
+                ;;
             vigilctl__subcmd__update__subcmd__help,help)
                 cmd="vigilctl__subcmd__update__subcmd__help__subcmd__help"
+                ;;
+            vigilctl__subcmd__update__subcmd__help,history)
+                cmd="vigilctl__subcmd__update__subcmd__help__subcmd__history"
+                ;;
+            vigilctl__subcmd__update__subcmd__help,rollback)
+                cmd="vigilctl__subcmd__update__subcmd__help__subcmd__rollback"
+                ;;
+            vigilctl__subcmd__update__subcmd__help,status)
+                cmd="vigilctl__subcmd__update__subcmd__help__subcmd__status"
+                ;;
+            vigilctl__subcmd__update__subcmd__help,usb)
+                cmd="vigilctl__subcmd__update__subcmd__help__subcmd__usb"
                 ;;
             vigilctl__subcmd__update__subcmd__help,verify)
                 cmd="vigilctl__subcmd__update__subcmd__help__subcmd__verify"
@@ -518,8 +563,78 @@ _vigilctl() {
             return 0
             ;;
         vigilctl__subcmd__help__subcmd__update)
-            opts="verify"
+            opts="verify apply status history rollback usb"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__help__subcmd__update__subcmd__apply)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__help__subcmd__update__subcmd__history)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__help__subcmd__update__subcmd__rollback)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__help__subcmd__update__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__help__subcmd__update__subcmd__usb)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -882,7 +997,7 @@ _vigilctl() {
             return 0
             ;;
         vigilctl__subcmd__update)
-            opts="-h --bus --json --help verify help"
+            opts="-h --bus --json --help verify apply status history rollback usb help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -899,9 +1014,41 @@ _vigilctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        vigilctl__subcmd__update__subcmd__help)
-            opts="verify help"
+        vigilctl__subcmd__update__subcmd__apply)
+            opts="-h --bus --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__update__subcmd__help)
+            opts="verify apply status history rollback usb help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__update__subcmd__help__subcmd__apply)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -927,6 +1074,62 @@ _vigilctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        vigilctl__subcmd__update__subcmd__help__subcmd__history)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__update__subcmd__help__subcmd__rollback)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__update__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__update__subcmd__help__subcmd__usb)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         vigilctl__subcmd__update__subcmd__help__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -934,6 +1137,78 @@ _vigilctl() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__update__subcmd__history)
+            opts="-h --bus --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__update__subcmd__rollback)
+            opts="-h --bus --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__update__subcmd__status)
+            opts="-h --bus --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__update__subcmd__usb)
+            opts="-h --bus --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
