@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use crate::core::action::Action;
+use crate::core::action::{Action, Target};
 use crate::core::health::Status;
 use crate::core::incident::IncidentState;
 use crate::core::rule::{Limit, Mode, Rule, Selector};
@@ -115,6 +115,28 @@ pub struct Engine {
     tracks: HashMap<String, HashMap<String, Track>>,
     reboots: VecDeque<Micros>,
     next_incident: u64,
+    /// While an update run is active: what its actions must not touch.
+    update_hold: Option<UpdateHold>,
+}
+
+/// What an active update run holds rules off: actions on its targets, and reboots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateHold {
+    pub run: String,
+    /// The units and containers the run restarts.
+    pub targets: Vec<Target>,
+}
+
+impl UpdateHold {
+    /// Why `action` must wait, if it must.
+    pub fn holds(&self, action: &Action) -> Option<String> {
+        let touches = match action {
+            Action::Restart(t) | Action::Start(t) | Action::Stop(t) => self.targets.contains(t),
+            Action::PruneDocker | Action::Reboot => true,
+            _ => false,
+        };
+        touches.then(|| format!("update run {} is in progress", self.run))
+    }
 }
 
 impl Engine {
@@ -159,6 +181,12 @@ impl Engine {
             t.in_flight = false;
             t.last_action = Some(now);
         }
+    }
+
+    /// Holds actions that touch an update run's targets while it is active (`None` ends
+    /// the hold: held incidents act at the next tick).
+    pub fn set_update_hold(&mut self, hold: Option<UpdateHold>) {
+        self.update_hold = hold;
     }
 
     /// Reboots carried out before this run (from the store), so the global limit holds
@@ -235,6 +263,7 @@ impl Engine {
                     &mut self.reboots,
                     self.globals.reboot_limit.count,
                     &mut self.next_incident,
+                    self.update_hold.as_ref(),
                     &mut out,
                 );
             };
@@ -283,6 +312,7 @@ fn step_track(
     reboots: &mut VecDeque<Micros>,
     reboot_count: u32,
     next_incident: &mut u64,
+    update_hold: Option<&UpdateHold>,
     out: &mut Vec<Decision>,
 ) {
     let window = micros(rule.limit.window);
@@ -389,6 +419,11 @@ fn step_track(
         }
         return;
     };
+    if let Some(reason) = update_hold.and_then(|h| h.holds(&action)) {
+        // Held, not dropped: the ladder does not move, and it acts once the run is over.
+        held(reason);
+        return;
+    }
     if action.is_reboot() && rule.mode == Mode::Enforce && reboots.len() as u32 >= reboot_count {
         held("the global reboot limit is reached".into());
         return;

@@ -19,3 +19,4 @@ pub mod status;
 pub mod threshold;
 pub mod time;
 pub mod update;
+pub mod update_run;

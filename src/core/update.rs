@@ -9,13 +9,14 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where an update run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum UpdateState {
     /// No update run is going on.
+    #[default]
     Idle,
     Verified,
     Staged,
@@ -86,6 +87,70 @@ impl fmt::Display for UpdateState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// What `GetUpdate` answers (and `vigilctl update status --json` shows).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateDocument {
+    /// The active run's state, or `idle`.
+    pub state: UpdateState,
+    /// The active run, else the last one.
+    pub run: Option<RunDocument>,
+    /// Newest first, without their events.
+    pub history: Vec<RunDocument>,
+    /// The last bundle a USB stick offered (`[update] usb = "notify"`).
+    pub offered: Option<OfferedDocument>,
+}
+
+/// One update run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunDocument {
+    pub id: String,
+    /// `apply` or `rollback`.
+    pub kind: String,
+    pub bundle: String,
+    pub name: String,
+    pub version: String,
+    /// The release it replaces (or, for a rollback, the one it returns to).
+    pub previous: Option<String>,
+    pub state: UpdateState,
+    /// Progress within the state, 0 to 1.
+    pub fraction: f64,
+    /// RFC 3339, wall clock (display only).
+    pub started: String,
+    pub ended: Option<String>,
+    pub detail: String,
+    #[serde(default)]
+    pub events: Vec<RunEventDocument>,
+}
+
+/// One journal entry of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunEventDocument {
+    pub at: String,
+    pub state: UpdateState,
+    pub what: String,
+    pub detail: String,
+}
+
+/// A bundle a stick offered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OfferedDocument {
+    pub bundle: String,
+    pub name: String,
+    pub version: String,
+    pub at: String,
+}
+
+/// What `OfferUpdate` did with a stick.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OfferAnswer {
+    /// `applying`, `announced`, `ignored` or `none`.
+    pub action: String,
+    pub bundle: Option<String>,
+    pub version: Option<String>,
+    pub run: Option<String>,
+    pub detail: String,
 }
 
 #[cfg(test)]

@@ -417,3 +417,55 @@ fn a_step_that_cannot_apply_is_skipped_and_the_ladder_moves_on() {
         "{d:?}"
     );
 }
+
+#[test]
+fn an_update_run_holds_actions_on_its_targets_and_they_act_after_it() {
+    let mut e = Engine::new(
+        vec![
+            rule("container:*", &["restart {target}"], "5 per 1h"),
+            Rule {
+                name: "other".into(),
+                ..rule("disk", &["notify"], "5 per 1h")
+            },
+        ],
+        Globals::default(),
+    );
+    e.set_update_hold(Some(UpdateHold {
+        run: "7".into(),
+        targets: vec![Target::Container("app".into())],
+    }));
+    let checks = vec![
+        ("container:app".to_string(), Status::Crit),
+        ("container:db".to_string(), Status::Crit),
+        ("disk".to_string(), Status::Crit),
+    ];
+    run(&mut e, 0, &checks, false);
+    let d = run(&mut e, 31 * S, &checks, false);
+    // db and the disk rule act; app is held, once, with the reason.
+    let mut a = acts(&d);
+    a.sort();
+    assert_eq!(a, ["notify", "restart container:db"]);
+    let held: Vec<_> = d
+        .iter()
+        .filter_map(|d| match d {
+            Decision::Held { check, reason, .. } => Some((check.as_str(), reason.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(held, [("container:app", "update run 7 is in progress")]);
+    assert!(run(&mut e, 32 * S, &checks, false)
+        .iter()
+        .all(|d| !matches!(d, Decision::Held { .. })));
+    // The run ends: the held step is taken at the next tick.
+    e.set_update_hold(None);
+    let d = run(&mut e, 33 * S, &checks, false);
+    assert_eq!(acts(&d), ["restart container:app"]);
+    // Reboots and prunes wait for a run too.
+    let h = UpdateHold {
+        run: "8".into(),
+        targets: vec![],
+    };
+    assert!(h.holds(&Action::Reboot).is_some());
+    assert!(h.holds(&Action::PruneDocker).is_some());
+    assert!(h.holds(&Action::Notify).is_none());
+}
