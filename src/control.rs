@@ -19,6 +19,8 @@ pub enum Command {
         name: String,
         reply: Reply<CheckState>,
     },
+    /// An update request, passed on to the update runner.
+    Update(UpdateRequest),
     /// Maintenance on for `seconds`, or off. Answers a one-line summary.
     SetMaintenance {
         on: bool,
@@ -26,6 +28,17 @@ pub enum Command {
         reason: String,
         reply: Reply<String>,
     },
+}
+
+/// What the update runner is asked.
+pub enum UpdateRequest {
+    /// Apply the bundle at this absolute path; answers the run id once its manifest and
+    /// signature passed and the run began.
+    Apply { path: String, reply: Reply<String> },
+    /// Roll back the active run, or the last committed one; answers the run id.
+    Rollback { who: String, reply: Reply<String> },
+    /// A USB stick is mounted at this directory; answers an `OfferAnswer` (JSON).
+    Offer { dir: String, reply: Reply<String> },
 }
 
 /// When the evaluation loop last went round, on the monotonic clock. The heartbeat reads

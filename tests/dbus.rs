@@ -201,23 +201,37 @@ fn properties_methods_and_tree() {
     drop(v);
 }
 
+/// The update methods on a box with nothing to update: clear refusals, an idle document.
 #[test]
-fn methods_of_later_releases_answer_not_supported() {
+fn update_methods_answer_and_refuse_clearly_with_nothing_to_do() {
     let bus = Bus::start();
-    let _v = VigildBuilder::new().bus(&bus).start();
+    let v = VigildBuilder::new().bus(&bus).start();
+    v.wait_dbus_status(&bus, "ok");
     let m = "org.vigil.Vigil1.Manager";
-    for args in [
-        vec!["ApplyUpdate", "s", "/tmp/x.vigil"],
-        vec!["Rollback"],
-        vec!["GetUpdate"],
+    for (args, says) in [
+        (
+            vec!["ApplyUpdate", "s", "/nonexistent/x.vigil"],
+            "cannot read the trusted keys in /etc/vigil/keys",
+        ),
+        (vec!["ApplyUpdate", "s", "x.vigil"], "give the bundle's absolute path"),
+        (vec!["Rollback"], "no committed update to roll back"),
     ] {
         let mut full = vec!["call", "org.vigil.Vigil1", MANAGER, m];
         full.extend(args.iter().copied());
         let out = bus.busctl_raw(&full);
         assert!(!out.status.success(), "{args:?} should fail");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("not available in vigild"), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
     }
+    let out = bus.busctl(&[
+        "call", "org.vigil.Vigil1", MANAGER, m, "GetUpdate", "--json=short",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(v["data"][0].as_str().unwrap()).unwrap();
+    assert_eq!(doc["state"], "idle", "{doc}");
+    assert!(doc["run"].is_null() && doc["history"].as_array().unwrap().is_empty(), "{doc}");
+    let state = bus.busctl(&["get-property", "org.vigil.Vigil1", MANAGER, m, "UpdateState"]);
+    assert_eq!(state.trim(), "s \"idle\"");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,7 @@ use super::config::DaemonError;
 use super::state::Outbox;
 use crate::control::Command;
 use crate::core::status::Snapshot;
+use crate::core::update::UpdateDocument;
 use crate::store::Store;
 use crate::surface::dbus::DbusSurface;
 use crate::sys::systemd::is_loss;
@@ -32,6 +33,7 @@ pub struct Publisher {
     pub cmd_tx: mpsc::Sender<Command>,
     pub store: Store,
     pub outbox: Arc<Outbox>,
+    pub update: watch::Receiver<Arc<UpdateDocument>>,
 }
 
 /// Connects and starts publishing. An explicit address must work at start; otherwise a
@@ -64,6 +66,7 @@ impl Publisher {
             self.snap_rx.clone(),
             self.cmd_tx.clone(),
             self.store.clone(),
+            self.update.clone(),
         )
         .await
     }
@@ -124,6 +127,18 @@ impl Publisher {
                     }
                 }
                 _ = self.outbox.wait() => {}
+                changed = self.update.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    let doc = self.update.borrow_and_update().clone();
+                    match s.update_progress(&doc).await {
+                        Err(e) if is_loss(&e) => return Some(e.to_string()),
+                        Err(e) => warn!(vigil_event = "bus", "cannot signal update progress: {e}"),
+                        Ok(()) => {}
+                    }
+                    continue;
+                }
                 _ = ping.tick() => {
                     if let Err(e) = s.ping().await {
                         return Some(e);

@@ -13,8 +13,9 @@ use tracing::{error, info};
 use super::config::{self, Config, DaemonError};
 use super::probes::ProbeResult;
 use super::state::{ActionDone, Daemon};
+use super::update_plan::RunEnv;
 use crate::config::Settings;
-use crate::control::{Command, Reply};
+use crate::control::{Command, Reply, UpdateRequest};
 use crate::policy::PolicySet;
 use crate::surface::notify;
 use crate::sys::clock;
@@ -77,6 +78,7 @@ impl Daemon {
         let mut rule_tick = tokio::time::interval(Duration::from_secs(1));
         rule_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (res_tx, mut results) = mpsc::channel::<ProbeResult>(1024);
+        let mut update_doc = self.io.update.doc.clone();
         let (reload_tx, mut reloaded) = mpsc::channel::<ReloadResult>(4);
         self.io.probes.set_sink(res_tx);
         self.restart_probes();
@@ -105,6 +107,12 @@ impl Daemon {
                 Some(cmd) = commands.recv() => self.on_command(cmd, &reload_tx),
                 Some(d) = done.recv() => self.on_action_done(d),
                 Some(r) = reloaded.recv() => self.finish_reload(r, &reload_tx),
+                Ok(()) = update_doc.changed() => {
+                    // The runner moved on: its state goes into the snapshot, and a hold
+                    // it lifted lets the rules act.
+                    update_doc.borrow_and_update();
+                    self.changed(Vec::new(), clock::now());
+                }
                 _ = wd_tick.tick(), if watchdog.is_some() => notify::watchdog(),
                 _ = rule_tick.tick() => if ticking {
                     self.changed(Vec::new(), clock::now());
@@ -124,6 +132,22 @@ impl Daemon {
     fn on_command(&mut self, cmd: Command, reload_tx: &mpsc::Sender<ReloadResult>) {
         match cmd {
             Command::Reload { reply } => self.start_reload(Some(reply), reload_tx),
+            Command::Update(req) => {
+                // The runner answers; the loop only passes it on, without waiting.
+                let tx = self.io.update.tx.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = tx.send(req).await {
+                        let why = Err("the update runner has stopped; restart vigild".to_string());
+                        match e.0 {
+                            UpdateRequest::Apply { reply, .. }
+                            | UpdateRequest::Rollback { reply, .. }
+                            | UpdateRequest::Offer { reply, .. } => {
+                                let _ = reply.send(why);
+                            }
+                        }
+                    }
+                });
+            }
             Command::SetMaintenance {
                 on,
                 seconds,
@@ -214,6 +238,12 @@ impl Daemon {
             Ok((settings, policies)) => {
                 let n = policies.checks.len();
                 self.cfg = Config::new(&settings, self.cfg.ctx.connections.clone());
+                // The next update run starts with these settings.
+                self.io.update.env.send_replace(std::sync::Arc::new(RunEnv::new(
+                    &settings,
+                    &self.io.state_dir,
+                    self.cfg.actuators.clone(),
+                )));
                 let transitions = self.install(policies, None, now.wall);
                 self.restart_probes();
                 self.changed(transitions, now);

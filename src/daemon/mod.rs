@@ -17,6 +17,11 @@ mod probes;
 mod publish;
 mod startup;
 mod state;
+mod update;
+mod update_effects;
+mod update_gate;
+mod update_plan;
+mod update_requests;
 
 pub use config::{DaemonError, Options, CONFIG_CHECK};
 pub use startup::run;

@@ -13,6 +13,9 @@ impl Daemon {
     /// state, and the outcome goes to every surface.
     pub(super) fn changed(&mut self, transitions: Vec<Transition>, now: Now) {
         let mut events: Vec<Event> = transitions.into_iter().map(Event::Transition).collect();
+        // While an update run is active, rules hold off its targets.
+        let hold = self.io.update.hold.borrow().clone();
+        self.rules.engine.set_update_hold(hold);
         events.extend(self.evaluate_rules(now));
         self.publish(events);
     }
@@ -34,7 +37,7 @@ impl Daemon {
             maintenance: m.is_some(),
             maintenance_until: m.map(|m| m.until),
             maintenance_reason: m.map(|m| m.reason.clone()),
-            update_state: prev.update_state,
+            update_state: self.io.update.doc.borrow().state,
             open_incidents: self.rules.engine.open_incidents().len() as u32,
             builtin_policies: c.builtin,
             store: self.io.store.health(),

@@ -14,6 +14,8 @@ use super::config::{self, Config, DaemonError, Options};
 use super::event_loop::{Signals, RELOAD_TIMEOUT};
 use super::maintenance::MAINTENANCE_SETTING;
 use super::probes::Probes;
+use super::update::{self, UpdateLink};
+use super::update_plan::RunEnv;
 use super::state::{
     id_floor, ActionDone, Checks, Daemon, Io, Outbox, RebootMark, Reloads, Rules,
     INCIDENT_IDS_SETTING, INCIDENT_ID_BLOCK, REBOOTS_SETTING,
@@ -77,6 +79,21 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         shutdown.clone(),
     ));
 
+    // The update runner, before the bus (which publishes its progress): it finishes a run
+    // vigild died in before anything else is asked of it.
+    let env = RunEnv::new(
+        &settings,
+        &state_dir,
+        Arc::new(crate::action::Actuators::from_settings(&settings)),
+    );
+    let update = match update::start(env.clone(), snap_rx.clone()).await {
+        Ok(link) => link,
+        Err(why) => {
+            error!(vigil_event = "update", "updates are unavailable: {why}");
+            UpdateLink::unavailable(why, env)
+        }
+    };
+
     let outbox = Arc::new(Outbox::default());
     bus::start(bus::Publisher {
         address: opts.bus.clone(),
@@ -84,6 +101,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         cmd_tx: cmd_tx.clone(),
         store: store.clone(),
         outbox: outbox.clone(),
+        update: update.doc.clone(),
     })
     .await?;
 
@@ -131,6 +149,8 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
             pulse,
             done_tx,
             probes: Probes::new(),
+            update,
+            state_dir,
         },
         reloads: Reloads::default(),
         started_at,

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use super::config::{Config, Options};
 use super::probes::Probes;
+use super::update::UpdateLink;
 use crate::action::Outcome;
 use crate::control::{Pulse, Reply};
 use crate::core::check::CheckSpec;
@@ -117,6 +118,10 @@ pub struct Io {
     pub pulse: Arc<Pulse>,
     pub done_tx: mpsc::UnboundedSender<ActionDone>,
     pub probes: Probes,
+    /// The update runner.
+    pub update: UpdateLink,
+    /// Where the store, the journal and the releases live.
+    pub state_dir: std::path::PathBuf,
 }
 
 /// A reload in flight off the loop, and the callers waiting for its answer.

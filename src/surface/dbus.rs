@@ -13,7 +13,8 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::{fdo, interface, Connection};
 
-use crate::control::Command;
+use crate::control::{Command, UpdateRequest};
+use crate::core::update::UpdateDocument;
 use crate::core::health::CheckState;
 use crate::core::status::{Event, Snapshot};
 use crate::store::Store;
@@ -26,8 +27,9 @@ pub const BUS_NAME: &str = "org.vigil.Vigil1";
 pub const MANAGER_PATH: &str = "/org/vigil/Vigil1";
 /// Parent of the check objects.
 pub const CHECK_PATH_PREFIX: &str = "/org/vigil/Vigil1/check";
-/// Group whose members may call the mutating methods.
-pub const ADMIN_GROUP: &str = "vigil-admin";
+pub use super::dbus_access::ADMIN_GROUP;
+use super::dbus_access::authorize;
+use super::dbus_check::CheckObject;
 
 /// Escapes a check name into one object path element the way systemd does for unit
 /// names: ASCII letters and digits stay, every other byte becomes `_xx` (hex).
@@ -51,61 +53,12 @@ pub fn check_path(name: &str) -> String {
     format!("{CHECK_PATH_PREFIX}/{}", escape_path_element(name))
 }
 
-fn not_supported(what: &str) -> fdo::Error {
-    fdo::Error::NotSupported(format!(
-        "{what} is not available in vigild {} yet",
-        crate::VERSION
-    ))
-}
-
-/// Allows root and members of `vigil-admin` (the bus policy says the same; this is the
-/// second lock, for buses without it).
-async fn authorize(conn: &Connection, header: &Header<'_>, method: &str) -> fdo::Result<()> {
-    let sender = header
-        .sender()
-        .ok_or_else(|| fdo::Error::AccessDenied("caller has no bus name".into()))?;
-    let proxy = fdo::DBusProxy::new(conn).await?;
-    let creds = proxy
-        .get_connection_credentials(sender.clone().into())
-        .await?;
-    let uid = creds
-        .unix_user_id()
-        .ok_or_else(|| fdo::Error::AccessDenied("the bus did not tell the caller's user".into()))?;
-    if uid == 0 {
-        return Ok(());
-    }
-    let gids = creds.unix_group_ids().cloned();
-    // User and group lookups may go to NSS (LDAP, sssd): keep them off the runtime.
-    let in_group = tokio::task::spawn_blocking(move || {
-        let Ok(Some(group)) = nix::unistd::Group::from_name(ADMIN_GROUP) else {
-            return false;
-        };
-        let gid = group.gid.as_raw();
-        match gids {
-            Some(gids) => gids.contains(&gid),
-            // Older buses do not pass groups: look the user up.
-            None => nix::unistd::User::from_uid(uid.into())
-                .ok()
-                .flatten()
-                .map(|u| group.mem.contains(&u.name) || u.gid.as_raw() == gid)
-                .unwrap_or(false),
-        }
-    })
-    .await
-    .unwrap_or(false);
-    if in_group {
-        return Ok(());
-    }
-    Err(fdo::Error::AccessDenied(format!(
-        "{method} needs root or membership in the {ADMIN_GROUP} group (caller uid {uid})"
-    )))
-}
-
 /// `org.vigil.Vigil1.Manager`
 pub struct Manager {
     snap: watch::Receiver<Arc<Snapshot>>,
     commands: mpsc::Sender<Command>,
     store: Store,
+    update: watch::Receiver<Arc<UpdateDocument>>,
 }
 
 impl Manager {
@@ -252,7 +205,8 @@ impl Manager {
         Ok(serde_json::to_string(&state).unwrap_or_default())
     }
 
-    /// Starts an update from a bundle; returns the run id.
+    /// Starts an update from a bundle (absolute path); returns the run id once its manifest
+    /// and signature passed. Progress comes as `UpdateProgress`.
     #[zbus(out_args("run"))]
     async fn apply_update(
         &self,
@@ -261,24 +215,44 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<String> {
         authorize(conn, &header, "ApplyUpdate").await?;
-        let _ = path;
-        Err(not_supported("ApplyUpdate"))
+        self.ask(|reply| Command::Update(UpdateRequest::Apply { path, reply }))
+            .await?
+            .map_err(fdo::Error::Failed)
     }
 
-    /// Rolls back to the previous release.
+    /// Rolls back the active run, or the last committed one; returns the run id.
+    #[zbus(out_args("run"))]
     async fn rollback(
         &self,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
-    ) -> fdo::Result<()> {
-        authorize(conn, &header, "Rollback").await?;
-        Err(not_supported("Rollback"))
+    ) -> fdo::Result<String> {
+        let uid = authorize(conn, &header, "Rollback").await?;
+        let who = format!("uid {uid} over D-Bus");
+        self.ask(|reply| Command::Update(UpdateRequest::Rollback { who, reply }))
+            .await?
+            .map_err(fdo::Error::Failed)
     }
 
-    /// The current or last update run (JSON).
+    /// A USB stick is mounted at `dir`: its newest bundle is applied or announced, as
+    /// `[update] usb` says. Answers what was done (JSON).
+    #[zbus(out_args("answer"))]
+    async fn offer_update(
+        &self,
+        dir: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        authorize(conn, &header, "OfferUpdate").await?;
+        self.ask(|reply| Command::Update(UpdateRequest::Offer { dir, reply }))
+            .await?
+            .map_err(fdo::Error::Failed)
+    }
+
+    /// The active or last update run, the history and an offered bundle (JSON).
     #[zbus(out_args("update"))]
-    fn get_update(&self) -> fdo::Result<String> {
-        Err(not_supported("GetUpdate"))
+    fn get_update(&self) -> String {
+        serde_json::to_string(&**self.update.borrow()).unwrap_or_default()
     }
 
     /// A check changed status.
@@ -322,44 +296,6 @@ impl Manager {
     ) -> zbus::Result<()>;
 }
 
-/// `org.vigil.Vigil1.Check`, one object per check.
-pub struct CheckObject {
-    state: CheckState,
-}
-
-#[interface(name = "org.vigil.Vigil1.Check")]
-impl CheckObject {
-    /// The check's name.
-    #[zbus(property)]
-    fn name(&self) -> String {
-        self.state.name.clone()
-    }
-
-    /// The probe kind.
-    #[zbus(property)]
-    fn probe(&self) -> String {
-        self.state.probe.clone()
-    }
-
-    /// `ok`, `warn`, `crit` or `unknown`.
-    #[zbus(property)]
-    fn status(&self) -> String {
-        self.state.status.to_string()
-    }
-
-    /// When the check entered its status, µs since the epoch.
-    #[zbus(property)]
-    fn since(&self) -> u64 {
-        self.state.since
-    }
-
-    /// Why the check has its status.
-    #[zbus(property)]
-    fn detail(&self) -> String {
-        self.state.detail.clone()
-    }
-}
-
 /// Which bus vigild ended up on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BusKind {
@@ -375,6 +311,8 @@ pub struct DbusSurface {
     last: Arc<Snapshot>,
     /// What each check object shows, shared with the snapshot it came from.
     checks: BTreeMap<String, Arc<CheckState>>,
+    /// The last `UpdateProgress` sent: run, state, fraction.
+    progress: Option<(String, String, f64)>,
 }
 
 /// How long the bus may take to answer a ping before the connection counts as lost.
@@ -385,6 +323,7 @@ async fn build(
     snap: &watch::Receiver<Arc<Snapshot>>,
     commands: &mpsc::Sender<Command>,
     store: &Store,
+    update: &watch::Receiver<Arc<UpdateDocument>>,
 ) -> zbus::Result<Connection> {
     builder
         .serve_at(
@@ -393,6 +332,7 @@ async fn build(
                 snap: snap.clone(),
                 commands: commands.clone(),
                 store: store.clone(),
+                update: update.clone(),
             },
         )
         .name(BUS_NAME)
@@ -408,10 +348,11 @@ impl DbusSurface {
         snap: watch::Receiver<Arc<Snapshot>>,
         commands: mpsc::Sender<Command>,
         store: Store,
+        update: watch::Receiver<Arc<UpdateDocument>>,
     ) -> Result<DbusSurface, String> {
         let (conn, bus) = if let Some(addr) = address {
             let b = zbus::connection::Builder::address(addr);
-            let conn = build(b, &snap, &commands, &store)
+            let conn = build(b, &snap, &commands, &store, &update)
                 .await
                 .map_err(|e| format!("cannot take {BUS_NAME} on {addr}: {e}"))?;
             (conn, BusKind::Address(addr.to_string()))
@@ -421,12 +362,13 @@ impl DbusSurface {
                 &snap,
                 &commands,
                 &store,
+                &update,
             )
             .await
             {
                 Ok(c) => (c, BusKind::System),
                 Err(sys_err) => {
-                    match build(zbus::connection::Builder::session(), &snap, &commands, &store).await {
+                    match build(zbus::connection::Builder::session(), &snap, &commands, &store, &update).await {
                         Ok(c) => {
                             warn!(
                                 vigil_event = "bus",
@@ -450,6 +392,7 @@ impl DbusSurface {
             bus,
             last,
             checks: BTreeMap::new(),
+            progress: None,
         })
     }
 
@@ -541,6 +484,22 @@ impl DbusSurface {
             m.open_incidents_changed(em).await?;
         }
         self.last = snap;
+        Ok(())
+    }
+
+    /// Signals `UpdateProgress` when the active (or last) run moved on.
+    pub async fn update_progress(&mut self, doc: &UpdateDocument) -> zbus::Result<()> {
+        let Some(run) = &doc.run else {
+            return Ok(());
+        };
+        let now = (run.id.clone(), run.state.as_str().to_string(), run.fraction);
+        if self.progress.as_ref() == Some(&now) {
+            return Ok(());
+        }
+        let server = self.conn.object_server();
+        let iref = server.interface::<_, Manager>(MANAGER_PATH).await?;
+        Manager::update_progress(iref.signal_emitter(), &now.0, &now.1, now.2).await?;
+        self.progress = Some(now);
         Ok(())
     }
 

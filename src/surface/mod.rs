@@ -3,6 +3,8 @@
 //! state, and requests go into the loop as [`Command`](crate::control::Command)s.
 
 pub mod dbus;
+mod dbus_access;
+mod dbus_check;
 pub mod http;
 pub mod log;
 pub mod notify;
