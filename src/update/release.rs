@@ -132,8 +132,9 @@ impl Releases {
         self.current().map(|n| self.dir(&n))
     }
 
-    /// A fresh `releases/<name>/` made as a copy of the current release (empty when none);
-    /// a leftover of that name (a crashed run) is removed first. The copy is made under a
+    /// A fresh `releases/<name>/` made as a copy of the current release (empty when there is
+    /// no `current`; an error when it points at nothing); a leftover of that name (a crashed
+    /// run) is removed first. The copy is made under a
     /// temporary name and renamed into place. The current release itself is refused.
     pub fn prepare(&self, name: &str) -> io::Result<PathBuf> {
         valid(name)?;
@@ -147,8 +148,17 @@ impl Releases {
         let tmp = self.root.join(format!("{TMP_PREFIX}{name}"));
         remove_tree(&dir)?;
         remove_tree(&tmp)?;
-        let made = match self.current_dir().filter(|d| d.is_dir()) {
-            Some(current) => copy_tree(&current, &tmp),
+        let made = match self.current_dir() {
+            Some(current) if current.is_dir() => copy_tree(&current, &tmp),
+            Some(current) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "{CURRENT} points at {}, which is not a directory",
+                        current.display()
+                    ),
+                ))
+            }
             None => fs::create_dir(&tmp).and_then(|_| sync_dir(&tmp)),
         };
         if let Err(e) = made {

@@ -12,6 +12,16 @@ fn open(dir: &Path) -> Journal {
 fn runs_and_events_are_kept_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let mut j = open(dir.path());
+    let pragma = |name: &str| -> String {
+        j.conn
+            .query_row(&format!("PRAGMA {name}"), [], |r| {
+                r.get::<_, rusqlite::types::Value>(0)
+            })
+            .map(|v| format!("{v:?}"))
+            .unwrap()
+    };
+    assert_eq!(pragma("journal_mode"), "Text(\"wal\")");
+    assert_eq!(pragma("synchronous"), "Integer(2)", "FULL");
     assert_eq!(j.unfinished().unwrap(), None);
     assert!(j.runs(10).unwrap().is_empty());
     let first = j

@@ -68,6 +68,11 @@ fn prepare_copies_the_current_release_with_links_and_modes() {
     for bad in ["", "current", "..", "a/b", ".tmp-x"] {
         assert!(r.prepare(bad).is_err(), "{bad:?}");
     }
+    // A `current` that points at nothing is not taken for a fresh box.
+    fs::remove_dir_all(r.dir("1.0.0")).unwrap();
+    let e = r.prepare("1.2.0").unwrap_err();
+    assert!(e.to_string().contains("not a directory"), "{e}");
+    assert!(!r.dir("1.2.0").exists());
 }
 
 #[test]
