@@ -72,8 +72,7 @@ pub fn stage_with(
     docker_root: Option<&Path>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Staged, String> {
-    let plain_run = entry_path(run).is_ok_and(|r| !r.contains('/') && !r.starts_with('.'));
-    if !plain_run {
+    if !plain_run(run) {
         return Err(format!("{run:?} is not a run name"));
     }
     let dir = staging_dir(state_dir, run);
@@ -108,8 +107,19 @@ pub fn stage_with(
     }
 }
 
+/// A run's name is one plain path component (its id).
+fn plain_run(run: &str) -> bool {
+    entry_path(run).is_ok_and(|r| r == run && !r.contains('/') && !r.starts_with('.'))
+}
+
 /// Removes `STATE/staging/RUN` (fine when absent).
 pub fn discard(state_dir: &Path, run: &str) -> io::Result<()> {
+    if !plain_run(run) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{run:?} is not a run name"),
+        ));
+    }
     let dir = staging_dir(state_dir, run);
     match fs::remove_dir_all(&dir) {
         Ok(()) => sync_dir(&staging_root(state_dir)),

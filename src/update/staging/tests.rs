@@ -213,9 +213,11 @@ fn too_little_room_refuses_before_anything_is_copied() {
 #[test]
 fn run_names_are_plain() {
     let bed = Bed::new(false);
-    for bad in ["", "..", "a/b", ".hidden", "/abs"] {
+    for bad in ["", "..", "a/b", ".hidden", "/abs", "7/"] {
         let (out, _) = bed.stage(bad);
         assert!(out.is_err(), "{bad:?}");
+        assert!(discard(&bed.state, bad).is_err(), "{bad:?}");
     }
+    assert!(bed.state.is_dir());
     assert!(!bed.state.join("staging").exists() || tree(&bed.state.join("staging")).is_empty());
 }
