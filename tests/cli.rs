@@ -1,9 +1,12 @@
 //! vigilctl against a running vigild on a real bus, and its exit statuses.
 
 mod common;
+mod fake_vigild;
 
 use common::*;
-use std::time::Duration;
+use fake_vigild::FakeVigild;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 #[test]
 fn status_checks_and_version_talk_to_vigild() {
@@ -333,4 +336,363 @@ fn a_stopped_bus_is_exit_3_within_the_call_timeout() {
         )
     );
     assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+// --- vigilctl update apply|rollback|status|history|usb, against a fake vigild -------------
+
+/// `vigilctl --bus BUS ARGS` run in `dir`: (exit code, stdout, stderr).
+fn ctl_in(dir: &Path, bus: &Bus, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigilctl"))
+        .arg("--bus")
+        .arg(&bus.address)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A directory with empty files of these names (vigilctl resolves the path it is given; the
+/// fake reads nothing).
+fn files(names: &[&str]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for n in names {
+        std::fs::write(d.path().join(n), b"").unwrap();
+    }
+    d
+}
+
+/// The lines of `out` that are states of a run.
+fn state_lines(out: &str) -> Vec<&str> {
+    let states = [
+        "verified",
+        "staged",
+        "backed-up",
+        "applying",
+        "gating",
+        "committed",
+        "rolling-back",
+        "rolled-back",
+        "failed",
+        "refused",
+    ];
+    out.lines().filter(|l| states.contains(l)).collect()
+}
+
+#[test]
+fn update_apply_follows_the_run_to_commit_and_exits_0() {
+    let bus = Bus::start();
+    let fake = FakeVigild::start(&bus.address);
+    let dir = files(&["good.vigil"]);
+    let (code, out, err) = ctl_in(dir.path(), &bus, &["update", "apply", "good.vigil"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Not a terminal: a plain line for each state passed, then the outcome.
+    assert_eq!(
+        state_lines(&out),
+        [
+            "verified",
+            "staged",
+            "backed-up",
+            "applying",
+            "gating",
+            "committed"
+        ],
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().last(),
+        Some("run 1: committed: arasul 1.4.0 is installed (was 1.3.0)"),
+        "{out}"
+    );
+    // vigild was given the resolved, absolute path.
+    let want = std::fs::canonicalize(dir.path().join("good.vigil")).unwrap();
+    assert!(
+        fake.calls()
+            .contains(&("ApplyUpdate".into(), want.display().to_string())),
+        "{:?}",
+        fake.calls()
+    );
+}
+
+#[test]
+fn update_apply_rolled_back_is_exit_1_with_the_reason() {
+    let bus = Bus::start();
+    let _fake = FakeVigild::start(&bus.address);
+    let dir = files(&["gate-fails.vigil", "staged-refused.vigil"]);
+    let (code, out, err) = ctl_in(dir.path(), &bus, &["update", "apply", "gate-fails.vigil"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(
+        state_lines(&out),
+        [
+            "verified",
+            "staged",
+            "backed-up",
+            "applying",
+            "gating",
+            "rolling-back",
+            "gating",
+            "rolled-back"
+        ],
+        "{out}"
+    );
+    assert_eq!(
+        err.trim(),
+        "vigilctl: run 1: rolled-back to 1.3.0: gate: usb-crit is crit"
+    );
+    // --json: the final run document on stdout, the reason on stderr, still exit 1.
+    let (code, out, err) = ctl_in(
+        dir.path(),
+        &bus,
+        &["update", "apply", "--json", "staged-refused.vigil"],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    let run: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(run["id"], "2");
+    assert_eq!(run["state"], "refused");
+    assert_eq!(
+        run["detail"],
+        "payload/app: sha256 differs from the manifest"
+    );
+    assert!(
+        err.contains("run 2: refused: arasul 1.4.0: payload/app: sha256"),
+        "{err}"
+    );
+}
+
+#[test]
+fn update_apply_refused_by_vigild_is_exit_1_and_follows_nothing() {
+    let bus = Bus::start();
+    let fake = FakeVigild::start(&bus.address);
+    let dir = files(&["refused.vigil"]);
+    let (code, out, err) = ctl_in(dir.path(), &bus, &["update", "apply", "refused.vigil"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.starts_with("vigilctl: ApplyUpdate refused: /")
+            && err.contains("refused.vigil: refused: signature by key 0123456789ABCDEF"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!fake.calls().iter().any(|(m, _)| m == "GetUpdate"));
+    // A file that is not there never reaches vigild.
+    let (code, _, err) = ctl_in(dir.path(), &bus, &["update", "apply", "missing.vigil"]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("vigilctl: missing.vigil: "), "{err}");
+    assert_eq!(
+        fake.calls()
+            .iter()
+            .filter(|(m, _)| m == "ApplyUpdate")
+            .count(),
+        1
+    );
+    // No vigild: exit 3, as every command that needs it.
+    let empty = Bus::start();
+    let (code, _, err) = ctl_in(dir.path(), &empty, &["update", "apply", "refused.vigil"]);
+    assert_eq!(code, 3, "{err}");
+    let (code, _, err) = ctl_in(dir.path(), &empty, &["update", "status"]);
+    assert_eq!(code, 3, "{err}");
+}
+
+/// Without a single signal, polling GetUpdate follows the run all the same; a signal sent
+/// before ApplyUpdate's reply is not lost (the match rule was there before the call).
+#[test]
+fn update_apply_follows_by_polling_and_keeps_an_early_signal() {
+    let bus = Bus::start();
+    let _fake = FakeVigild::start(&bus.address);
+    let dir = files(&["quiet.vigil", "early.vigil"]);
+    let (code, out, err) = ctl_in(dir.path(), &bus, &["update", "apply", "quiet.vigil"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(state_lines(&out).last(), Some(&"committed"), "{out}");
+    assert!(out.ends_with("run 1: committed: arasul 1.4.0 is installed (was 1.3.0)\n"));
+    // The early run's document never says `verified`: only its first signal did.
+    let (code, out, err) = ctl_in(dir.path(), &bus, &["update", "apply", "early.vigil"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(state_lines(&out).first(), Some(&"verified"), "{out}");
+    assert_eq!(state_lines(&out).last(), Some(&"committed"), "{out}");
+}
+
+#[test]
+fn update_rollback_status_and_history() {
+    let bus = Bus::start();
+    let _fake = FakeVigild::start(&bus.address);
+    let dir = files(&["good.vigil"]);
+    let (code, out, err) = ctl_in(dir.path(), &bus, &["update", "status"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "update: idle\nno update run yet");
+    let (code, out, _) = ctl_in(dir.path(), &bus, &["update", "history"]);
+    assert_eq!((code, out.trim()), (0, "no update runs"));
+    let (code, _, err) = ctl_in(dir.path(), &bus, &["update", "rollback"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.trim(),
+        "vigilctl: Rollback refused: nothing to roll back: no update was ever committed"
+    );
+
+    let (code, _, err) = ctl_in(dir.path(), &bus, &["update", "apply", "good.vigil"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = ctl_in(dir.path(), &bus, &["update", "rollback"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        state_lines(&out),
+        ["rolling-back", "gating", "rolled-back"],
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().last(),
+        Some("run 2: rolled-back to 1.3.0: gate: usb-crit is crit")
+    );
+
+    let (code, out, _) = ctl_in(dir.path(), &bus, &["update", "status"]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "update: idle", "{out}");
+    assert_eq!(
+        lines[1], "run 2 (rollback): arasul 1.4.0, back to 1.3.0 — rolled-back",
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.contains("rolled-back   now rolled-back")),
+        "the run's events: {out}"
+    );
+    let (code, out, _) = ctl_in(dir.path(), &bus, &["--json", "update", "status"]);
+    assert_eq!(code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["state"], "idle");
+    assert_eq!(doc["run"]["kind"], "rollback");
+
+    let (code, out, _) = ctl_in(dir.path(), &bus, &["update", "history"]);
+    assert_eq!(code, 0);
+    let rows: Vec<&str> = out.lines().collect();
+    assert!(
+        rows[0].contains("RUN") && rows[0].contains("STATE"),
+        "{out}"
+    );
+    assert!(
+        rows[1].trim_start().starts_with('2') && rows[1].contains("rollback"),
+        "{out}"
+    );
+    assert!(
+        rows[2].trim_start().starts_with('1') && rows[2].contains("committed"),
+        "{out}"
+    );
+    let (code, out, _) = ctl_in(dir.path(), &bus, &["update", "history", "--json"]);
+    assert_eq!(code, 0);
+    let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(runs.as_array().map(Vec::len), Some(2), "{out}");
+}
+
+/// `update usb DIR`: when vigild applies the stick's bundle, vigilctl waits until it is off
+/// the stick (past staged), not for the gate; announced and empty sticks are exit 0, a run
+/// refused while staging exit 1.
+#[test]
+fn update_usb_waits_until_the_bundle_is_off_the_stick() {
+    let bus = Bus::start();
+    let fake = FakeVigild::start(&bus.address);
+    let root = tempfile::tempdir().unwrap();
+    for d in [
+        "stick-apply",
+        "stick-notify",
+        "stick-empty",
+        "stick-refused",
+    ] {
+        std::fs::create_dir(root.path().join(d)).unwrap();
+    }
+    let started = Instant::now();
+    let (code, out, err) = ctl_in(root.path(), &bus, &["update", "usb", "stick-apply"]);
+    let took = started.elapsed();
+    assert_eq!(code, 0, "{out}{err}");
+    let stick = std::fs::canonicalize(root.path().join("stick-apply")).unwrap();
+    let stick = stick.display().to_string();
+    assert_eq!(
+        out.lines().next(),
+        Some(format!("{stick}/vigil/arasul-1.4.0.vigil: 1.4.0 applying as run 1: [update] usb = \"apply\"").as_str()),
+        "{out}"
+    );
+    assert_eq!(
+        state_lines(&out),
+        ["verified", "staged", "backed-up"],
+        "{out}"
+    );
+    assert!(
+        out.lines().last().unwrap().starts_with(
+            "run 1 (apply): arasul 1.4.0 over 1.3.0 — backed-up: the bundle is off the stick"
+        ),
+        "{out}"
+    );
+    assert!(
+        took < Duration::from_secs(20),
+        "waited {took:?}: for the gate?"
+    );
+    assert!(fake.calls().contains(&("OfferUpdate".into(), stick)));
+    assert!(
+        fake.doc()["run"]["ended"].is_null(),
+        "the run goes on without vigilctl: {}",
+        fake.doc()
+    );
+
+    let (code, out, err) = ctl_in(root.path(), &bus, &["update", "usb", "stick-notify"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("1.4.0 announced, not applied: [update] usb = \"notify\""),
+        "{out}"
+    );
+    let (code, out, _) = ctl_in(root.path(), &bus, &["update", "status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("offered: arasul 1.4.0 on "), "{out}");
+    let (code, out, err) = ctl_in(
+        root.path(),
+        &bus,
+        &["--json", "update", "usb", "stick-empty"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["action"], "none");
+    let (code, out, err) = ctl_in(root.path(), &bus, &["update", "usb", "stick-refused"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("refused: arasul 1.4.0: payload/app: sha256 differs"),
+        "{err}"
+    );
+}
+
+/// On a terminal the run shows as a progress bar, with each state on a line above it.
+#[test]
+fn update_apply_on_a_terminal_draws_a_bar() {
+    let bus = Bus::start();
+    let _fake = FakeVigild::start(&bus.address);
+    let dir = files(&["good.vigil"]);
+    let cmd = format!(
+        "{} --bus {} update apply good.vigil",
+        env!("CARGO_BIN_EXE_vigilctl"),
+        bus.address
+    );
+    // script(1) (util-linux) gives vigilctl a pseudo-terminal; -e passes its exit status on.
+    let out = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .current_dir(dir.path())
+        .output()
+        .expect("script (util-linux)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("] ") && text.contains('%'),
+        "no bar: {text:?}"
+    );
+    // Each state is printed above the bar: the bar's line cleared, the state, the bar again.
+    for state in ["staged", "backed-up", "gating", "committed"] {
+        assert!(
+            text.contains(&format!("\u{1b}[2K{state} ")),
+            "no line for {state}: {text:?}"
+        );
+    }
+    assert!(
+        text.contains("run 1: committed: arasul 1.4.0 is installed"),
+        "{text:?}"
+    );
 }

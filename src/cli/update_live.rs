@@ -93,24 +93,30 @@ async fn get_update(conn: &Connection) -> Result<Value, Failure> {
 /// A method vigild answered with an error: it refused (exit 1), unless the error says that
 /// nobody is there to ask (exit 3).
 fn refused(method: &str, e: zbus::Error, path: Option<&str>) -> Failure {
-    if let zbus::Error::MethodError(name, detail, _) = &e {
-        let gone = [
-            "org.freedesktop.DBus.Error.ServiceUnknown",
-            "org.freedesktop.DBus.Error.NameHasNoOwner",
-            "org.freedesktop.DBus.Error.NoReply",
-        ];
-        if !gone.contains(&name.as_str()) {
-            let mut message = format!(
-                "{method} refused: {}",
-                detail.as_deref().unwrap_or(name.as_str())
-            );
+    use zbus::DBusError;
+    let said = match &e {
+        zbus::Error::MethodError(name, detail, _) => {
+            Some((name.as_str().to_string(), detail.clone()))
+        }
+        zbus::Error::FDO(f) => Some((f.name().to_string(), f.description().map(str::to_string))),
+        _ => None,
+    };
+    let gone = [
+        "org.freedesktop.DBus.Error.ServiceUnknown",
+        "org.freedesktop.DBus.Error.NameHasNoOwner",
+        "org.freedesktop.DBus.Error.NoReply",
+        "org.freedesktop.DBus.Error.Disconnected",
+    ];
+    match said {
+        Some((name, detail)) if !gone.contains(&name.as_str()) => {
+            let mut message = format!("{method} refused: {}", detail.unwrap_or(name));
             if let Some(hint) = path.and_then(show::hidden_from_vigild) {
                 message.push_str(&format!(" ({hint})"));
             }
-            return bad(message);
+            bad(message)
         }
+        _ => super::bus::unreachable(format!("vigild did not answer {method}: {e}")),
     }
-    super::bus::unreachable(format!("vigild did not answer {method}: {e}"))
 }
 
 /// Calls `method` (one that starts a run and answers its id), then follows that run.
@@ -287,6 +293,7 @@ impl Progress {
             {
                 bar.set_style(style.progress_chars("=> "));
             }
+            bar.set_message("started");
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
