@@ -437,22 +437,19 @@ impl Run {
             return vec![Effect::CommitHook];
         }
         if now.saturating_sub(g.started) >= self.timeout {
-            let waited = Duration::from_micros(self.timeout);
+            let waited = humantime_short(Duration::from_micros(self.timeout));
             let last = std::mem::take(&mut self.detail);
             self.gate = None;
-            let why = format!(
-                "the gate did not pass within {}: {last}",
-                humantime_short(waited)
-            );
             if self.rolling_back {
                 self.state = UpdateState::Failed;
                 self.detail = format!(
-                    "{}; the previous release is back but did not pass its gate either: {why}",
+                    "{}; the previous release is back, but its gate did not pass within {waited} \
+                     either: {last}",
                     self.reason()
                 );
                 return vec![Effect::Alert(self.detail.clone())];
             }
-            return self.roll_back(why);
+            return self.roll_back(format!("the gate did not pass within {waited}: {last}"));
         }
         vec![]
     }
