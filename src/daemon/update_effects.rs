@@ -299,6 +299,32 @@ impl Work {
                     .await;
             }
         }
+        // A `docker load` that was under way when vigild died may have finished inside
+        // dockerd after the tags were put back: look again, and put them back once more.
+        if !self.plan.tags_before.is_empty() {
+            let before = self.plan.tags_before.clone();
+            let tags: Vec<String> = before.keys().cloned().collect();
+            let moved = match self.docker().await {
+                Ok(d) => images::tag_ids(&d, &tags).await.map(|now| now != before),
+                Err(e) => Err(e),
+            };
+            if moved == Ok(true) {
+                let _ = self
+                    .piece("restore image tags again (a load finished late)", async {
+                        let docker = self.docker().await?;
+                        images::restore(&docker, &before).await?;
+                        Ok("tags back".to_string())
+                    })
+                    .await;
+                if applied {
+                    for target in self.plan.targets() {
+                        let _ = self
+                            .piece(&format!("restart {target}"), self.restart(&target))
+                            .await;
+                    }
+                }
+            }
+        }
         if self.kind == Kind::Apply && self.plan.previous.as_deref() != Some(&self.plan.release) {
             let (r, name) = (self.releases(), self.plan.release.clone());
             let _ = self

@@ -277,8 +277,33 @@ impl Runner {
         Ok(json(&a))
     }
 
-    /// A run vigild stopped in: finished the safe way.
+    /// A run vigild stopped in: finished the safe way. Staging that no unfinished run owns
+    /// (vigild stopped between a run's end and its clean-up) is removed.
     pub(super) async fn resume(&mut self) {
+        self.resume_run().await;
+        let env = self.env.borrow().clone();
+        let keep = self.active.as_ref().map(|a| a.id.to_string());
+        let removed = off(move || {
+            let mut gone = Vec::new();
+            let Ok(dir) = std::fs::read_dir(staging::staging_root(&env.state_dir)) else {
+                return Ok(gone);
+            };
+            for e in dir.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if Some(&name) != keep.as_ref() && staging::discard(&env.state_dir, &name).is_ok() {
+                    gone.push(name);
+                }
+            }
+            Ok(gone)
+        })
+        .await
+        .unwrap_or_default();
+        if !removed.is_empty() {
+            info!(vigil_event = "update", "removed the staging of ended run(s) {}", removed.join(", "));
+        }
+    }
+
+    async fn resume_run(&mut self) {
         let found = self.journal.with(|j| {
             let Some(row) = j.unfinished()? else { return Ok(None) };
             let events = j.events(row.id)?;

@@ -95,7 +95,12 @@ impl UpdateBed {
         let container = format!("vigil-upd-{name}-{}", std::process::id());
         docker(&["tag", IMAGE, &tag]);
         let _ = docker_ok(&["rm", "-f", &container]);
-        docker(&["run", "-d", "--name", &container, &tag, "sleep", "3600"]);
+        // A main process that ends on SIGTERM at once (a bare `sleep` as PID 1 ignores it,
+        // and every restart would wait out Docker's 10 s).
+        docker(&[
+            "run", "-d", "--name", &container, &tag, "sh", "-c",
+            "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done",
+        ]);
         let old_id = docker(&["image", "inspect", "--format", "{{.Id}}", IMAGE]);
         let s = shared.display();
         let settings = format!(
