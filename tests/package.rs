@@ -66,6 +66,8 @@ fn the_package_carries_every_file_where_the_design_puts_it() {
         "/usr/lib/systemd/system/vigild.service",
         "/usr/lib/systemd/system/vigild.socket",
         "/usr/lib/systemd/system/vigil-journal-vacuum@.service",
+        "/usr/lib/systemd/system/vigil-usb@.service",
+        "/usr/lib/udev/rules.d/90-vigil-usb.rules",
         "/usr/share/dbus-1/system.d/org.vigil.Vigil1.conf",
         "/usr/share/dbus-1/interfaces/org.vigil.Vigil1.Manager.xml",
         "/usr/share/dbus-1/interfaces/org.vigil.Vigil1.Check.xml",
@@ -124,6 +126,14 @@ fn the_package_carries_every_file_where_the_design_puts_it() {
             "usr/share/polkit-1/rules.d/50-vigil.rules",
         ),
         ("packaging/vigil.sysusers", "usr/lib/sysusers.d/vigil.conf"),
+        (
+            "units/vigil-usb@.service",
+            "usr/lib/systemd/system/vigil-usb@.service",
+        ),
+        (
+            "packaging/udev/90-vigil-usb.rules",
+            "usr/lib/udev/rules.d/90-vigil-usb.rules",
+        ),
         ("packaging/vigil.tmpfile", "usr/lib/tmpfiles.d/vigil.conf"),
         (
             "policies/30-stack.toml",
