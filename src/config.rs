@@ -171,12 +171,18 @@ pub enum UsbMode {
 impl UpdateSection {
     /// `backup_hooks`, by name.
     pub fn backup_hooks(&self) -> Vec<String> {
-        self.backup_hooks.iter().map(|h| h.get_ref().clone()).collect()
+        self.backup_hooks
+            .iter()
+            .map(|h| h.get_ref().clone())
+            .collect()
     }
 
     /// `restore_hooks`, by name.
     pub fn restore_hooks(&self) -> Vec<String> {
-        self.restore_hooks.iter().map(|h| h.get_ref().clone()).collect()
+        self.restore_hooks
+            .iter()
+            .map(|h| h.get_ref().clone())
+            .collect()
     }
 
     /// `commit_hook`, by name.

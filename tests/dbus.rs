@@ -213,7 +213,10 @@ fn update_methods_answer_and_refuse_clearly_with_nothing_to_do() {
             vec!["ApplyUpdate", "s", "/nonexistent/x.vigil"],
             "cannot read the trusted keys in /etc/vigil/keys",
         ),
-        (vec!["ApplyUpdate", "s", "x.vigil"], "give the bundle's absolute path"),
+        (
+            vec!["ApplyUpdate", "s", "x.vigil"],
+            "give the bundle's absolute path",
+        ),
         (vec!["Rollback"], "no committed update to roll back"),
     ] {
         let mut full = vec!["call", "org.vigil.Vigil1", MANAGER, m];
@@ -224,13 +227,27 @@ fn update_methods_answer_and_refuse_clearly_with_nothing_to_do() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
     let out = bus.busctl(&[
-        "call", "org.vigil.Vigil1", MANAGER, m, "GetUpdate", "--json=short",
+        "call",
+        "org.vigil.Vigil1",
+        MANAGER,
+        m,
+        "GetUpdate",
+        "--json=short",
     ]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let doc: serde_json::Value = serde_json::from_str(v["data"][0].as_str().unwrap()).unwrap();
     assert_eq!(doc["state"], "idle", "{doc}");
-    assert!(doc["run"].is_null() && doc["history"].as_array().unwrap().is_empty(), "{doc}");
-    let state = bus.busctl(&["get-property", "org.vigil.Vigil1", MANAGER, m, "UpdateState"]);
+    assert!(
+        doc["run"].is_null() && doc["history"].as_array().unwrap().is_empty(),
+        "{doc}"
+    );
+    let state = bus.busctl(&[
+        "get-property",
+        "org.vigil.Vigil1",
+        MANAGER,
+        m,
+        "UpdateState",
+    ]);
     assert_eq!(state.trim(), "s \"idle\"");
 }
 

@@ -93,16 +93,34 @@ async fn sigkill_at_every_state_and_at_random_points_leaves_the_old_or_the_new_r
         .build()
         .await
         .unwrap();
-    let manager = zbus::Proxy::new(&conn, "org.vigil.Vigil1", "/org/vigil/Vigil1", "org.vigil.Vigil1.Manager")
-        .await
-        .unwrap();
+    let manager = zbus::Proxy::new(
+        &conn,
+        "org.vigil.Vigil1",
+        "/org/vigil/Vigil1",
+        "org.vigil.Vigil1.Manager",
+    )
+    .await
+    .unwrap();
 
     let mut kills: Vec<Kill> = Vec::new();
     for s in ["verified", "staged", "backed-up", "applying", "gating"] {
-        kills.push(Kill { at: Some((s, 1)), delay: Duration::ZERO, broken: false });
+        kills.push(Kill {
+            at: Some((s, 1)),
+            delay: Duration::ZERO,
+            broken: false,
+        });
     }
-    for (s, n) in [("applying", 1), ("gating", 1), ("rolling-back", 1), ("gating", 2)] {
-        kills.push(Kill { at: Some((s, n)), delay: Duration::ZERO, broken: true });
+    for (s, n) in [
+        ("applying", 1),
+        ("gating", 1),
+        ("rolling-back", 1),
+        ("gating", 2),
+    ] {
+        kills.push(Kill {
+            at: Some((s, n)),
+            delay: Duration::ZERO,
+            broken: true,
+        });
     }
     // One run of each, uninterrupted: how long they take here (the random delays spread
     // over that), and that both end as they should.
@@ -111,7 +129,10 @@ async fn sigkill_at_every_state_and_at_random_points_leaves_the_old_or_the_new_r
         bed.reset();
         let _v = bed.vigild();
         let t = Instant::now();
-        let run: String = manager.call("ApplyUpdate", &(bundle.to_str().unwrap(),)).await.unwrap();
+        let run: String = manager
+            .call("ApplyUpdate", &(bundle.to_str().unwrap(),))
+            .await
+            .unwrap();
         let doc = bed.wait_final(&run, Duration::from_secs(60));
         assert_eq!(doc["state"], want, "{doc:#}");
         took.push(t.elapsed());
@@ -147,7 +168,10 @@ async fn sigkill_at_every_state_and_at_random_points_leaves_the_old_or_the_new_r
         let mut v = bed.vigild();
         let mut progress = manager.receive_signal("UpdateProgress").await.unwrap();
         let bundle = if k.broken { &broken } else { &good };
-        let run: String = match manager.call("ApplyUpdate", &(bundle.to_str().unwrap(),)).await {
+        let run: String = match manager
+            .call("ApplyUpdate", &(bundle.to_str().unwrap(),))
+            .await
+        {
             Ok(r) => r,
             Err(e) => panic!("kill {i}: ApplyUpdate: {e}\n{}", v.log()),
         };
@@ -189,34 +213,62 @@ async fn sigkill_at_every_state_and_at_random_points_leaves_the_old_or_the_new_r
         }
         let end = doc["state"].as_str().unwrap().to_string();
         *outcomes.entry(end.clone()).or_default() += 1;
-        let what = format!("kill {i} ({:?}, broken {}) in {state_at_kill} → {end}", k.at, k.broken);
+        let what = format!(
+            "kill {i} ({:?}, broken {}) in {state_at_kill} → {end}",
+            k.at, k.broken
+        );
 
         // Wholly new, or wholly old.
         if end == "committed" {
             assert!(!k.broken, "{what}: a broken release was committed");
             assert_eq!(bed.current(), "2.0.0", "{what}");
-            assert_eq!(bed.release_file("2.0.0").as_deref(), Some("version 2.0.0\n"), "{what}");
+            assert_eq!(
+                bed.release_file("2.0.0").as_deref(),
+                Some("version 2.0.0\n"),
+                "{what}"
+            );
             assert_eq!(bed.tag_id(), new_id, "{what}");
             assert_eq!(bed.db(), "schema 2.0.0\n", "{what}");
             assert_eq!(
-                std::fs::read_to_string(bed.shared.join("committed")).ok().as_deref(),
+                std::fs::read_to_string(bed.shared.join("committed"))
+                    .ok()
+                    .as_deref(),
                 Some("2.0.0\n"),
                 "{what}"
             );
         } else {
-            assert!(["rolled-back", "refused"].contains(&end.as_str()), "{what}: {doc:#}\n{}", v2.log());
+            assert!(
+                ["rolled-back", "refused"].contains(&end.as_str()),
+                "{what}: {doc:#}\n{}",
+                v2.log()
+            );
             assert_eq!(bed.current(), OLD, "{what}");
-            assert!(bed.release_file("2.0.0").is_none() && bed.release_file("3.0.0").is_none(), "{what}");
-            assert_eq!(bed.release_file(OLD).as_deref(), Some("version 1.0.0\n"), "{what}");
+            assert!(
+                bed.release_file("2.0.0").is_none() && bed.release_file("3.0.0").is_none(),
+                "{what}"
+            );
+            assert_eq!(
+                bed.release_file(OLD).as_deref(),
+                Some("version 1.0.0\n"),
+                "{what}"
+            );
             assert_eq!(bed.tag_id(), bed.old_id, "{what}");
             assert_eq!(bed.db(), "schema 1.0.0\n", "{what}");
             assert!(!bed.shared.join("committed").exists(), "{what}");
         }
-        assert!(bed.staging_left().is_empty(), "{what}: staging left {:?}", bed.staging_left());
+        assert!(
+            bed.staging_left().is_empty(),
+            "{what}: staging left {:?}",
+            bed.staging_left()
+        );
         // The journal: ended in what the document says, by legal steps only.
         let (state, states, pieces) = journal(&bed, &run);
         assert_eq!(state, end, "{what}");
-        assert_eq!(states.first().map(String::as_str), Some("verified"), "{what}: {states:?}");
+        assert_eq!(
+            states.first().map(String::as_str),
+            Some("verified"),
+            "{what}: {states:?}"
+        );
         for w in states.windows(2) {
             assert!(
                 w[0] == w[1] || LEGAL.contains(&(w[0].as_str(), w[1].as_str())),
@@ -236,15 +288,31 @@ async fn sigkill_at_every_state_and_at_random_points_leaves_the_old_or_the_new_r
                 }
             }
         }
-        assert!(open.len() <= 1, "{what}: pieces begun and never ended: {open:?}");
+        assert!(
+            open.len() <= 1,
+            "{what}: pieces begun and never ended: {open:?}"
+        );
         drop(v2);
     }
     assert_eq!(runs_in_journal(&bed), kills.len() as i64 + 2, "no run lost");
-    for s in ["verified", "staged", "backed-up", "applying", "gating", "rolling-back"] {
-        assert!(killed_in.contains_key(s), "no kill landed in {s}: {killed_in:?}");
+    for s in [
+        "verified",
+        "staged",
+        "backed-up",
+        "applying",
+        "gating",
+        "rolling-back",
+    ] {
+        assert!(
+            killed_in.contains_key(s),
+            "no kill landed in {s}: {killed_in:?}"
+        );
     }
     recoveries.sort();
-    let median = recoveries.get(recoveries.len() / 2).copied().unwrap_or_default();
+    let median = recoveries
+        .get(recoveries.len() / 2)
+        .copied()
+        .unwrap_or_default();
     println!(
         "uninterrupted: commit {:.2?}, rollback {:.2?}",
         took[0], took[1]

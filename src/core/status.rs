@@ -44,6 +44,8 @@ pub struct Snapshot {
     pub maintenance_until: Option<Micros>,
     pub maintenance_reason: Option<String>,
     pub update_state: UpdateState,
+    /// A bundle a USB stick offered and nobody applied yet (`NAME VERSION at PATH`).
+    pub update_offered: Option<String>,
     pub open_incidents: u32,
     /// True when the built-in default checks are in force (no policy file found).
     pub builtin_policies: bool,
@@ -64,6 +66,7 @@ impl Snapshot {
             maintenance_until: None,
             maintenance_reason: None,
             update_state: UpdateState::Idle,
+            update_offered: None,
             open_incidents: 0,
             builtin_policies: false,
             store: StoreHealth::default(),
@@ -86,6 +89,7 @@ impl Snapshot {
             && self.maintenance_until == other.maintenance_until
             && self.maintenance_reason == other.maintenance_reason
             && self.update_state == other.update_state
+            && self.update_offered == other.update_offered
             && self.open_incidents == other.open_incidents
             && self.builtin_policies == other.builtin_policies
             && self.store == other.store
@@ -133,6 +137,12 @@ impl Snapshot {
         if self.maintenance {
             line.push_str(" · maintenance");
         }
+        if !matches!(self.update_state, UpdateState::Idle) {
+            line.push_str(&format!(" · update {}", self.update_state));
+        }
+        if let Some(o) = &self.update_offered {
+            line.push_str(&format!(" · update offered: {o}"));
+        }
         if self.store.failing_since.is_some() {
             line.push_str(&format!(" · store: {} waiting", self.store.waiting));
         }
@@ -151,6 +161,7 @@ impl Snapshot {
             maintenance_until: self.maintenance_until.map(rfc3339_millis),
             maintenance_reason: self.maintenance_reason.clone(),
             update_state: self.update_state.as_str().to_string(),
+            update_offered: self.update_offered.clone(),
             open_incidents: self.open_incidents,
             builtin_policies: self.builtin_policies,
             store: StoreDocument {
@@ -245,6 +256,9 @@ pub struct StatusDocument {
     pub maintenance_until: Option<String>,
     pub maintenance_reason: Option<String>,
     pub update_state: String,
+    /// A bundle a USB stick offered (`NAME VERSION at PATH`), until one is applied.
+    #[serde(default)]
+    pub update_offered: Option<String>,
     pub open_incidents: u32,
     pub builtin_policies: bool,
     /// Whether the store writes what vigild records.

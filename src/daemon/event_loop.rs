@@ -239,11 +239,14 @@ impl Daemon {
                 let n = policies.checks.len();
                 self.cfg = Config::new(&settings, self.cfg.ctx.connections.clone());
                 // The next update run starts with these settings.
-                self.io.update.env.send_replace(std::sync::Arc::new(RunEnv::new(
-                    &settings,
-                    &self.io.state_dir,
-                    self.cfg.actuators.clone(),
-                )));
+                self.io
+                    .update
+                    .env
+                    .send_replace(std::sync::Arc::new(RunEnv::new(
+                        &settings,
+                        &self.io.state_dir,
+                        self.cfg.actuators.clone(),
+                    )));
                 let transitions = self.install(policies, None, now.wall);
                 self.restart_probes();
                 self.changed(transitions, now);

@@ -38,6 +38,14 @@ impl Daemon {
             maintenance_until: m.map(|m| m.until),
             maintenance_reason: m.map(|m| m.reason.clone()),
             update_state: self.io.update.doc.borrow().state,
+            update_offered: self
+                .io
+                .update
+                .doc
+                .borrow()
+                .offered
+                .as_ref()
+                .map(|o| format!("{} {} at {}", o.name, o.version, o.bundle)),
             open_incidents: self.rules.engine.open_incidents().len() as u32,
             builtin_policies: c.builtin,
             store: self.io.store.health(),

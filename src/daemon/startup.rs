@@ -14,12 +14,12 @@ use super::config::{self, Config, DaemonError, Options};
 use super::event_loop::{Signals, RELOAD_TIMEOUT};
 use super::maintenance::MAINTENANCE_SETTING;
 use super::probes::Probes;
-use super::update::{self, UpdateLink};
-use super::update_plan::RunEnv;
 use super::state::{
     id_floor, ActionDone, Checks, Daemon, Io, Outbox, RebootMark, Reloads, Rules,
     INCIDENT_IDS_SETTING, INCIDENT_ID_BLOCK, REBOOTS_SETTING,
 };
+use super::update::{self, UpdateLink};
+use super::update_plan::RunEnv;
 use crate::config::{Settings, DEFAULT_LISTEN};
 use crate::control::{Command, Pulse};
 use crate::core::engine::{Engine, Globals};

@@ -18,8 +18,8 @@ use tracing::{error, info, warn};
 use super::update_effects::{off, Done, Work};
 use super::update_gate::GateWatch;
 use super::update_plan::{display_time, Plan, RunEnv, SharedJournal};
-use crate::core::action::Action;
 use crate::control::UpdateRequest;
+use crate::core::action::Action;
 use crate::core::bundle::Step;
 use crate::core::engine::UpdateHold;
 use crate::core::status::Snapshot;
@@ -89,7 +89,10 @@ pub async fn start(
     let dir = env.state_dir.clone();
     let (journal, moved) = off(move || Journal::open(&dir)).await?;
     if let Some(why) = moved {
-        error!(vigil_event = "update", "the update journal was unusable and was moved aside: {why}");
+        error!(
+            vigil_event = "update",
+            "the update journal was unusable and was moved aside: {why}"
+        );
     }
     let (tx, rx) = mpsc::channel(16);
     let (doc_tx, doc_rx) = watch::channel(Arc::new(UpdateDocument::default()));
@@ -245,13 +248,26 @@ impl Runner {
                 })
                 .await
             {
-                error!(vigil_event = "update", "update run {id}: cannot record state {state}: {e}");
+                error!(
+                    vigil_event = "update",
+                    "update run {id}: cannot record state {state}: {e}"
+                );
             }
             let line = format!("update run {id}: {before} → {state}{}", suffix(&detail));
             if matches!(state, UpdateState::Failed | UpdateState::RolledBack) {
-                warn!(vigil_event = "update", vigil_update_run = id, vigil_update_state = state.as_str(), "{line}");
+                warn!(
+                    vigil_event = "update",
+                    vigil_update_run = id,
+                    vigil_update_state = state.as_str(),
+                    "{line}"
+                );
             } else {
-                info!(vigil_event = "update", vigil_update_run = id, vigil_update_state = state.as_str(), "{line}");
+                info!(
+                    vigil_event = "update",
+                    vigil_update_run = id,
+                    vigil_update_state = state.as_str(),
+                    "{line}"
+                );
             }
         }
         let a = self.active.as_ref().expect("still active");
@@ -259,7 +275,10 @@ impl Runner {
             // Durable before the commit hook: after a crash, the run commits.
             let d = a.run.detail.clone();
             if let Err(e) = self.journal.note(id, "gating", "gate-passed", &d).await {
-                error!(vigil_event = "update", "update run {id}: cannot record the gate: {e}");
+                error!(
+                    vigil_event = "update",
+                    "update run {id}: cannot record the gate: {e}"
+                );
             }
         }
         for e in effects {
@@ -295,7 +314,12 @@ impl Runner {
                 tokio::spawn(async move {
                     let note = work.notification("update-failed", &why);
                     let out = work.env.actuators.run(&Action::Notify, &note).await;
-                    info!(vigil_event = "update", "update run {}: alert: {}", work.run, out.to_line());
+                    info!(
+                        vigil_event = "update",
+                        "update run {}: alert: {}",
+                        work.run,
+                        out.to_line()
+                    );
                 });
             }
             e => {
@@ -351,7 +375,10 @@ impl Runner {
         match r {
             Ok(s) if !s.is_empty() => info!(vigil_event = "update", "update run {id}: {s}"),
             Ok(_) => {}
-            Err(e) => warn!(vigil_event = "update", "update run {id} ended {state}, but {e}"),
+            Err(e) => warn!(
+                vigil_event = "update",
+                "update run {id} ended {state}, but {e}"
+            ),
         }
         self.hold.send_replace(None);
         self.refresh().await;
@@ -387,7 +414,10 @@ impl Runner {
                 self.publish(Some(ev));
             }
             Err(e) => {
-                warn!(vigil_event = "update", "cannot read the update journal: {e}");
+                warn!(
+                    vigil_event = "update",
+                    "cannot read the update journal: {e}"
+                );
                 self.publish(None);
             }
         }
@@ -412,7 +442,11 @@ impl Runner {
                         self.staging.done.load(Ordering::Relaxed),
                         self.staging.total.load(Ordering::Relaxed),
                     );
-                    if total > 0 { done as f64 / total as f64 } else { 0.0 }
+                    if total > 0 {
+                        done as f64 / total as f64
+                    } else {
+                        0.0
+                    }
                 } else {
                     a.run.fraction(now)
                 };

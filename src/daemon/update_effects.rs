@@ -74,7 +74,10 @@ impl Work {
         };
         let state = self.state.as_str();
         if let Err(e) = self.journal.note(self.run, state, what, &detail).await {
-            warn!(vigil_event = "update", "update run {}: cannot record {what}: {e}", self.run);
+            warn!(
+                vigil_event = "update",
+                "update run {}: cannot record {what}: {e}", self.run
+            );
         }
         info!(
             vigil_event = "update",
@@ -183,9 +186,7 @@ impl Work {
                     let json = plan.to_json();
                     let run = self.run;
                     // Durable before the first load: a rollback after a crash needs it.
-                    self.journal
-                        .with(move |j| j.set_data(run, &json))
-                        .await?;
+                    self.journal.with(move |j| j.set_data(run, &json)).await?;
                     Ok(format!("{} tag(s): {}", tags.len(), tags.join(", ")))
                 })
                 .await;
@@ -227,8 +228,11 @@ impl Work {
                     self.staged(file),
                     to.clone(),
                 );
-                blocking(move || r.install(&name, &staged, &to).map(|()| format!("installed {to}")))
-                    .await
+                blocking(move || {
+                    r.install(&name, &staged, &to)
+                        .map(|()| format!("installed {to}"))
+                })
+                .await
             }
             Step::Restart { target } => self.restart(target).await,
             Step::Hook { name } => hooks::run(name, &self.env.hooks, &self.hook_env()).await,
@@ -263,7 +267,8 @@ impl Work {
                     if r.current() == previous {
                         return Ok("it already pointed there".to_string());
                     }
-                    r.switch(previous.as_deref()).map(|()| "switched".to_string())
+                    r.switch(previous.as_deref())
+                        .map(|()| "switched".to_string())
                 })
                 .await
             })

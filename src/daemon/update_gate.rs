@@ -54,7 +54,10 @@ impl GateWatch {
             if c.status != Status::Ok {
                 bad.push(format!("{}: {} ({})", c.name, c.status, c.detail));
             } else if c.last_probe.is_none()
-                || self.baseline.get(&c.name).is_some_and(|b| *b == c.last_probe)
+                || self
+                    .baseline
+                    .get(&c.name)
+                    .is_some_and(|b| *b == c.last_probe)
             {
                 stale.push(c.name.clone());
             }
@@ -114,7 +117,10 @@ mod tests {
         let g = GateWatch::begin(sel, &before);
         let (ok, why) = g.reading(&before);
         assert!(!ok);
-        assert!(why.contains("not read since the gate began: container:app, ollama"), "{why}");
+        assert!(
+            why.contains("not read since the gate began: container:app, ollama"),
+            "{why}"
+        );
         let after = snap(&[
             ("container:app", Status::Crit, Some(2)),
             ("ollama", Status::Ok, Some(2)),
@@ -122,7 +128,10 @@ mod tests {
         ]);
         let (ok, why) = g.reading(&after);
         assert!(!ok);
-        assert!(why.starts_with("1 of 2 gate check(s) ok; container:app: crit"), "{why}");
+        assert!(
+            why.starts_with("1 of 2 gate check(s) ok; container:app: crit"),
+            "{why}"
+        );
         let good = snap(&[
             ("container:app", Status::Ok, Some(3)),
             ("ollama", Status::Ok, Some(3)),
@@ -131,6 +140,9 @@ mod tests {
         assert_eq!(g.reading(&good), (true, "all 3 gate check(s) ok".into()));
         let none = snap(&[("disk", Status::Ok, Some(3))]);
         let (ok, why) = g.reading(&none);
-        assert!(!ok && why.contains("no check matches the gate (container:*, ollama)"), "{why}");
+        assert!(
+            !ok && why.contains("no check matches the gate (container:*, ollama)"),
+            "{why}"
+        );
     }
 }

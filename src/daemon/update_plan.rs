@@ -94,7 +94,8 @@ impl Plan {
     }
 
     pub fn from_json(s: &str) -> Result<Plan, String> {
-        serde_json::from_str(s).map_err(|e| format!("the run's plan in the journal is unreadable: {e}"))
+        serde_json::from_str(s)
+            .map_err(|e| format!("the run's plan in the journal is unreadable: {e}"))
     }
 }
 
@@ -173,7 +174,13 @@ impl SharedJournal {
     }
 
     /// One event of run `run` in `state`, durable before it returns.
-    pub async fn note(&self, run: u64, state: &str, what: &str, detail: &str) -> Result<(), String> {
+    pub async fn note(
+        &self,
+        run: u64,
+        state: &str,
+        what: &str,
+        detail: &str,
+    ) -> Result<(), String> {
         let (state, what, detail) = (state.to_string(), what.to_string(), detail.to_string());
         let at = wall_us();
         self.with(move |j| j.record(run, &state, &what, &detail, at, false))

@@ -73,9 +73,12 @@ fn check_head(env: &RunEnv, path: &Path) -> Result<Manifest, String> {
 
 impl Runner {
     fn busy_error(&self) -> Option<String> {
-        self.active
-            .as_ref()
-            .map(|a| format!("an update run is already active: run {} ({})", a.id, a.run.state))
+        self.active.as_ref().map(|a| {
+            format!(
+                "an update run is already active: run {} ({})",
+                a.id, a.run.state
+            )
+        })
     }
 
     /// `ApplyUpdate`: the run id once the manifest passed and the run began.
@@ -85,7 +88,10 @@ impl Runner {
         }
         let path = PathBuf::from(path);
         if !path.is_absolute() {
-            return Err(format!("{}: give the bundle's absolute path", path.display()));
+            return Err(format!(
+                "{}: give the bundle's absolute path",
+                path.display()
+            ));
         }
         let env = self.env.borrow().clone();
         let (e, p) = (env.clone(), path.clone());
@@ -94,9 +100,16 @@ impl Runner {
         let current = releases.current();
         let release = manifest.version.to_string();
         if current.as_deref() == Some(release.as_str()) {
-            return Err(format!("{}: release {release} is already the current one", path.display()));
+            return Err(format!(
+                "{}: release {release} is already the current one",
+                path.display()
+            ));
         }
-        let docker_root = if manifest.steps.iter().any(|s| matches!(s, Step::DockerLoad { .. })) {
+        let docker_root = if manifest
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::DockerLoad { .. }))
+        {
             self.docker_root(&env).await
         } else {
             None
@@ -104,19 +117,32 @@ impl Runner {
         let (e, m) = (env.clone(), manifest.clone());
         off(move || {
             let rel = Releases::new(&e.state_dir);
-            space::check(&m, &e.state_dir, rel.current_dir().as_deref(), docker_root.as_deref())
+            space::check(
+                &m,
+                &e.state_dir,
+                rel.current_dir().as_deref(),
+                docker_root.as_deref(),
+            )
         })
         .await
         .map_err(|why| format!("{}: refused: {why}", path.display()))?;
         let plan = Plan::of(&manifest, current.clone());
         let (bundle, name) = (path.display().to_string(), manifest.name.clone());
-        let (b, n, r, c, data) = (bundle.clone(), name.clone(), release.clone(), current.clone(), plan.to_json());
+        let (b, n, r, c, data) = (
+            bundle.clone(),
+            name.clone(),
+            release.clone(),
+            current.clone(),
+            plan.to_json(),
+        );
         let at = wall_us();
         let id = self
             .journal
             .with(move |j| j.begin("apply", &b, &n, &r, c.as_deref(), "verified", at, &data))
             .await
-            .map_err(|e| format!("cannot begin the run: the update journal cannot be written: {e}"))?;
+            .map_err(|e| {
+                format!("cannot begin the run: the update journal cannot be written: {e}")
+            })?;
         info!(
             vigil_event = "update",
             vigil_update_run = id,
@@ -124,10 +150,13 @@ impl Runner {
             "update run {id}: {name} {release} from {bundle} verified (manifest and signature); staging it"
         );
         let run = Run::new(manifest.steps.clone(), &plan.gate());
-        self.begin_active(id, run, plan, manifest.steps.clone(), env.clone()).await;
+        self.begin_active(id, run, plan, manifest.steps.clone(), env.clone())
+            .await;
         // Staging: verified again, every byte, as it is copied.
         let (tx, staging_progress) = (self.done_tx.clone(), self.staging.clone());
-        staging_progress.total.store(manifest.total_size(), Ordering::Relaxed);
+        staging_progress
+            .total
+            .store(manifest.total_size(), Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
             let event = stage(&env, &path, id, &manifest, &staging_progress);
             let _ = tx.send((id, Done { event, plan: None }));
@@ -136,13 +165,17 @@ impl Runner {
     }
 
     /// Makes `run` the active one, holds its targets, publishes.
-    async fn begin_active(&mut self, id: u64, run: Run, plan: Plan, steps: Vec<Step>, env: Arc<RunEnv>) {
-        let row = self
-            .journal
-            .with(move |j| j.run(id))
-            .await
-            .ok()
-            .flatten();
+    async fn begin_active(
+        &mut self,
+        id: u64,
+        run: Run,
+        plan: Plan,
+        steps: Vec<Step>,
+        env: Arc<RunEnv>,
+    ) {
+        let row = self.journal.with(move |j| j.run(id)).await.ok().flatten();
+        // What a stick offered is taken up (or superseded) by a run.
+        self.offered = None;
         self.hold.send_replace(Some(UpdateHold {
             run: id.to_string(),
             targets: plan.targets(),
@@ -201,14 +234,34 @@ impl Runner {
         }
         plan.rollback_of = Some(last.id);
         let (b, n, data) = (last.bundle.clone(), last.name.clone(), plan.to_json());
-        let (to, from) = (plan.previous.clone().unwrap_or_else(|| "none".into()), plan.release.clone());
+        let (to, from) = (
+            plan.previous.clone().unwrap_or_else(|| "none".into()),
+            plan.release.clone(),
+        );
         let at = wall_us();
         let id = self
             .journal
-            .with(move |j| j.begin("rollback", &b, &n, &to, Some(&from), "rolling-back", at, &data))
+            .with(move |j| {
+                j.begin(
+                    "rollback",
+                    &b,
+                    &n,
+                    &to,
+                    Some(&from),
+                    "rolling-back",
+                    at,
+                    &data,
+                )
+            })
             .await?;
-        info!(vigil_event = "update", vigil_update_run = id, vigil_update_state = "rolling-back",
-            "update run {id}: {why}: back from {} to {}", plan.release, plan.previous.as_deref().unwrap_or("no release"));
+        info!(
+            vigil_event = "update",
+            vigil_update_run = id,
+            vigil_update_state = "rolling-back",
+            "update run {id}: {why}: back from {} to {}",
+            plan.release,
+            plan.previous.as_deref().unwrap_or("no release")
+        );
         let (run, effects) = Run::rollback_of_committed(&plan.gate(), why);
         self.begin_active(id, run, plan, Vec::new(), env).await;
         for e in effects {
@@ -237,7 +290,10 @@ impl Runner {
             } else {
                 format!("no bundle there verified: {}", refused.join("; "))
             };
-            info!(vigil_event = "update-offered", "USB stick at {dir}: {detail}");
+            info!(
+                vigil_event = "update-offered",
+                "USB stick at {dir}: {detail}"
+            );
             return Ok(json(&answer("none", detail)));
         };
         let shown = path.display().to_string();
@@ -260,7 +316,10 @@ impl Runner {
             );
             self.refresh().await;
             a.action = "announced".into();
-            a.detail = format!("{} {} verified; [update] usb = \"notify\": not applied", m.name, m.version);
+            a.detail = format!(
+                "{} {} verified; [update] usb = \"notify\": not applied",
+                m.name, m.version
+            );
             return Ok(json(&a));
         }
         match self.apply(&shown).await {
@@ -299,13 +358,19 @@ impl Runner {
         .await
         .unwrap_or_default();
         if !removed.is_empty() {
-            info!(vigil_event = "update", "removed the staging of ended run(s) {}", removed.join(", "));
+            info!(
+                vigil_event = "update",
+                "removed the staging of ended run(s) {}",
+                removed.join(", ")
+            );
         }
     }
 
     async fn resume_run(&mut self) {
         let found = self.journal.with(|j| {
-            let Some(row) = j.unfinished()? else { return Ok(None) };
+            let Some(row) = j.unfinished()? else {
+                return Ok(None);
+            };
             let events = j.events(row.id)?;
             Ok(Some((row, events)))
         });
@@ -313,7 +378,10 @@ impl Runner {
             Ok(Some(x)) => x,
             Ok(None) => return,
             Err(e) => {
-                warn!(vigil_event = "update", "cannot read the update journal: {e}");
+                warn!(
+                    vigil_event = "update",
+                    "cannot read the update journal: {e}"
+                );
                 return;
             }
         };
@@ -322,9 +390,15 @@ impl Runner {
         let plan = match Plan::from_json(&row.data) {
             Ok(p) => p,
             Err(e) => {
-                warn!(vigil_event = "update", "update run {id}: {e}; marking it failed");
+                warn!(
+                    vigil_event = "update",
+                    "update run {id}: {e}; marking it failed"
+                );
                 let at = wall_us();
-                let _ = self.journal.with(move |j| j.record(id, "failed", "state", &e, at, true)).await;
+                let _ = self
+                    .journal
+                    .with(move |j| j.record(id, "failed", "state", &e, at, true))
+                    .await;
                 return;
             }
         };
@@ -333,20 +407,37 @@ impl Runner {
         let applied = events.iter().any(|e| e.state == "applying");
         let passed = events.iter().any(|e| e.what == "gate-passed");
         let back = events.iter().any(|e| e.state == "rolling-back");
-        let (mut run, effects) = Run::resume(kind, state, Vec::new(), &plan.gate(), applied, passed, back);
+        let (mut run, effects) =
+            Run::resume(kind, state, Vec::new(), &plan.gate(), applied, passed, back);
         warn!(
             vigil_event = "update",
             vigil_update_run = id,
             vigil_update_state = state.as_str(),
             "update run {id} was interrupted while {state} (vigild stopped); finishing it: {}",
-            if run.state == UpdateState::RollingBack { "rolling back" } else if passed { "committing (its gate had passed)" } else { "nothing on the box changed" }
+            if run.state == UpdateState::RollingBack {
+                "rolling back"
+            } else if passed {
+                "committing (its gate had passed)"
+            } else {
+                "nothing on the box changed"
+            }
         );
         let new_state = run.state;
         if new_state != state {
             let (s, d) = (new_state.as_str().to_string(), run.detail.clone());
             let (at, ended) = (wall_us(), new_state.is_final());
-            if let Err(e) = self.journal.with(move |j| { j.record(id, &s, "state", &d, at, ended)?; j.set_detail(id, &d) }).await {
-                warn!(vigil_event = "update", "update run {id}: cannot record the resumption: {e}");
+            if let Err(e) = self
+                .journal
+                .with(move |j| {
+                    j.record(id, &s, "state", &d, at, ended)?;
+                    j.set_detail(id, &d)
+                })
+                .await
+            {
+                warn!(
+                    vigil_event = "update",
+                    "update run {id}: cannot record the resumption: {e}"
+                );
             }
         }
         if run.detail.is_empty() {
@@ -400,7 +491,9 @@ fn newest(env: &RunEnv, dir: &Path) -> (Option<(PathBuf, Manifest)>, Vec<String>
     let mut best: Option<(PathBuf, Manifest)> = None;
     let mut refused = Vec::new();
     for d in [dir.to_path_buf(), dir.join("vigil")] {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             let is_bundle = p.extension().is_some_and(|x| x == "vigil")

@@ -14,9 +14,9 @@ use zbus::object_server::SignalEmitter;
 use zbus::{fdo, interface, Connection};
 
 use crate::control::{Command, UpdateRequest};
-use crate::core::update::UpdateDocument;
 use crate::core::health::CheckState;
 use crate::core::status::{Event, Snapshot};
+use crate::core::update::UpdateDocument;
 use crate::store::Store;
 use crate::sys::clock;
 use crate::sys::systemd::is_loss;
@@ -27,8 +27,8 @@ pub const BUS_NAME: &str = "org.vigil.Vigil1";
 pub const MANAGER_PATH: &str = "/org/vigil/Vigil1";
 /// Parent of the check objects.
 pub const CHECK_PATH_PREFIX: &str = "/org/vigil/Vigil1/check";
-pub use super::dbus_access::ADMIN_GROUP;
 use super::dbus_access::authorize;
+pub use super::dbus_access::ADMIN_GROUP;
 use super::dbus_check::CheckObject;
 
 /// Escapes a check name into one object path element the way systemd does for unit

@@ -49,4 +49,3 @@ pub async fn authorize(conn: &Connection, header: &Header<'_>, method: &str) -> 
         "{method} needs root or membership in the {ADMIN_GROUP} group (caller uid {uid})"
     )))
 }
-

@@ -41,4 +41,3 @@ impl CheckObject {
         self.state.detail.clone()
     }
 }
-

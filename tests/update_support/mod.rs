@@ -98,7 +98,13 @@ impl UpdateBed {
         // A main process that ends on SIGTERM at once (a bare `sleep` as PID 1 ignores it,
         // and every restart would wait out Docker's 10 s).
         docker(&[
-            "run", "-d", "--name", &container, &tag, "sh", "-c",
+            "run",
+            "-d",
+            "--name",
+            &container,
+            &tag,
+            "sh",
+            "-c",
             "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done",
         ]);
         let old_id = docker(&["image", "inspect", "--format", "{{.Id}}", IMAGE]);
@@ -150,8 +156,11 @@ command = ["/bin/sh", "-c", "echo \"$VIGIL_BUNDLE_VERSION\" > {s}/committed"]
         std::os::unix::fs::symlink(OLD, releases.join("current")).unwrap();
         std::fs::write(self.shared.join("db"), "schema 1.0.0\n").unwrap();
         // The hooks run as nobody (vigild is root here).
-        std::fs::set_permissions(self.shared.join("db"), std::fs::Permissions::from_mode(0o666))
-            .unwrap();
+        std::fs::set_permissions(
+            self.shared.join("db"),
+            std::fs::Permissions::from_mode(0o666),
+        )
+        .unwrap();
         for e in std::fs::read_dir(&self.shared).unwrap().flatten() {
             if e.file_name().to_string_lossy().starts_with("db.before-") {
                 let _ = std::fs::remove_file(e.path());
@@ -178,7 +187,10 @@ command = ["/bin/sh", "-c", "echo \"$VIGIL_BUNDLE_VERSION\" > {s}/committed"]
         let payload = work.join("payload");
         std::fs::create_dir_all(payload.join("images")).unwrap();
         let temp_tag = format!("{}-build-{version}", self.tag.replace(":stack", ""));
-        let dockerfile = format!("FROM {IMAGE}\nRUN echo {version}-{} > /v\n", std::process::id());
+        let dockerfile = format!(
+            "FROM {IMAGE}\nRUN echo {version}-{} > /v\n",
+            std::process::id()
+        );
         let mut child = Command::new("docker")
             .args(["build", "-q", "-t", &temp_tag, "-"])
             .env("DOCKER_BUILDKIT", "0")
@@ -188,9 +200,18 @@ command = ["/bin/sh", "-c", "echo \"$VIGIL_BUNDLE_VERSION\" > {s}/committed"]
             .spawn()
             .unwrap();
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(dockerfile.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(dockerfile.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "docker build: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "docker build: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let new_id = docker(&["image", "inspect", "--format", "{{.Id}}", &temp_tag]);
         let before = docker(&["image", "inspect", "--format", "{{.Id}}", &self.tag]);
         docker(&["tag", &temp_tag, &self.tag]);
@@ -251,7 +272,9 @@ timeout = "{timeout}"
     }
 
     pub fn vigild(&self) -> Vigild {
-        let mut b = VigildBuilder::new().bus(&self.bus).policy(&policy(&self.state));
+        let mut b = VigildBuilder::new()
+            .bus(&self.bus)
+            .policy(&policy(&self.state));
         b.settings = self.settings.clone();
         b.state_dir = Some(self.state.clone());
         let v = b.start();
@@ -314,16 +337,31 @@ timeout = "{timeout}"
     }
 
     pub fn started_at(&self) -> String {
-        docker(&["inspect", "--format", "{{.State.StartedAt}}", &self.container])
+        docker(&[
+            "inspect",
+            "--format",
+            "{{.State.StartedAt}}",
+            &self.container,
+        ])
     }
 
     pub fn release_file(&self, release: &str) -> Option<String> {
-        std::fs::read_to_string(self.state.join("releases").join(release).join("compose.yml")).ok()
+        std::fs::read_to_string(
+            self.state
+                .join("releases")
+                .join(release)
+                .join("compose.yml"),
+        )
+        .ok()
     }
 
     pub fn staging_left(&self) -> Vec<String> {
         std::fs::read_dir(self.state.join("staging"))
-            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }

@@ -35,7 +35,11 @@ fn gate(window_s: u64, timeout_s: u64) -> Gate {
 fn ok(b: bool) -> Event {
     Event::Gate {
         ok: b,
-        detail: if b { "all ok".into() } else { "app: crit".into() },
+        detail: if b {
+            "all ok".into()
+        } else {
+            "app: crit".into()
+        },
     }
 }
 
@@ -81,8 +85,15 @@ fn a_healthy_release_is_committed_after_its_window() {
         vec![Effect::CommitHook]
     );
     assert!(r.gate_passed);
-    assert_eq!(r.state, UpdateState::Gating, "committed only after the hook");
-    assert_eq!(r.on(Event::CommitDone, t + 62 * S).unwrap(), vec![Effect::Finish]);
+    assert_eq!(
+        r.state,
+        UpdateState::Gating,
+        "committed only after the hook"
+    );
+    assert_eq!(
+        r.on(Event::CommitDone, t + 62 * S).unwrap(),
+        vec![Effect::Finish]
+    );
     assert_eq!(r.state, UpdateState::Committed);
     assert_eq!(r.fraction(t), 1.0);
 }
@@ -101,7 +112,11 @@ fn a_flapping_gate_restarts_its_window_and_times_out_into_a_rollback() {
     assert_eq!(now, t + 300 * S, "rolled back exactly at the timeout");
     assert_eq!(effects, vec![Effect::Rollback { applied: true }]);
     assert_eq!(r.state, UpdateState::RollingBack);
-    assert!(r.detail.contains("did not pass within 5 min"), "{}", r.detail);
+    assert!(
+        r.detail.contains("did not pass within 5 min"),
+        "{}",
+        r.detail
+    );
     // The previous release is back: it gates again, and passes.
     assert_eq!(
         r.on(Event::RolledBack, now).unwrap(),
@@ -154,7 +169,9 @@ fn a_failing_step_rolls_back_and_a_failed_commit_hook_too() {
     r.on(Event::Staged, 0).unwrap();
     r.on(Event::BackedUp, 0).unwrap();
     r.on(Event::Applied, 0).unwrap();
-    let e = r.on(Event::ApplyFailed("load: no space".into()), S).unwrap();
+    let e = r
+        .on(Event::ApplyFailed("load: no space".into()), S)
+        .unwrap();
     assert_eq!(e, vec![Effect::Rollback { applied: true }]);
     assert_eq!(r.detail, "load: no space");
 
@@ -224,7 +241,9 @@ fn transitions_assert_where_they_come_from() {
 #[test]
 fn the_operator_may_roll_back_once_while_the_run_is_active() {
     let (mut r, t) = to_gate(60, 300);
-    let e = r.on(Event::RollbackAsked("asked by root".into()), t).unwrap();
+    let e = r
+        .on(Event::RollbackAsked("asked by root".into()), t)
+        .unwrap();
     assert_eq!(e, vec![Effect::Rollback { applied: true }]);
     assert!(r.on(Event::RollbackAsked("again".into()), t).is_err());
 }
@@ -255,17 +274,74 @@ fn no_restart_step_switches_after_the_last_step() {
 fn resuming_finishes_every_state_the_safe_way() {
     use UpdateState as U;
     let g = gate(60, 300);
-    let cases: &[(U, bool, bool, bool, U, &[Effect])] = &[
-        // state, applied, gate passed, rolling back → state, effects
+    /// state, applied, gate passed, rolling back → state, effects
+    type Case<'a> = (U, bool, bool, bool, U, &'a [Effect]);
+    let cases: &[Case] = &[
         (U::Verified, false, false, false, U::Refused, &[]),
-        (U::Staged, false, false, false, U::RollingBack, &[Effect::Rollback { applied: false }]),
-        (U::BackedUp, false, false, false, U::RollingBack, &[Effect::Rollback { applied: false }]),
-        (U::Applying, true, false, false, U::RollingBack, &[Effect::Rollback { applied: true }]),
-        (U::Gating, true, false, false, U::RollingBack, &[Effect::Rollback { applied: true }]),
-        (U::Gating, true, true, false, U::Gating, &[Effect::CommitHook]),
-        (U::Committed, true, true, false, U::Committed, &[Effect::Finish]),
-        (U::RollingBack, true, false, false, U::RollingBack, &[Effect::Rollback { applied: true }]),
-        (U::Gating, true, false, true, U::RollingBack, &[Effect::Rollback { applied: true }]),
+        (
+            U::Staged,
+            false,
+            false,
+            false,
+            U::RollingBack,
+            &[Effect::Rollback { applied: false }],
+        ),
+        (
+            U::BackedUp,
+            false,
+            false,
+            false,
+            U::RollingBack,
+            &[Effect::Rollback { applied: false }],
+        ),
+        (
+            U::Applying,
+            true,
+            false,
+            false,
+            U::RollingBack,
+            &[Effect::Rollback { applied: true }],
+        ),
+        (
+            U::Gating,
+            true,
+            false,
+            false,
+            U::RollingBack,
+            &[Effect::Rollback { applied: true }],
+        ),
+        (
+            U::Gating,
+            true,
+            true,
+            false,
+            U::Gating,
+            &[Effect::CommitHook],
+        ),
+        (
+            U::Committed,
+            true,
+            true,
+            false,
+            U::Committed,
+            &[Effect::Finish],
+        ),
+        (
+            U::RollingBack,
+            true,
+            false,
+            false,
+            U::RollingBack,
+            &[Effect::Rollback { applied: true }],
+        ),
+        (
+            U::Gating,
+            true,
+            false,
+            true,
+            U::RollingBack,
+            &[Effect::Rollback { applied: true }],
+        ),
         (U::RolledBack, true, false, true, U::RolledBack, &[]),
         (U::Failed, true, false, true, U::Failed, &[]),
         (U::Refused, false, false, false, U::Refused, &[]),
@@ -289,7 +365,10 @@ fn resuming_finishes_every_state_the_safe_way() {
 #[test]
 fn a_rollback_of_a_committed_run_gates_the_previous_release() {
     let (mut r, e) = Run::rollback_of_committed(&gate(5, 60), "asked by root".into());
-    assert_eq!((r.kind, r.state), (Kind::Rollback, UpdateState::RollingBack));
+    assert_eq!(
+        (r.kind, r.state),
+        (Kind::Rollback, UpdateState::RollingBack)
+    );
     assert_eq!(e, vec![Effect::Rollback { applied: true }]);
     assert_eq!(r.on(Event::RolledBack, 0).unwrap(), vec![Effect::WatchGate]);
     r.on(ok(true), S).unwrap();
