@@ -7,8 +7,10 @@
 //! with curl, the docker group through the bound socket, polkit (vigil may restart the listed
 //! units and nothing else), a watched unit killed and brought back by the vendor policy,
 //! the D-Bus policy (an ordinary user and vigil itself refused, a vigil-admin member allowed),
-//! `systemctl reload` with a broken policy, SIGKILL of vigild, a stalled loop killed by the
-//! watchdog, and `apt-get purge`. The container is torn down by `Drop`, also on failure.
+//! `systemctl reload` with a broken policy, SIGKILL of vigild, USB sticks with update bundles
+//! through `vigil-usb@.service` (announced, applied and committed, rolled back;
+//! tests/system_usb), a stalled loop killed by the watchdog, and `apt-get purge`. The
+//! container is torn down by `Drop`, also on failure, and the sticks' loop devices after it.
 //!
 //! The .deb is built beforehand by `cargo deb` (scripts/test.sh does it); its absence is a
 //! failure. The stalled-loop step runs the test build of vigild (feature `test-hooks`, which
@@ -17,6 +19,8 @@
 mod common;
 mod deb_support;
 mod nspawn;
+mod system_usb;
+mod usb_support;
 
 use nspawn::{Container, SHARE};
 use serde_json::Value;
@@ -258,6 +262,9 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
         last: Instant::now(),
     };
     let port = common::free_port();
+    // Before the container, so that it is dropped after it: the loop devices it binds in.
+    let usb = system_usb::UsbBed::prepare();
+    let [good_stick, breaking_stick] = usb.nodes();
     let c = nspawn::Builder::new()
         .unmask(&["docker.service"])
         .file("/etc/systemd/system/docker.service", DOCKER_STAND_IN)
@@ -270,6 +277,8 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
             &format!("[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n"),
         )
         .bind("/var/run/docker.sock", "/var/run/docker.sock")
+        .bind(&good_stick, &good_stick)
+        .bind(&breaking_stick, &breaking_stick)
         .boot();
     steps.done("boot");
 
@@ -721,6 +730,10 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     );
     assert!(ok, "{said}");
     steps.done("SIGKILL, restart, state intact");
+
+    // --- USB sticks: announced, applied and committed, rolled back --------------------
+    system_usb::run(&c, &usb);
+    steps.done("USB sticks through vigil-usb@.service");
 
     // --- a stalled loop is killed by the watchdog -------------------------------------
     // The test build of vigild stalls its loop on SIGUSR2; the packaged one has no such
