@@ -644,7 +644,7 @@ fn update_usb_waits_until_the_bundle_is_off_the_stick() {
     );
     let (code, out, _) = ctl_in(root.path(), &bus, &["update", "status"]);
     assert_eq!(code, 0);
-    assert!(out.contains("offered: arasul 1.4.0 on "), "{out}");
+    assert!(out.contains("offered: arasul 1.4.0 from "), "{out}");
     let (code, out, err) = ctl_in(
         root.path(),
         &bus,

@@ -186,9 +186,9 @@ pub fn status_text(doc: &Value) -> String {
         }
     }
     if let Some(o) = doc.get("offered").filter(|o| o.is_object()) {
+        // The stick is unmounted once offered: the path is where the bundle was.
         out.push_str(&format!(
-            "offered: {} {} on {} at {} (apply it with `vigilctl update apply`, or set \
-             [update] usb = \"apply\")\n",
+            "offered: {} {} from {} at {}, not applied ([update] usb = \"notify\")\n",
             s(o, "name"),
             s(o, "version"),
             s(o, "bundle"),
@@ -367,7 +367,8 @@ mod tests {
         );
         assert!(
             lines.last().unwrap().starts_with(
-                "offered: arasul 1.5.0 on /run/vigil/usb/sdb1/x.vigil at 2026-12-01T11:00:00.000Z"
+                "offered: arasul 1.5.0 from /run/vigil/usb/sdb1/x.vigil at \
+                 2026-12-01T11:00:00.000Z, not applied"
             ),
             "{text}"
         );
