@@ -51,6 +51,12 @@ pub struct Snapshot {
     pub builtin_policies: bool,
     /// Whether the store writes.
     pub store: StoreHealth,
+    /// Incidents going on, by state.
+    pub incidents: IncidentCounts,
+    /// Actions taken since start, by rule, action and result.
+    pub actions: Arc<ActionCounts>,
+    /// The push heartbeat and the sensor push, where configured.
+    pub push: Vec<PushStatus>,
 }
 
 impl Snapshot {
@@ -70,6 +76,9 @@ impl Snapshot {
             open_incidents: 0,
             builtin_policies: false,
             store: StoreHealth::default(),
+            incidents: IncidentCounts::default(),
+            actions: Arc::default(),
+            push: Vec::new(),
         }
     }
 
@@ -93,6 +102,9 @@ impl Snapshot {
             && self.open_incidents == other.open_incidents
             && self.builtin_policies == other.builtin_policies
             && self.store == other.store
+            && self.incidents == other.incidents
+            && self.actions == other.actions
+            && self.push == other.push
             && self.checks.len() == other.checks.len()
             && self
                 .checks
@@ -171,6 +183,7 @@ impl Snapshot {
                 dropped: self.store.dropped,
                 last_error: self.store.last_error.clone(),
             },
+            push: self.push.iter().map(PushStatus::document).collect(),
             counts: self.counts,
             checks: self
                 .checks
@@ -191,6 +204,147 @@ impl Snapshot {
                 .collect(),
         }
     }
+}
+
+/// Incidents going on, by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentCounts {
+    pub open: u32,
+    pub acting: u32,
+    pub exhausted: u32,
+}
+
+/// Which action: its rule, its kind (`restart`, `notify`, …) and how it ended (`done`,
+/// `skipped`, `failed`, `observed`).
+pub type ActionKey = (String, String, String);
+/// Actions taken, by [`ActionKey`].
+pub type ActionCounts = BTreeMap<ActionKey, u64>;
+
+/// Most incidents whose rule the tally remembers (an action's result may come after its
+/// incident ended); the oldest are forgotten first.
+pub const TALLY_INCIDENTS_KEPT: usize = 4096;
+
+/// Counts actions from the events that say they were taken. Events name the incident, so
+/// the tally remembers which rule opened each.
+#[derive(Debug, Default)]
+pub struct ActionTally {
+    rules: BTreeMap<u64, String>,
+    counts: Arc<ActionCounts>,
+}
+
+impl ActionTally {
+    /// Takes note of one event.
+    pub fn note(&mut self, event: &Event) {
+        match event {
+            Event::IncidentOpened { id, rule, .. } => {
+                self.rules.insert(*id, rule.clone());
+                while self.rules.len() > TALLY_INCIDENTS_KEPT {
+                    self.rules.pop_first();
+                }
+            }
+            Event::ActionTaken {
+                incident,
+                action,
+                result,
+            } => {
+                let rule = self.rules.get(incident).cloned().unwrap_or_default();
+                let kind = action.split_whitespace().next().unwrap_or("").to_string();
+                let how = result.split(':').next().unwrap_or("").trim().to_string();
+                *Arc::make_mut(&mut self.counts)
+                    .entry((rule, kind, how))
+                    .or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// The counts so far (shared until the next action).
+    pub fn counts(&self) -> Arc<ActionCounts> {
+        self.counts.clone()
+    }
+}
+
+/// How one push (the heartbeat or the sensor push) is going; the push loop keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushStatus {
+    /// `heartbeat` or `metrics`.
+    pub name: String,
+    /// `vigil`, `healthchecks`, `uptime-kuma` or `sensor`.
+    pub format: String,
+    /// `scheme://host[:port]`: where, without the path (which may be a secret).
+    pub target: String,
+    /// When the last push ended (wall time).
+    pub last_at: Option<Micros>,
+    /// Whether it was taken.
+    pub last_ok: bool,
+    /// `ok (HTTP 200)` or why it failed.
+    pub last_result: String,
+    /// Bytes of the last request (head and body).
+    pub last_bytes: u64,
+    pub ok_total: u64,
+    pub failed_total: u64,
+    pub bytes_total: u64,
+    /// When the last push was taken (wall time).
+    pub last_ok_at: Option<Micros>,
+    /// State changes or snapshots waiting for the endpoint, oldest first.
+    pub queued: u64,
+    /// Dropped from a full queue.
+    pub dropped: u64,
+}
+
+impl PushStatus {
+    /// `heartbeat push (uptime-kuma to https://kuma.example.com): ok (HTTP 200) at …, 0 queued`.
+    pub fn line(&self) -> String {
+        let mut line = format!("{} push ({} to {}): ", self.name, self.format, self.target);
+        match self.last_at {
+            None => line.push_str("nothing sent yet"),
+            Some(at) => line.push_str(&format!("{} at {}", self.last_result, rfc3339_millis(at))),
+        }
+        line.push_str(&format!(", {} queued", self.queued));
+        if self.dropped > 0 {
+            line.push_str(&format!(", {} dropped", self.dropped));
+        }
+        line
+    }
+
+    /// The push in the status document.
+    pub fn document(&self) -> PushDocument {
+        PushDocument {
+            line: self.line(),
+            name: self.name.clone(),
+            format: self.format.clone(),
+            target: self.target.clone(),
+            last_at: self.last_at.map(rfc3339_millis),
+            last_ok: self.last_ok,
+            last_result: self.last_result.clone(),
+            last_bytes: self.last_bytes,
+            last_ok_at: self.last_ok_at.map(rfc3339_millis),
+            ok_total: self.ok_total,
+            failed_total: self.failed_total,
+            queued: self.queued,
+            dropped: self.dropped,
+        }
+    }
+}
+
+/// A push in the status document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushDocument {
+    /// For people: what, where, how the last went, how many wait.
+    pub line: String,
+    pub name: String,
+    pub format: String,
+    pub target: String,
+    /// RFC 3339.
+    pub last_at: Option<String>,
+    pub last_ok: bool,
+    pub last_result: String,
+    pub last_bytes: u64,
+    pub last_ok_at: Option<String>,
+    pub ok_total: u64,
+    pub failed_total: u64,
+    pub queued: u64,
+    pub dropped: u64,
 }
 
 /// Whether the store writes what vigild records.
@@ -264,6 +418,9 @@ pub struct StatusDocument {
     /// Whether the store writes what vigild records.
     #[serde(default)]
     pub store: StoreDocument,
+    /// The pushes configured, and how their last one went.
+    #[serde(default)]
+    pub push: Vec<PushDocument>,
     pub counts: StatusCounts,
     pub checks: Vec<CheckDocument>,
 }
@@ -314,6 +471,46 @@ mod tests {
         assert_eq!(
             s.summary_line(),
             "critical · 3 checks · 1 incident · crit: b · unknown: c"
+        );
+    }
+
+    #[test]
+    fn the_tally_counts_actions_by_rule_kind_and_result() {
+        let mut t = ActionTally::default();
+        let opened = |id: u64, rule: &str| Event::IncidentOpened {
+            id,
+            rule: rule.into(),
+            check: "c".into(),
+        };
+        let taken = |incident: u64, action: &str, result: &str| Event::ActionTaken {
+            incident,
+            action: action.into(),
+            result: result.into(),
+        };
+        t.note(&opened(1, "heal-ollama"));
+        t.note(&taken(1, "restart ollama.service", "done: restarted"));
+        t.note(&taken(1, "restart ollama.service", "done: restarted"));
+        t.note(&taken(1, "reboot", "failed: no"));
+        t.note(&taken(9, "notify", "skipped: none"));
+        let c = t.counts();
+        let key = |r: &str, a: &str, h: &str| (r.to_string(), a.to_string(), h.to_string());
+        assert_eq!(c[&key("heal-ollama", "restart", "done")], 2);
+        assert_eq!(c[&key("heal-ollama", "reboot", "failed")], 1);
+        assert_eq!(
+            c[&key("", "notify", "skipped")],
+            1,
+            "an incident it never saw"
+        );
+        let p = PushStatus {
+            name: "heartbeat".into(),
+            format: "vigil".into(),
+            target: "https://m.example.com".into(),
+            queued: 2,
+            ..Default::default()
+        };
+        assert_eq!(
+            p.line(),
+            "heartbeat push (vigil to https://m.example.com): nothing sent yet, 2 queued"
         );
     }
 

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use super::state::Daemon;
 use crate::core::health::Transition;
-use crate::core::status::{Event, Snapshot};
+use crate::core::incident::IncidentState;
+use crate::core::status::{Event, IncidentCounts, Snapshot};
 use crate::core::time::Now;
 use crate::surface::notify;
 
@@ -28,6 +29,16 @@ impl Daemon {
         let prev = self.io.snap_tx.borrow().clone();
         let m = self.rules.maintenance.as_ref();
         let c = &self.checks;
+        let open = self.rules.engine.open_incidents();
+        let mut incidents = IncidentCounts::default();
+        for (.., state) in &open {
+            match state {
+                IncidentState::Open => incidents.open += 1,
+                IncidentState::Acting => incidents.acting += 1,
+                IncidentState::Exhausted => incidents.exhausted += 1,
+                _ => {}
+            }
+        }
         let snap = Snapshot {
             started_at: self.started_at,
             started_mono: self.started_mono,
@@ -46,9 +57,12 @@ impl Daemon {
                 .offered
                 .as_ref()
                 .map(|o| format!("{} {} at {}", o.name, o.version, o.bundle)),
-            open_incidents: self.rules.engine.open_incidents().len() as u32,
+            open_incidents: open.len() as u32,
             builtin_policies: c.builtin,
             store: self.io.store.health(),
+            incidents,
+            actions: self.io.outbox.actions(),
+            push: self.io.push.borrow().clone(),
         };
         let line = snap.summary_line();
         if line != self.status_line {

@@ -28,7 +28,7 @@ use crate::core::status::Snapshot;
 use crate::core::time::{micros, rfc3339_millis, Now};
 use crate::probe::Connections;
 use crate::store::{Store, DB_FILE};
-use crate::surface::{http, notify};
+use crate::surface::{http, notify, push};
 use crate::sys::clock;
 
 /// Runs vigild until SIGTERM or SIGINT.
@@ -78,6 +78,13 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         pulse.clone(),
         shutdown.clone(),
     ));
+    // The push heartbeat and the sensor push: their own tasks, so an endpoint that is down
+    // or hangs delays nothing else. Their settings take effect at start.
+    let push = push::start(
+        push::PushSetup::from_settings(&settings, &state_dir),
+        snap_rx.clone(),
+        shutdown.clone(),
+    );
 
     // The update runner, before the bus (which publishes its progress): it finishes a run
     // vigild died in before anything else is asked of it.
@@ -151,6 +158,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
             probes: Probes::new(),
             update,
             state_dir,
+            push,
         },
         reloads: Reloads::default(),
         started_at,

@@ -16,7 +16,7 @@ use crate::core::check::CheckSpec;
 use crate::core::engine::{Decision, Engine};
 use crate::core::health::{CheckState, HealthModel};
 use crate::core::maintenance::Maintenance;
-use crate::core::status::{Event, Snapshot};
+use crate::core::status::{ActionCounts, ActionTally, Event, PushStatus, Snapshot};
 use crate::core::time::{Micros, Mono};
 use crate::store::{Record, Store};
 
@@ -32,12 +32,18 @@ pub struct Outbox {
     events: Mutex<VecDeque<Event>>,
     dropped: AtomicU64,
     ready: Notify,
+    /// Every action event passes here (results come straight from `on_action_done`), so
+    /// this is where they are counted for `/metrics`.
+    tally: Mutex<ActionTally>,
 }
 
 impl Outbox {
     /// Adds events and wakes the publisher (also with none: the snapshot changed).
     pub fn push(&self, events: Vec<Event>) {
         if !events.is_empty() {
+            let mut tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+            events.iter().for_each(|e| tally.note(e));
+            drop(tally);
             let mut q = self.events.lock().unwrap_or_else(|p| p.into_inner());
             q.extend(events);
             while q.len() > OUTBOX_MAX_EVENTS {
@@ -60,6 +66,14 @@ impl Outbox {
             q.drain(..).collect(),
             self.dropped.swap(0, Ordering::Relaxed),
         )
+    }
+
+    /// Actions counted so far.
+    pub fn actions(&self) -> Arc<ActionCounts> {
+        self.tally
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .counts()
     }
 
     /// Forgets every event (nothing is connected to hear them).
@@ -122,6 +136,8 @@ pub struct Io {
     pub update: UpdateLink,
     /// Where the store, the journal and the releases live.
     pub state_dir: std::path::PathBuf,
+    /// How the pushes go (an empty list when none is configured).
+    pub push: watch::Receiver<Vec<PushStatus>>,
 }
 
 /// A reload in flight off the loop, and the callers waiting for its answer.

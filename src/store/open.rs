@@ -138,7 +138,7 @@ const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 /// Refuses a file that is there but is no SQLite database before SQLite sees it: with a
 /// `-wal` file beside it, SQLite would rebuild pages from that log over the garbage and
 /// open it as if it were fine. An empty file is a database not written yet.
-fn check_header(path: &Path) -> Result<(), OpenError> {
+pub(super) fn check_header(path: &Path) -> Result<(), OpenError> {
     use std::io::Read;
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,

@@ -1,4 +1,5 @@
-//! The HTTP heartbeat: `GET /api/system/heartbeat`, `GET /healthz`. Nothing else is
+//! The HTTP heartbeat: `GET /api/system/heartbeat`, `GET /healthz`, `GET /metrics`
+//! (Prometheus text, [`crate::surface::metrics`]). Nothing else is
 //! served and nothing writes. Bounded: request head size, header count, time to read the
 //! head, life of a connection, and number of connections. The listener keeps accepting: at
 //! the cap, the oldest connections that have not sent a byte yet are closed to make room, so
@@ -28,6 +29,7 @@ use crate::control::Pulse;
 use crate::core::health::Overall;
 use crate::core::status::Snapshot;
 use crate::core::time::{rfc3339_millis, Now};
+use crate::surface::metrics;
 use crate::sys::clock;
 
 /// Largest request head accepted (hyper's minimum buffer).
@@ -79,7 +81,7 @@ fn respond(
 
 /// Answers one request from the current snapshot.
 pub fn handle(method: &Method, path: &str, snap: &Snapshot, now: Now) -> Response<Full<Bytes>> {
-    let known = matches!(path, "/api/system/heartbeat" | "/healthz");
+    let known = matches!(path, "/api/system/heartbeat" | "/healthz" | "/metrics");
     if !known {
         return respond(
             StatusCode::NOT_FOUND,
@@ -103,6 +105,7 @@ pub fn handle(method: &Method, path: &str, snap: &Snapshot, now: Now) -> Respons
             "application/json",
             heartbeat_body(snap, now),
         ),
+        "/metrics" => respond(StatusCode::OK, metrics::CONTENT_TYPE, metrics::render(snap)),
         _ => {
             if snap.status == Overall::Critical {
                 respond(

@@ -1,4 +1,5 @@
-//! Status surfaces: D-Bus, HTTP, sd_notify and the journal. Each reads the
+//! Status surfaces: D-Bus, HTTP (heartbeat and `/metrics`), the push heartbeat and sensor
+//! push, sd_notify and the journal. Each reads the
 //! [`Snapshot`](crate::core::status::Snapshot) the daemon loop publishes; none of them owns
 //! state, and requests go into the loop as [`Command`](crate::control::Command)s.
 
@@ -7,4 +8,9 @@ mod dbus_access;
 mod dbus_check;
 pub mod http;
 pub mod log;
+pub mod metrics;
 pub mod notify;
+pub mod push;
+pub mod push_format;
+pub mod push_send;
+pub mod sensor;

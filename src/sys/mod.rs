@@ -6,5 +6,6 @@ pub mod clock;
 pub mod command;
 pub mod docker;
 pub mod http;
+pub mod identity;
 pub mod registry;
 pub mod systemd;
