@@ -301,9 +301,15 @@ impl Run {
         }
     }
 
-    /// The gate's time left until it times out, if it runs.
-    pub fn gate_deadline(&self) -> Option<Mono> {
-        self.gate.as_ref().map(|g| g.started + self.timeout)
+    /// When the gate is next due to decide without a new reading: the end of its window
+    /// if every check has been ok since, else its timeout. `None` when no gate runs.
+    pub fn gate_due(&self) -> Option<Mono> {
+        let g = self.gate.as_ref().filter(|_| !self.gate_passed)?;
+        let timeout = g.started.saturating_add(self.timeout);
+        Some(match g.ok_since {
+            Some(t) => t.saturating_add(self.window).min(timeout),
+            None => timeout,
+        })
     }
 
     /// Takes one event at `now`; answers the effects to carry out next, after the driver

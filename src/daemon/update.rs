@@ -34,6 +34,14 @@ use crate::update::staging;
 
 /// How often an active run looks at its gate and reports progress.
 pub const TICK: Duration = Duration::from_millis(250);
+/// Sleeps until `at` (never, when `None`).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs the history in `GetUpdate` holds.
 pub const HISTORY: usize = 20;
 
@@ -58,6 +66,9 @@ pub(super) struct Active {
     pub gate: Option<GateWatch>,
     /// An effect is in flight.
     pub busy: bool,
+    /// A rollback asked for while a piece was in flight: it starts when that piece ends
+    /// (a `docker load` half done is not raced by putting the tags back).
+    pub rollback_asked: Option<String>,
 }
 
 /// Bytes staged so far, of how many (for progress while staging).
@@ -162,6 +173,20 @@ impl Runner {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // The gate decides as soon as it can: at each new snapshot, and at the moment
+            // its window (or timeout) runs out; the tick reports progress between.
+            let gating = self
+                .active
+                .as_ref()
+                .is_some_and(|a| a.gate.is_some() && !a.busy);
+            let due = self
+                .active
+                .as_ref()
+                .and_then(|a| a.run.gate_due())
+                .map(|d| {
+                    let wait = d.saturating_sub(clock::now_mono());
+                    tokio::time::Instant::now() + Duration::from_micros(wait)
+                });
             tokio::select! {
                 r = requests.recv() => match r {
                     Some(r) => self.request(r).await,
@@ -169,6 +194,8 @@ impl Runner {
                 },
                 Some((run, d)) = done.recv() => self.done(run, d).await,
                 _ = tick.tick(), if self.active.is_some() => self.tick().await,
+                Ok(()) = self.snap.changed(), if gating => self.tick().await,
+                _ = sleep_until(due), if gating && due.is_some() => self.tick().await,
             }
         }
     }
@@ -200,6 +227,20 @@ impl Runner {
             self.staging.done.store(0, Ordering::Relaxed);
         }
         self.step(d.event).await;
+        let asked = self
+            .active
+            .as_mut()
+            .filter(|a| a.id == run && !a.busy)
+            .and_then(|a| a.rollback_asked.take());
+        if let Some(why) = asked {
+            let a = self.active.as_ref().expect("still active");
+            if !a.run.state.is_final()
+                && a.run.state != UpdateState::RollingBack
+                && !a.run.rolling_back
+            {
+                self.step(Event::RollbackAsked(why)).await;
+            }
+        }
     }
 
     /// Gate readings and progress.

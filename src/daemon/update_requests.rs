@@ -189,6 +189,7 @@ impl Runner {
             env,
             gate: None,
             busy: false,
+            rollback_asked: None,
         });
         self.refresh().await;
     }
@@ -212,6 +213,17 @@ impl Runner {
             }
             if a.run.state == UpdateState::RollingBack || a.run.rolling_back {
                 return Err(format!("run {id} is already rolling back"));
+            }
+            if a.busy {
+                // After the piece in flight; the machine then rolls back from there.
+                if let Some(a) = self.active.as_mut() {
+                    a.rollback_asked = Some(why);
+                }
+                info!(
+                    vigil_event = "update",
+                    "update run {id}: rollback asked; it starts when the piece under way ends"
+                );
+                return Ok(id.to_string());
             }
             self.step(Event::RollbackAsked(why)).await;
             return Ok(id.to_string());

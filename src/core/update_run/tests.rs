@@ -76,7 +76,13 @@ fn to_gate(window_s: u64, timeout_s: u64) -> (Run, Mono) {
 #[test]
 fn a_healthy_release_is_committed_after_its_window() {
     let (mut r, t) = to_gate(60, 300);
+    assert_eq!(
+        r.gate_due(),
+        Some(t + 300 * S),
+        "the timeout, until a reading is ok"
+    );
     assert_eq!(r.on(ok(true), t + S).unwrap(), vec![]);
+    assert_eq!(r.gate_due(), Some(t + 61 * S), "the end of the window");
     // One microsecond short of the window: still gating.
     assert_eq!(r.on(Event::Tick, t + 61 * S - 1).unwrap(), vec![]);
     assert!(r.fraction(t + 31 * S) > 0.49 && r.fraction(t + 31 * S) < 0.51);
