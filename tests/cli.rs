@@ -544,7 +544,7 @@ fn update_rollback_status_and_history() {
     );
     assert_eq!(
         out.lines().last(),
-        Some("run 2: rolled-back to 1.3.0: gate: usb-crit is crit")
+        Some("run 2: rolled-back to 1.3.0 (from 1.4.0): rollback asked by uid 0 over D-Bus")
     );
 
     let (code, out, _) = ctl_in(dir.path(), &bus, &["update", "status"]);
@@ -552,7 +552,7 @@ fn update_rollback_status_and_history() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "update: idle", "{out}");
     assert_eq!(
-        lines[1], "run 2 (rollback): arasul 1.4.0, back to 1.3.0 — rolled-back",
+        lines[1], "run 2 (rollback): arasul 1.3.0, back from 1.4.0 — rolled-back",
         "{out}"
     );
     assert!(
@@ -695,4 +695,186 @@ fn update_apply_on_a_terminal_draws_a_bar() {
         text.contains("run 1: committed: arasul 1.4.0 is installed"),
         "{text:?}"
     );
+}
+
+// --- vigilctl update against the real vigild ---------------------------------------------
+
+/// A signing key (minisign CLI, no password) in `dir`: (secret key, directory of trusted keys).
+fn signing_key(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let key = dir.join("signer.key");
+    let out = std::process::Command::new("minisign")
+        .args(["-G", "-W", "-p"])
+        .arg(keys.join("signer.pub"))
+        .arg("-s")
+        .arg(&key)
+        .output()
+        .expect("minisign (Debian's package) must be installed");
+    assert!(out.status.success(), "{out:?}");
+    (key, keys)
+}
+
+/// Bundle `demo-VERSION.vigil` in `out`: app.conf holding `conf`, gating on `app` for 500 ms
+/// within `timeout`.
+fn demo_bundle(dir: &Path, key: &Path, version: &str, conf: &str, timeout: &str, out: &Path) {
+    let work = dir.join(format!("work-{version}"));
+    std::fs::create_dir_all(work.join("payload")).unwrap();
+    std::fs::write(work.join("payload/app.conf"), conf).unwrap();
+    std::fs::write(
+        work.join("manifest.toml"),
+        format!(
+            "[bundle]\nname = \"demo\"\nversion = \"{version}\"\n\n[[step]]\ndo = \"install\"\n\
+             file = \"payload/app.conf\"\nto = \"app.conf\"\n\n[gate]\nchecks = [\"app\"]\n\
+             window = \"500ms\"\ntimeout = \"{timeout}\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(out).unwrap();
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_vigilctl"))
+        .args(["bundle", "create", "--manifest"])
+        .arg(work.join("manifest.toml"))
+        .arg("--payload")
+        .arg(work.join("payload"))
+        .arg("--key")
+        .arg(key)
+        .arg("-o")
+        .arg(out.join(format!("demo-{version}.vigil")))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+}
+
+/// The commands against vigild itself: apply to commit, a release that breaks its gate
+/// check rolled back (exit 1), a stick's bundle applied through `update usb`, rollback,
+/// status and history. The check `app` is crit while the current release's app.conf says
+/// "broken".
+#[test]
+fn update_commands_against_the_real_vigild() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (key, keys) = signing_key(d);
+    let state = d.join("state");
+    demo_bundle(d, &key, "1.0.0", "fine\n", "20s", &d.join("b"));
+    demo_bundle(d, &key, "1.1.0", "broken\n", "2s", &d.join("b"));
+    demo_bundle(
+        d,
+        &key,
+        "1.2.0",
+        "fine again\n",
+        "20s",
+        &d.join("stick/vigil"),
+    );
+    let policy = format!(
+        "[[check]]\nname = \"app\"\nprobe = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \
+         \"! grep -q broken {}/releases/current/app.conf\"]\nevery = \"100ms\"\n",
+        state.display()
+    );
+    let bus = Bus::start();
+    let mut b = VigildBuilder::new().bus(&bus).policy(&policy);
+    b.settings = format!(
+        "\n[update]\nkeys_dir = \"{}\"\nusb = \"apply\"\n",
+        keys.display()
+    );
+    b.state_dir = Some(state.clone());
+    let v = b.start();
+    v.wait_dbus_status(&bus, "ok");
+
+    let (code, out, err) = ctl_in(d, &bus, &["update", "apply", "b/demo-1.0.0.vigil"]);
+    assert_eq!(code, 0, "{out}{err}\n{}", v.log());
+    assert_eq!(
+        state_lines(&out),
+        [
+            "verified",
+            "staged",
+            "backed-up",
+            "applying",
+            "gating",
+            "committed"
+        ],
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().last(),
+        Some("run 1: committed: demo 1.0.0 is installed: the new release passed its gate"),
+        "{out}"
+    );
+
+    let (code, out, err) = ctl_in(
+        d,
+        &bus,
+        &["update", "apply", "--json", "b/demo-1.1.0.vigil"],
+    );
+    assert_eq!(code, 1, "{out}{err}\n{}", v.log());
+    let run: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(run["state"], "rolled-back", "{run:#}");
+    assert_eq!(run["previous"], "1.0.0", "{run:#}");
+    assert!(
+        err.starts_with("vigilctl: run 2: rolled-back to 1.0.0: ") && err.contains("app: crit"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_link(state.join("releases/current")).unwrap(),
+        Path::new("1.0.0")
+    );
+
+    // The same again is refused at once: 1.0.0 is the current release.
+    let (code, _, err) = ctl_in(d, &bus, &["update", "apply", "b/demo-1.0.0.vigil"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("vigilctl: ApplyUpdate refused: ")
+            && err.contains("1.0.0 is the same version")
+            && !err.contains("PrivateTmp"),
+        "{err}"
+    );
+
+    let (code, out, err) = ctl_in(d, &bus, &["update", "usb", "stick"]);
+    assert_eq!(code, 0, "{out}{err}\n{}", v.log());
+    assert!(
+        out.lines()
+            .next()
+            .unwrap()
+            .contains("demo-1.2.0.vigil: 1.2.0 applying as run 3"),
+        "{out}"
+    );
+    assert!(out.contains("the bundle is off the stick"), "{out}");
+    wait_for(Duration::from_secs(30), "run 3 committed", || {
+        let (_, out, _) = ctl_in(d, &bus, &["--json", "update", "status"]);
+        let doc: serde_json::Value = serde_json::from_str(&out).ok()?;
+        (doc["run"]["id"] == "3" && doc["run"]["state"] == "committed").then_some(())
+    });
+
+    let (code, out, err) = ctl_in(d, &bus, &["update", "rollback"]);
+    assert_eq!(code, 0, "{out}{err}\n{}", v.log());
+    assert_eq!(state_lines(&out).last(), Some(&"rolled-back"), "{out}");
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .starts_with("run 4: rolled-back to 1.0.0 (from 1.2.0): rollback asked by uid 0"),
+        "{out}"
+    );
+
+    let (code, out, _) = ctl_in(d, &bus, &["update", "status"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("update: idle\nrun 4 (rollback): demo "),
+        "{out}"
+    );
+    let (code, out, _) = ctl_in(d, &bus, &["update", "history"]);
+    assert_eq!(code, 0);
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 4, "{out}");
+    for (row, (id, state)) in rows.iter().zip([
+        ("4", "rolled-back"),
+        ("3", "committed"),
+        ("2", "rolled-back"),
+        ("1", "committed"),
+    ]) {
+        assert!(
+            row.trim_start().starts_with(id) && row.contains(state),
+            "{row} is not run {id} {state}:\n{out}"
+        );
+    }
 }

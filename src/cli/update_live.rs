@@ -110,7 +110,11 @@ fn refused(method: &str, e: zbus::Error, path: Option<&str>) -> Failure {
     match said {
         Some((name, detail)) if !gone.contains(&name.as_str()) => {
             let mut message = format!("{method} refused: {}", detail.unwrap_or(name));
-            if let Some(hint) = path.and_then(show::hidden_from_vigild) {
+            // vigild could not read it: perhaps it cannot see where it lies.
+            let unread = ["cannot read", "No such file", "Permission denied"]
+                .iter()
+                .any(|w| message.contains(w));
+            if let Some(hint) = path.filter(|_| unread).and_then(show::hidden_from_vigild) {
                 message.push_str(&format!(" ({hint})"));
             }
             bad(message)

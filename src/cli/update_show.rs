@@ -87,14 +87,17 @@ fn previous(run: &Value) -> Option<&str> {
         .filter(|p| !p.is_empty())
 }
 
-/// One line for a run: `run 3 (apply): arasul 1.4.0 over 1.3.0 — gating`.
+/// One line for a run: `run 3 (apply): arasul 1.4.0 over 1.3.0 — gating`, `run 4
+/// (rollback): arasul 1.3.0, back from 1.4.0 — rolled-back`. A run's `version` is the release
+/// it puts in place (for a rollback, the one it returns to) and `previous` the one it
+/// replaces.
 pub fn run_line(run: &Value) -> String {
     let kind = match s(run, "kind") {
         "" => String::new(),
         k => format!(" ({k})"),
     };
     let over = match (s(run, "kind"), previous(run)) {
-        ("rollback", Some(p)) => format!(", back to {p}"),
+        ("rollback", Some(p)) => format!(", back from {p}"),
         (_, Some(p)) => format!(" over {p}"),
         _ => String::new(),
     };
@@ -107,7 +110,8 @@ pub fn run_line(run: &Value) -> String {
 }
 
 /// What a followed run came to, in one line: `run 3: committed: arasul 1.4.0 is installed
-/// (was 1.3.0)`, `run 3: rolled-back to 1.3.0: gate: ollama is crit`.
+/// (was 1.3.0)`, `run 3: rolled-back to 1.3.0: gate: ollama is crit`; for a rollback run,
+/// `run 4: rolled-back to 1.3.0 (from 1.4.0)`.
 pub fn outcome_text(run: &Value) -> String {
     let id = s(run, "id");
     let state = s(run, "state");
@@ -117,6 +121,11 @@ pub fn outcome_text(run: &Value) -> String {
             "run {id}: committed: {} is installed{}",
             what(run),
             previous(run).map_or_else(String::new, |p| format!(" (was {p})"))
+        ),
+        (Some(UpdateState::RolledBack), "rollback") => format!(
+            "run {id}: rolled-back to {}{}",
+            s(run, "version"),
+            previous(run).map_or_else(String::new, |p| format!(" (from {p})"))
         ),
         (Some(UpdateState::RolledBack), _) => format!(
             "run {id}: rolled-back{}",
@@ -287,7 +296,7 @@ mod tests {
                  "version": "1.4.0", "previous": "1.3.0", "state": "gating", "fraction": 0.42,
                  "started": "2026-12-01T10:00:00.000Z", "ended": null, "detail": "", "events": []},
                 {"id": "2", "kind": "rollback", "bundle": "/srv/arasul-1.3.0.vigil", "name": "arasul",
-                 "version": "1.3.0", "previous": "1.2.0", "state": "rolled-back", "fraction": 1.0,
+                 "version": "1.2.0", "previous": "1.3.0", "state": "rolled-back", "fraction": 1.0,
                  "started": "2026-11-30T09:00:00.000Z", "ended": "2026-11-30T09:02:00.000Z",
                  "detail": "operator asked", "events": []},
                 {"id": "1", "kind": "apply", "bundle": "/srv/arasul-1.3.0.vigil", "name": "arasul",
@@ -445,10 +454,18 @@ mod tests {
             outcome_text(&run("refused", json!(null), "payload/x: sha256 differs")),
             "run 4: refused: arasul 1.4.0: payload/x: sha256 differs"
         );
+        let rollback = json!({"id": "5", "kind": "rollback", "name": "arasul",
+                              "version": "1.3.0", "previous": "1.4.0", "state": "gating",
+                              "detail": "rollback asked by uid 0 over D-Bus"});
         assert_eq!(
-            run_line(&json!({"id": "5", "kind": "rollback", "name": "arasul",
-                             "version": "1.4.0", "previous": "1.3.0", "state": "gating"})),
-            "run 5 (rollback): arasul 1.4.0, back to 1.3.0 — gating"
+            run_line(&rollback),
+            "run 5 (rollback): arasul 1.3.0, back from 1.4.0 — gating"
+        );
+        let mut done = rollback.clone();
+        done["state"] = json!("rolled-back");
+        assert_eq!(
+            outcome_text(&done),
+            "run 5: rolled-back to 1.3.0 (from 1.4.0): rollback asked by uid 0 over D-Bus"
         );
     }
 

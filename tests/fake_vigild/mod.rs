@@ -169,12 +169,14 @@ impl Manager {
 
     /// A new run in the document, in state `first`; its id.
     fn new_run(&self, kind: &str, bundle: &str, version: &str, first: &str) -> String {
+        // As vigild: `version` is what the run puts in place, `previous` what it replaces.
+        let previous = if kind == "rollback" { "1.4.0" } else { "1.3.0" };
         let mut b = self.book.lock().unwrap();
         let id = b.next.to_string();
         b.next += 1;
         let run = json!({
             "id": id, "kind": kind, "bundle": bundle, "name": "arasul",
-            "version": version, "previous": "1.3.0", "state": first, "fraction": 0.0,
+            "version": version, "previous": previous, "state": first, "fraction": 0.0,
             "started": "2026-12-01T10:00:00.000Z", "ended": null, "detail": "",
             "events": [{"at": "2026-12-01T10:00:00.000Z", "state": first, "what": first, "detail": ""}],
         });
@@ -201,6 +203,9 @@ impl Manager {
                     run["state"] = json!(state);
                     run["fraction"] = json!(fraction);
                     match state {
+                        "rolled-back" if run["kind"] == "rollback" => {
+                            run["detail"] = json!("rollback asked by uid 0 over D-Bus")
+                        }
                         "rolled-back" => run["detail"] = json!("gate: usb-crit is crit"),
                         "refused" => {
                             run["detail"] = json!("payload/app: sha256 differs from the manifest")
@@ -300,7 +305,7 @@ impl Manager {
         let id = self.new_run(
             "rollback",
             "/srv/arasul-1.4.0.vigil",
-            "1.4.0",
+            "1.3.0",
             "rolling-back",
         );
         self.play(conn, id.clone(), ROLLS_BACK, true);
