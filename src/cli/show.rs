@@ -63,6 +63,16 @@ pub fn status_text(doc: &Value) -> String {
         out.push_str(line);
         out.push('\n');
     }
+    // `heartbeat push (vigil to https://…): ok at …, 0 queued`, one per push configured.
+    let pushes = doc.get("push").and_then(Value::as_array);
+    for line in pushes
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("line")?.as_str())
+    {
+        out.push_str(line);
+        out.push('\n');
+    }
     if let Some(t) = checks_table(doc, true) {
         out.push_str(&format!("{t}\n"));
     }
@@ -244,6 +254,28 @@ mod tests {
         assert!(!text.contains("no policy file found"), "{text}");
         assert!(
             text.contains("policies: built-in defaults — vigil:config: x.toml:1:1: cannot read"),
+            "{text}"
+        );
+    }
+
+    /// Each push configured shows its last result and its queue.
+    #[test]
+    fn status_shows_the_last_push() {
+        let doc = json!({
+            "summary": "ok · 1 check · 0 incidents",
+            "push": [
+                { "line": "heartbeat push (vigil to https://m.example.com): ok at 2026-02-17T10:00:00.000Z, 0 queued" },
+                { "line": "metrics push (sensor to http://10.0.0.1): failed: HTTP 503 at 2026-02-17T10:00:00.000Z, 4 queued" },
+                { "odd": true }
+            ]
+        });
+        let text = status_text(&doc);
+        assert!(
+            text.contains("\nheartbeat push (vigil to https://m.example.com): ok at"),
+            "{text}"
+        );
+        assert!(
+            text.contains("failed: HTTP 503 at 2026-02-17T10:00:00.000Z, 4 queued"),
             "{text}"
         );
     }

@@ -269,7 +269,8 @@ impl PushLoop {
             let until = retry_at.map_or(next_beat, |r| r.min(next_beat));
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => {}
-                _ = self.wake.notified() => {}
+                // A state change was queued: it shows in the count also while backing off.
+                _ = self.wake.notified() => self.refresh_counts().await,
                 _ = shutdown.cancelled() => return,
             }
         }
