@@ -225,9 +225,7 @@ fn state_changes_made_while_the_endpoint_is_down_arrive_in_order_with_the_token(
     let rec = Recorder::on(TcpListener::bind(("127.0.0.1", port)).unwrap());
     let reqs = wait_for(Duration::from_secs(20), "the queue and then a beat", || {
         let r = rec.reqs();
-        r.iter()
-            .any(|q| q.json()["kind"] == "beat")
-            .then_some(r)
+        r.iter().any(|q| q.json()["kind"] == "beat").then_some(r)
     });
     let docs: Vec<Value> = reqs.iter().map(Recorded::json).collect();
     let first_beat = docs.iter().position(|d| d["kind"] == "beat").unwrap();
@@ -236,7 +234,10 @@ fn state_changes_made_while_the_endpoint_is_down_arrive_in_order_with_the_token(
         docs[..first_beat].iter().all(|d| d["kind"] == "change"),
         "the queue is delivered before the live beat: {docs:#?}"
     );
-    let statuses: Vec<&str> = changes.iter().map(|d| d["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = changes
+        .iter()
+        .map(|d| d["status"].as_str().unwrap())
+        .collect();
     assert!(
         statuses.ends_with(&["ok", "degraded", "critical", "ok"]),
         "in order: {statuses:?}"
@@ -261,7 +262,10 @@ fn state_changes_made_while_the_endpoint_is_down_arrive_in_order_with_the_token(
         match &machine_id {
             Some(id) if !id.trim().is_empty() => {
                 assert_eq!(d["machine"], vigil::sys::identity::machine_hash_of(id));
-                assert!(!q.body.contains(id.trim()), "the raw machine id is never sent");
+                assert!(
+                    !q.body.contains(id.trim()),
+                    "the raw machine id is never sent"
+                );
             }
             _ => assert_eq!(d["machine"], Value::Null),
         }
@@ -289,7 +293,10 @@ fn a_hanging_heartbeat_endpoint_delays_nothing_else_and_the_sensor_push_goes_on(
     );
     let v = b.start();
     // CPU from /proc/stat and an eMMC's wear figures in sysfs, in the prepared trees.
-    write_atomic(&v.proc_dir().join("stat"), "cpu  400 0 100 1400 100 0 0 0 0 0\n");
+    write_atomic(
+        &v.proc_dir().join("stat"),
+        "cpu  400 0 100 1400 100 0 0 0 0 0\n",
+    );
     let emmc = v.dir.path().join("sys/block/mmcblk0/device");
     std::fs::create_dir_all(&emmc).unwrap();
     std::fs::write(emmc.join("pre_eol_info"), "0x01\n").unwrap();
@@ -316,17 +323,26 @@ fn a_hanging_heartbeat_endpoint_delays_nothing_else_and_the_sensor_push_goes_on(
         std::thread::sleep(Duration::from_millis(100));
     }
     v.wait_status("critical");
-    assert!(slowest < Duration::from_millis(500), "heartbeat took {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(500),
+        "heartbeat took {slowest:?}"
+    );
     let sensor = rec.reqs();
     assert!(
         sensor.len() - before >= 4,
         "sensor pushes in 6 s: {}",
         sensor.len() - before
     );
-    assert!(!hang.accepted.lock().unwrap().is_empty(), "the hanging server was tried");
+    assert!(
+        !hang.accepted.lock().unwrap().is_empty(),
+        "the hanging server was tried"
+    );
     let errors = sample(&v, "vigil_push_total{push=\"heartbeat\",result=\"error\"}").unwrap();
     assert!(errors >= 2.0, "{errors}");
-    assert_eq!(sample(&v, "vigil_push_total{push=\"heartbeat\",result=\"ok\"}"), Some(0.0));
+    assert_eq!(
+        sample(&v, "vigil_push_total{push=\"heartbeat\",result=\"ok\"}"),
+        Some(0.0)
+    );
     assert!(sample(&v, "vigil_push_queued{push=\"heartbeat\"}").unwrap() >= 1.0);
     assert!(sample(&v, "vigil_push_total{push=\"metrics\",result=\"ok\"}").unwrap() >= 4.0);
 
@@ -348,7 +364,10 @@ fn a_hanging_heartbeat_endpoint_delays_nothing_else_and_the_sensor_push_goes_on(
     assert_eq!(d["status"], "critical");
     assert_eq!(d["smart"][0]["device"], "mmcblk0");
     assert_eq!(d["smart"][0]["status"], "ok");
-    assert_eq!(d["smart"][0]["life_used_percent_max"], serde_json::json!([20, 10]));
+    assert_eq!(
+        d["smart"][0]["life_used_percent_max"],
+        serde_json::json!([20, 10])
+    );
 }
 
 #[test]
@@ -362,12 +381,17 @@ fn healthchecks_gets_its_success_and_fail_urls_with_the_document() {
     let v = b.start();
     v.wait_status("ok");
     wait_for(Duration::from_secs(10), "a success ping", || {
-        rec.reqs().iter().any(|q| q.target == "/ping/5f3a-uuid").then_some(())
+        rec.reqs()
+            .iter()
+            .any(|q| q.target == "/ping/5f3a-uuid")
+            .then_some(())
     });
     v.set_available_kb(50_000);
     v.wait_status("critical");
     let fail = wait_for(Duration::from_secs(10), "a /fail ping", || {
-        rec.reqs().into_iter().find(|q| q.target == "/ping/5f3a-uuid/fail")
+        rec.reqs()
+            .into_iter()
+            .find(|q| q.target == "/ping/5f3a-uuid/fail")
     });
     assert_eq!(fail.method, "POST");
     assert!(fail.body.len() <= 10_000);
@@ -383,7 +407,11 @@ fn healthchecks_gets_its_success_and_fail_urls_with_the_document() {
             .find(|q| q.target == "/ping/5f3a-uuid" && q.json()["status"] == "ok")
             .cloned()
     });
-    assert_eq!(back.header("authorization"), None, "no token configured, none sent");
+    assert_eq!(
+        back.header("authorization"),
+        None,
+        "no token configured, none sent"
+    );
 }
 
 #[test]
@@ -397,19 +425,38 @@ fn uptime_kuma_gets_status_msg_and_ping_in_the_query() {
     let v = b.start();
     v.wait_status("ok");
     let up = wait_for(Duration::from_secs(10), "two up pushes", || {
-        let r: Vec<Recorded> = rec.reqs().into_iter().filter(|q| q.target.contains("status=up")).collect();
+        let r: Vec<Recorded> = rec
+            .reqs()
+            .into_iter()
+            .filter(|q| q.target.contains("status=up"))
+            .collect();
         (r.len() >= 2).then(|| r[1].clone())
     });
     assert_eq!(up.method, "GET");
     assert!(up.body.is_empty());
-    assert!(up.target.starts_with("/api/push/Tk9?status=up&msg=ok+%C2%B7+1+check"), "{}", up.target);
+    assert!(
+        up.target
+            .starts_with("/api/push/Tk9?status=up&msg=ok+%C2%B7+1+check"),
+        "{}",
+        up.target
+    );
     let ping = up.target.rsplit_once("&ping=").unwrap().1;
-    assert!(ping.parse::<u64>().is_ok(), "the last round trip in ms: {}", up.target);
-    assert_eq!(up.target.matches("status=").count(), 1, "the URL's own status is replaced");
+    assert!(
+        ping.parse::<u64>().is_ok(),
+        "the last round trip in ms: {}",
+        up.target
+    );
+    assert_eq!(
+        up.target.matches("status=").count(),
+        1,
+        "the URL's own status is replaced"
+    );
     v.set_available_kb(50_000);
     v.wait_status("critical");
     let down = wait_for(Duration::from_secs(10), "a down push", || {
-        rec.reqs().into_iter().find(|q| q.target.contains("status=down"))
+        rec.reqs()
+            .into_iter()
+            .find(|q| q.target.contains("status=down"))
     });
     assert!(down.target.contains("msg=critical"), "{}", down.target);
     assert!(down.target.contains("crit%3A+mem"), "{}", down.target);
