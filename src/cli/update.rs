@@ -79,8 +79,15 @@ pub fn update(cmd: UpdateCommand, json: bool) -> Result<String, Failed> {
         model: model(&s),
         allow_downgrade,
     };
-    let v: Verified = bundle::verify_file(&path, &check, &mut Discard)
-        .map_err(|r| (exit::BAD, format!("{}: refused: {r}", path.display())))?;
+    let v: Verified = bundle::verify_file(&path, &check, &mut Discard).map_err(|r| {
+        // Only `update verify` has the flag; vigild never applies a downgrade.
+        let hint = if r.what == "bundle.version" {
+            "; --allow-downgrade to verify it anyway"
+        } else {
+            ""
+        };
+        (exit::BAD, format!("{}: refused: {r}{hint}", path.display()))
+    })?;
     let m = &v.manifest;
     let doc = VerifiedDoc {
         bundle: path.display().to_string(),

@@ -329,10 +329,7 @@ impl Manifest {
                 };
                 return Err(Refusal::new(
                     "bundle.version",
-                    format!(
-                        "{} is {what} of the installed {v}; --allow-downgrade to apply it anyway",
-                        self.version
-                    ),
+                    format!("{} is {what} of the installed {v}", self.version),
                 ));
             }
         }

@@ -111,7 +111,8 @@ pub struct RunDocument {
     pub bundle: String,
     pub name: String,
     pub version: String,
-    /// The release it replaces (or, for a rollback, the one it returns to).
+    /// The release `current` pointed at when the run began: the one an apply replaces,
+    /// and for a rollback run the one it takes back (its `version` is where it returns).
     pub previous: Option<String>,
     pub state: UpdateState,
     /// Progress within the state, 0 to 1.

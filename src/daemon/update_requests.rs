@@ -323,7 +323,8 @@ impl Runner {
             });
             warn!(
                 vigil_event = "update-offered",
-                "update bundle {} {} found on a USB stick: {shown}; apply it with `vigilctl update apply {shown}` while the stick is in",
+                "update bundle {} {} found on a USB stick ({shown}), not applied ([update] usb = \"notify\"): \
+                 copy it off the stick and run `vigilctl update apply FILE`, or set usb = \"apply\" and plug the stick in again",
                 m.name, m.version
             );
             self.refresh().await;
@@ -341,6 +342,10 @@ impl Runner {
                 a.run = Some(id);
             }
             Err(e) => {
+                warn!(
+                    vigil_event = "update-offered",
+                    "USB stick at {dir}: {shown} not applied: {e}"
+                );
                 a.action = "none".into();
                 a.detail = e;
             }
