@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::nspawn::{Container, SHARE};
 use crate::usb_support::Stick;
-use crate::{diagnostics, try_out, try_vigilctl_json, wait_for};
+use crate::{diagnostics, journal, try_out, try_vigilctl_json, wait_for};
 
 const NAME: &str = "usbdemo";
 const GOOD: &str = "1.0.0";
@@ -275,6 +275,28 @@ pub fn run(c: &Container, bed: &UsbBed) {
         c.sh("cat /var/lib/vigil/releases/current/app.conf").trim(),
         format!("{NAME} {GOOD}")
     );
+    // journald has each state of the run as a structured event.
+    let id = run["id"].as_str().unwrap().to_string();
+    let states: Vec<String> = journal(
+        c,
+        &format!("-u vigild.service VIGIL_EVENT=update VIGIL_UPDATE_RUN={id}"),
+    )
+    .iter()
+    .filter_map(|e| e["VIGIL_UPDATE_STATE"].as_str().map(str::to_string))
+    .collect();
+    for s in [
+        "verified",
+        "staged",
+        "backed-up",
+        "applying",
+        "gating",
+        "committed",
+    ] {
+        assert!(
+            states.iter().any(|x| x == s),
+            "no journal event for {s} of run {id}: {states:?}"
+        );
+    }
 
     // A release that breaks the box (usb-gate-flip crit while it is in): its gate times
     // out, the rollback puts 1.0.0 back, which passes the gate again.
