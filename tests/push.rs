@@ -276,6 +276,18 @@ fn state_changes_made_while_the_endpoint_is_down_arrive_in_order_with_the_token(
     });
     assert!(line.contains(", 0 queued"), "{line}");
     assert!(sample(&v, "vigil_push_total{push=\"heartbeat\",result=\"ok\"}").unwrap() >= 5.0);
+    // vigild's byte count is what went over the wire: the sum of what the recorder read (a
+    // prefix of it: the recorder may have read the next request already).
+    let counted = sample(&v, "vigil_push_sent_bytes_total{push=\"heartbeat\"}").unwrap() as usize;
+    let mut sum = 0;
+    let prefix = rec.reqs().iter().any(|q| {
+        sum += q.bytes;
+        sum == counted
+    });
+    assert!(
+        prefix,
+        "{counted} bytes counted, none of the recorder's sums"
+    );
     assert!(sample(&v, "vigil_push_queued{push=\"heartbeat\"}") == Some(0.0));
 }
 

@@ -283,6 +283,7 @@ pub struct PushStatus {
     pub last_bytes: u64,
     pub ok_total: u64,
     pub failed_total: u64,
+    /// Bytes of the requests the endpoint answered.
     pub bytes_total: u64,
     /// When the last push was taken (wall time).
     pub last_ok_at: Option<Micros>,

@@ -319,7 +319,7 @@ fn probe_metrics(enc: &mut DescriptorEncoder, checks: &[Arc<CheckState>]) -> std
         for f in fams {
             let samples = checks.iter().filter_map(|c| {
                 let v = *c.metrics.get(f.metric)?;
-                (!v.is_nan()).then(|| ([("check", c.name.as_str())], v * f.scale))
+                (!v.is_nan()).then_some(([("check", c.name.as_str())], v * f.scale))
             });
             match f.kind {
                 Kind::Gauge => gauges(enc, &f.name, &f.help, samples)?,
@@ -357,7 +357,7 @@ fn push_metrics(enc: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
     counters(
         enc,
         "push_sent_bytes",
-        "bytes of push requests sent (head and body)",
+        "bytes of push requests the endpoint answered (head and body, as HTTP/1.1 sends them)",
         p.iter().map(|x| (by(&x.name), x.bytes_total)),
     )?;
     gauges(

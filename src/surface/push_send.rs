@@ -118,14 +118,14 @@ impl Sender {
         let token = match &self.target.token_credential {
             Some(name) => match identity::credential(self.credentials.as_deref(), name) {
                 Ok(t) => Some(t),
-                Err(e) => return self.record(Sent::Failed(e), 0, None),
+                Err(e) => return self.record(Sent::Failed(e), 0, None, false),
             },
             None => None,
         };
         let bytes = request_bytes(&req, token.as_deref());
         let client = match &self.client {
             Ok(c) => c.clone(),
-            Err(e) => return self.record(Sent::Failed(e.clone()), 0, None),
+            Err(e) => return self.record(Sent::Failed(e.clone()), 0, None, false),
         };
         let method = if req.method == "GET" {
             reqwest::Method::GET
@@ -144,8 +144,10 @@ impl Sender {
                 .body(b);
         }
         let start = Instant::now();
+        let mut answered = false;
         let result = match rb.send().await {
             Ok(resp) => {
+                answered = true;
                 if let Some(limit) = resp
                     .headers()
                     .get("ping-body-limit")
@@ -169,10 +171,11 @@ impl Sender {
             Err(e) => Sent::Failed(http::chain(&e)),
         };
         let ms = start.elapsed().as_millis() as u64;
-        self.record(result, bytes, Some(ms))
+        self.record(result, bytes, Some(ms), answered)
     }
 
-    fn record(&mut self, result: Sent, bytes: u64, ms: Option<u64>) -> Sent {
+    /// Records a request of `bytes`; only those `answered` count as sent.
+    fn record(&mut self, result: Sent, bytes: u64, ms: Option<u64>, answered: bool) -> Sent {
         let at = clock::now_micros();
         let ok = result == Sent::Ok;
         let line = match &result {
@@ -187,7 +190,9 @@ impl Sender {
             s.last_ok = ok;
             s.last_result = line.clone();
             s.last_bytes = bytes;
-            s.bytes_total += bytes;
+            if answered {
+                s.bytes_total += bytes;
+            }
             if ok {
                 s.ok_total += 1;
                 s.last_ok_at = Some(at);

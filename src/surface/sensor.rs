@@ -66,10 +66,11 @@ fn meminfo(proc_root: &Path) -> Value {
 fn root_fs() -> Value {
     match nix::sys::statvfs::statvfs("/") {
         Ok(s) => {
-            let f = s.fragment_size() as u64;
-            let size = s.blocks() as u64 * f;
-            let avail = s.blocks_available() as u64 * f;
-            let used = size.saturating_sub(s.blocks_free() as u64 * f);
+            // As the disk probe counts (and df): in fragments.
+            let f = s.fragment_size() as f64;
+            let size = (s.blocks() as f64 * f) as u64;
+            let avail = (s.blocks_available() as f64 * f) as u64;
+            let used = size.saturating_sub((s.blocks_free() as f64 * f) as u64);
             let pct = if used + avail > 0 {
                 (used as f64 * 1000.0 / (used + avail) as f64).round() / 10.0
             } else {
