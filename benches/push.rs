@@ -35,14 +35,15 @@ fn sink() {
                 if rd.read_line(&mut line).unwrap_or(0) == 0 {
                     return;
                 }
+                // By the first path segment: `/hc` and `/hc/fail` are one push.
                 let path = line
                     .split_whitespace()
                     .nth(1)
                     .unwrap_or("")
-                    .split('?')
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
+                    .split(['?', '/'])
+                    .nth(1)
+                    .map(|p| format!("/{p}"))
+                    .unwrap_or_default();
                 let mut bytes = line.len();
                 let mut len = 0usize;
                 loop {
