@@ -26,9 +26,40 @@ pub fn ms_since(start: Instant) -> f64 {
     start.elapsed().as_micros() as f64 / 1000.0
 }
 
+/// Makes ring the process's TLS provider (for clients built without [`tls_config`]).
+/// Idempotent; vigild calls it at start.
+pub fn install_tls_provider() {
+    // Only fails when a provider is installed already, which is what is wanted.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The TLS set-up every client shares: ring, and the system's certificate store read and
+/// parsed once for the process, not once per client (each copy of the roots is ~150 KiB of
+/// heap, and every HTTP check has its own client).
+pub fn tls_config() -> Result<rustls::ClientConfig, String> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    static SHARED: std::sync::OnceLock<Result<rustls::ClientConfig, String>> =
+        std::sync::OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            install_tls_provider();
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("cannot set up TLS: {e}"))?
+                .with_platform_verifier()
+                .map_err(|e| format!("cannot read the system's certificate store: {e}"))?
+                .with_no_client_auth();
+            cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Ok(cfg)
+        })
+        .clone()
+}
+
 /// An HTTP client for probes: no pool, no proxy, no redirects, bounded by `timeout`.
 pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config()?)
         .timeout(timeout)
         .connect_timeout(timeout)
         .pool_max_idle_per_host(0)
