@@ -16,6 +16,7 @@ use super::state::{ActionDone, Daemon};
 use super::update_plan::RunEnv;
 use crate::config::Settings;
 use crate::control::{Command, Reply, UpdateRequest};
+use crate::core::update::UpdateState;
 use crate::policy::PolicySet;
 use crate::surface::notify;
 use crate::sys::clock;
@@ -23,6 +24,9 @@ use crate::sys::clock;
 /// How long reading settings and policies may take before a reload is given up (a hung
 /// file system must not hold a reload forever).
 pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often readings that changed no status are published while an update gates.
+const GATE_PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 /// The signals vigild handles.
 pub struct Signals {
@@ -79,6 +83,7 @@ impl Daemon {
         rule_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (res_tx, mut results) = mpsc::channel::<ProbeResult>(1024);
         let mut update_doc = self.io.update.doc.clone();
+        let mut gate_published = tokio::time::Instant::now();
         let (reload_tx, mut reloaded) = mpsc::channel::<ReloadResult>(4);
         self.io.probes.set_sink(res_tx);
         self.restart_probes();
@@ -96,12 +101,19 @@ impl Daemon {
             tokio::select! {
                 Some(r) = results.recv() => {
                     let t = self.on_result(r);
-                    if t.is_empty() {
+                    if !t.is_empty() {
+                        self.changed(t, clock::now());
+                    } else if self.io.update.doc.borrow().state == UpdateState::Gating
+                        && gate_published.elapsed() >= GATE_PUBLISH_EVERY
+                    {
+                        // An update's gate judges fresh readings: while it gates, they go
+                        // out within GATE_PUBLISH_EVERY, not with the next tick.
+                        gate_published = tokio::time::Instant::now();
+                        self.publish(Vec::new());
+                    } else {
                         // Only metrics and details moved: published with the next tick, so a
                         // thousand checks cost one publication a second, not a thousand.
                         self.checks.unpublished = true;
-                    } else {
-                        self.changed(t, clock::now());
                     }
                 }
                 Some(cmd) = commands.recv() => self.on_command(cmd, &reload_tx),
