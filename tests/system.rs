@@ -320,6 +320,7 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     for want in [
         "600 root 0 /etc/vigil/credentials/alert-token",
         "600 root 0 /etc/vigil/credentials/heartbeat-token",
+        "600 root 0 /etc/vigil/credentials/metrics-token",
     ] {
         assert!(creds.lines().any(|l| l == want), "no {want:?} in:\n{creds}");
     }
