@@ -7,9 +7,10 @@
 #     bash scripts/test.sh
 #
 # Phases: Debian packages -> Rust toolchain (and cargo-deb) -> Docker engine ->
-# busybox test image -> cargo build -> the .deb (cargo deb) -> cargo test
-# (ignored tests included, so nothing is skipped). The exit status is cargo
-# test's.
+# busybox test image -> cargo build -> the .deb (scripts/deb.sh) -> the arm64
+# .deb (scripts/deb.sh arm64: Debian's rustc-web cross toolchain, installed there)
+# -> cargo test (ignored tests included, so nothing is skipped). The exit status
+# is cargo test's.
 #
 # Environment:
 #   VIGIL_TEST_SKIP_INSTALL=1   do not run apt-get (missing packages are only reported)
@@ -25,7 +26,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PACKAGES=(
     dbus docker.io busybox-static systemd-container minisign lintian curl jq
-    wrk nginx-light libxml2-utils systemd util-linux polkitd dpkg-dev apt faketime udev dosfstools e2fsprogs
+    qemu-user-static wrk nginx-light libxml2-utils systemd util-linux polkitd dpkg-dev apt faketime udev dosfstools e2fsprogs
     prometheus
 )
 CARGO_DEB_VERSION=3.8.0
@@ -51,7 +52,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 # --- 1. Debian packages -------------------------------------------------------
-section "1/7 Debian packages"
+section "1/8 Debian packages"
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
@@ -97,8 +98,10 @@ done
 done_in
 
 # --- 2. Rust toolchain --------------------------------------------------------
-section "2/7 Rust toolchain and cargo-deb"
-if ! command -v cargo >/dev/null && [[ -x ${HOME:-/root}/.cargo/bin/cargo ]]; then
+section "2/8 Rust toolchain and cargo-deb"
+# A rustup toolchain comes first when there is one: Debian's rustc-web, which the arm64
+# phase installs as /usr/bin/cargo, must not take over the native build on a rerun.
+if [[ -x ${HOME:-/root}/.cargo/bin/cargo ]]; then
     export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 fi
 if ! command -v cargo >/dev/null; then
@@ -117,7 +120,7 @@ cargo deb --version
 done_in
 
 # --- 3. Docker engine ---------------------------------------------------------
-section "3/7 Docker engine"
+section "3/8 Docker engine"
 if docker info >/dev/null 2>&1; then
     echo "dockerd is answering on /var/run/docker.sock"
 else
@@ -143,7 +146,7 @@ docker version --format 'engine {{.Server.Version}}, API {{.Server.APIVersion}}'
 done_in
 
 # --- 4. Busybox test image ----------------------------------------------------
-section "4/7 test image $TEST_IMAGE"
+section "4/8 test image $TEST_IMAGE"
 if docker image inspect "$TEST_IMAGE" >/dev/null 2>&1; then
     echo "$TEST_IMAGE present"
 else
@@ -169,19 +172,27 @@ fi
 done_in
 
 # --- 5. Build -----------------------------------------------------------------
-section "5/7 cargo build --all-targets --features test-hooks"
+section "5/8 cargo build --all-targets --features test-hooks"
 cargo build --all-targets --features test-hooks
 done_in
 
 # --- 6. The Debian package ----------------------------------------------------
 # A release build without test hooks: what ships. tests/package.rs and
 # tests/system.rs take it from target/debian/.
-section "6/7 cargo deb"
-cargo deb
+section "6/8 the .deb (scripts/deb.sh)"
+bash scripts/deb.sh
 done_in
 
-# --- 7. Test ------------------------------------------------------------------
-section "7/7 cargo test --features test-hooks --no-fail-fast -- --include-ignored"
+# --- 7. The arm64 Debian package ---------------------------------------------
+# The Jetson's: cross-built with Debian's own toolchain (scripts/deb.sh installs
+# it and keeps it off the native build). tests/package_arm64.rs checks it and
+# runs its binaries under qemu-aarch64-static.
+section "7/8 the arm64 .deb (scripts/deb.sh arm64)"
+bash scripts/deb.sh arm64
+done_in
+
+# --- 8. Test ------------------------------------------------------------------
+section "8/8 cargo test --features test-hooks --no-fail-fast -- --include-ignored"
 test_rc=0
 cargo test --features test-hooks --no-fail-fast -- --include-ignored || test_rc=$?
 done_in
