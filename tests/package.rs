@@ -83,6 +83,8 @@ fn the_package_carries_every_file_where_the_design_puts_it() {
         "/usr/share/doc/vigil/copyright",
         "/usr/share/doc/vigil/changelog.Debian.gz",
         "/usr/share/doc/vigil/README.md",
+        "/usr/share/doc/vigil/examples/prometheus/vigil-alerts.yml",
+        "/usr/share/doc/vigil/examples/grafana/grafana-dashboard.json",
     ]
     .map(String::from)
     .into_iter()
