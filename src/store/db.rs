@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::open::{identity, move_aside, prepare, try_open, OpenError, Opened};
+use super::open::{identity, move_aside, open_schema, prepare, OpenError, Opened, STORE};
 use super::rows::{ActionRow, IncidentRow, TransitionRow};
 use crate::core::health::{Status, Transition};
 use crate::core::incident::IncidentState;
@@ -26,7 +26,7 @@ impl Db {
         }
         // Taken before opening, so a file swapped in right after is noticed, not adopted.
         let before = identity(path);
-        match try_open(path) {
+        match open_schema(path, &STORE) {
             Ok(conn) => (
                 Db {
                     conn,
@@ -49,7 +49,7 @@ impl Db {
                 if path.exists() {
                     match move_aside(path) {
                         Ok(to) => {
-                            if let Ok(conn) = try_open(path) {
+                            if let Ok(conn) = open_schema(path, &STORE) {
                                 return (
                                     Db {
                                         conn,
@@ -72,7 +72,7 @@ impl Db {
 
     fn in_memory(reason: String) -> (Db, Opened) {
         let mut conn = Connection::open_in_memory().expect("in-memory SQLite");
-        if prepare(&mut conn).is_err() {
+        if prepare(&mut conn, &STORE).is_err() {
             panic!("SQLite cannot create vigil's schema even in memory");
         }
         (

@@ -77,12 +77,27 @@ pub(super) fn is_corruption(e: &rusqlite::Error) -> bool {
 }
 
 /// Why a database could not be used.
-pub(super) struct OpenError {
+pub struct OpenError {
     /// The file itself is bad (corrupt, not SQLite, newer schema): move it aside. Otherwise
     /// (locked, no permission, I/O error) the file may be fine and is left alone.
     pub bad_file: bool,
     pub reason: String,
 }
+
+/// A SQLite file's schema and how durably it is written: vigil.db, the push queue and the
+/// update journal all open through [`open_schema`].
+pub struct Schema {
+    /// Forward migrations; the version is the number applied (`PRAGMA user_version`).
+    pub migrations: &'static [&'static str],
+    /// `PRAGMA synchronous`: `NORMAL`, or `FULL` where every commit must be on disk.
+    pub synchronous: &'static str,
+}
+
+/// vigil.db's schema.
+pub(super) const STORE: Schema = Schema {
+    migrations: MIGRATIONS,
+    synchronous: "NORMAL",
+};
 
 impl From<rusqlite::Error> for OpenError {
     fn from(e: rusqlite::Error) -> Self {
@@ -100,7 +115,9 @@ fn bad(reason: String) -> OpenError {
     }
 }
 
-pub(super) fn prepare(conn: &mut Connection) -> Result<(), OpenError> {
+/// Sets up an open connection: WAL, `schema.synchronous`, an integrity check, and the
+/// migrations not yet applied; a newer schema than this build knows is a bad file.
+pub fn prepare(conn: &mut Connection, schema: &Schema) -> Result<(), OpenError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if mode != "wal" && mode != "memory" {
@@ -109,18 +126,22 @@ pub(super) fn prepare(conn: &mut Connection) -> Result<(), OpenError> {
             reason: format!("cannot switch to WAL (journal_mode is {mode})"),
         });
     }
-    conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous={}; PRAGMA foreign_keys=ON;",
+        schema.synchronous
+    ))?;
     let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
     if check != "ok" {
         return Err(bad(format!("integrity check failed: {check}")));
     }
+    let known = schema.migrations.len() as i64;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version > SCHEMA_VERSION {
+    if version > known {
         return Err(bad(format!(
-            "schema version {version} was written by a newer vigild (this one knows {SCHEMA_VERSION})"
+            "schema version {version} was written by a newer vigild (this one knows {known})"
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    for (i, sql) in schema.migrations.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql).map_err(|e| OpenError {
             bad_file: false,
@@ -138,7 +159,7 @@ const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 /// Refuses a file that is there but is no SQLite database before SQLite sees it: with a
 /// `-wal` file beside it, SQLite would rebuild pages from that log over the garbage and
 /// open it as if it were fine. An empty file is a database not written yet.
-pub(super) fn check_header(path: &Path) -> Result<(), OpenError> {
+fn check_header(path: &Path) -> Result<(), OpenError> {
     use std::io::Read;
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -167,15 +188,52 @@ pub(super) fn check_header(path: &Path) -> Result<(), OpenError> {
     }
 }
 
-pub(super) fn try_open(path: &Path) -> Result<Connection, OpenError> {
+/// Opens the file at `path` with `schema`: its header checked before SQLite reads it.
+pub fn open_schema(path: &Path, schema: &Schema) -> Result<Connection, OpenError> {
     check_header(path)?;
     let mut conn = Connection::open(path)?;
-    prepare(&mut conn)?;
+    prepare(&mut conn, schema)?;
     Ok(conn)
 }
 
+/// Opens the file at `path` with `schema`; a bad file is moved aside and a fresh one
+/// opened, and the second value says so (for the log). `what` names the file in errors.
+pub fn open_or_replace(
+    path: &Path,
+    schema: &Schema,
+    what: &str,
+) -> Result<(Connection, Option<(PathBuf, String)>), String> {
+    match open_schema(path, schema) {
+        Ok(c) => Ok((c, None)),
+        Err(OpenError {
+            bad_file: true,
+            reason,
+        }) => {
+            let to = move_aside(path).map_err(|e| {
+                format!(
+                    "{what} {} is unusable ({reason}) and cannot be moved aside: {e}",
+                    path.display()
+                )
+            })?;
+            let conn = open_schema(path, schema).map_err(|e| {
+                format!(
+                    "{what} {}: a fresh one failed too: {}",
+                    path.display(),
+                    e.reason
+                )
+            })?;
+            Ok((conn, Some((to, reason))))
+        }
+        Err(e) => Err(format!(
+            "cannot open {what} {}: {}",
+            path.display(),
+            e.reason
+        )),
+    }
+}
+
 /// Renames the database and its WAL/SHM files out of the way; returns the new path.
-pub(super) fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
+pub fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let stamp = stamp.replace(':', "");
     let mut target = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));

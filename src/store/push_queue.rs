@@ -9,13 +9,19 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::open::{check_header, is_corruption, move_aside};
+use super::open::{open_or_replace, prepare, Schema};
 
 /// The queue's file name in the state directory.
 pub const PUSH_QUEUE_FILE: &str = "push.db";
 
 /// Most entries kept per push; beyond it the oldest go, counted.
 pub const PUSH_QUEUE_MAX: u64 = 1000;
+
+/// The queue's schema (a lost queue entry is a resent state change, not a lost record).
+const SCHEMA: Schema = Schema {
+    migrations: MIGRATIONS,
+    synchronous: "NORMAL",
+};
 
 /// Forward migrations; the schema version is the number applied (`PRAGMA user_version`).
 const MIGRATIONS: &[&str] = &[
@@ -53,35 +59,6 @@ pub struct PushQueue {
     pub in_memory: Option<String>,
 }
 
-fn open_file(path: &Path) -> Result<Connection, (bool, String)> {
-    check_header(path).map_err(|e| (e.bad_file, e.reason))?;
-    let conn = Connection::open(path).map_err(|e| (is_corruption(&e), e.to_string()))?;
-    prepare(&conn).map_err(|e| (is_corruption(&e), e.to_string()))?;
-    Ok(conn)
-}
-
-fn prepare(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-    conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version > MIGRATIONS.len() as i64 {
-        return Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
-            Some(format!(
-                "push queue schema {version} is from a newer vigild"
-            )),
-        ));
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        conn.execute_batch(&format!(
-            "BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;",
-            i + 1
-        ))?;
-    }
-    Ok(())
-}
-
 impl PushQueue {
     /// Opens (or creates) the queue at `path`; a bad file is moved aside and a fresh one
     /// started; when even that fails, the queue lives in memory.
@@ -91,24 +68,14 @@ impl PushQueue {
 
     /// [`open`](Self::open) with another bound (tests).
     pub fn open_with_max(path: &Path, max: u64) -> PushQueue {
-        let mut moved = None;
-        let conn = match open_file(path) {
-            Ok(c) => Ok(c),
-            Err((true, _)) => match move_aside(path) {
-                Ok(to) => {
-                    moved = Some(to);
-                    open_file(path).map_err(|(_, r)| r)
-                }
-                Err(e) => Err(format!("cannot move the bad file aside: {e}")),
-            },
-            Err((false, r)) => Err(r),
-        };
-        let (conn, in_memory) = match conn {
-            Ok(c) => (c, None),
+        let (conn, moved, in_memory) = match open_or_replace(path, &SCHEMA, "the push queue") {
+            Ok((c, moved)) => (c, moved.map(|(to, _)| to), None),
             Err(why) => {
-                let c = Connection::open_in_memory().expect("SQLite opens in memory");
-                prepare(&c).expect("the queue schema applies in memory");
-                (c, Some(why))
+                let mut c = Connection::open_in_memory().expect("SQLite opens in memory");
+                if let Err(e) = prepare(&mut c, &SCHEMA) {
+                    panic!("the queue schema applies in memory: {}", e.reason);
+                }
+                (c, None, Some(why))
             }
         };
         PushQueue {

@@ -5,12 +5,19 @@
 //! corrupt, not SQLite or from a newer vigild is moved aside and a fresh one started.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::store::open::{open_or_replace, Schema};
 
 /// The journal's file name in the state directory.
 pub const JOURNAL_FILE: &str = "updates.db";
+
+/// The journal's schema: every commit on disk before it returns (`synchronous=FULL`).
+const SCHEMA: Schema = Schema {
+    migrations: MIGRATIONS,
+    synchronous: "FULL",
+};
 
 /// Forward migrations; the schema version is the number applied (`PRAGMA user_version`).
 const MIGRATIONS: &[&str] = &[
@@ -81,117 +88,6 @@ pub struct Journal {
     path: PathBuf,
 }
 
-/// Why a journal file could not be opened; `bad` when the file itself is at fault.
-struct OpenError {
-    bad: bool,
-    reason: String,
-}
-
-impl From<rusqlite::Error> for OpenError {
-    fn from(e: rusqlite::Error) -> Self {
-        let bad = matches!(
-            e.sqlite_error_code(),
-            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
-        );
-        OpenError {
-            bad,
-            reason: e.to_string(),
-        }
-    }
-}
-
-fn bad(reason: String) -> OpenError {
-    OpenError { bad: true, reason }
-}
-
-/// The first bytes of every SQLite 3 database file.
-const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
-
-/// Refuses a file that is there but is not SQLite before SQLite sees it (with a `-wal`
-/// beside it SQLite would rebuild pages over the garbage). Empty or absent is fine.
-fn check_header(path: &Path) -> Result<(), OpenError> {
-    use std::io::Read;
-    let mut head = Vec::new();
-    match std::fs::File::open(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(OpenError {
-                bad: false,
-                reason: format!("cannot read it: {e}"),
-            })
-        }
-        Ok(f) => f
-            .take(SQLITE_HEADER.len() as u64)
-            .read_to_end(&mut head)
-            .map_err(|e| OpenError {
-                bad: false,
-                reason: format!("cannot read it: {e}"),
-            })?,
-    };
-    if head.is_empty() || head == SQLITE_HEADER {
-        Ok(())
-    } else {
-        Err(bad(
-            "not a SQLite database (its first bytes are not SQLite's header)".into(),
-        ))
-    }
-}
-
-fn try_open(path: &Path) -> Result<Connection, OpenError> {
-    check_header(path)?;
-    let mut conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-    if mode != "wal" {
-        return Err(OpenError {
-            bad: false,
-            reason: format!("cannot switch to WAL (journal_mode is {mode})"),
-        });
-    }
-    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
-    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
-    if check != "ok" {
-        return Err(bad(format!("integrity check failed: {check}")));
-    }
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version > SCHEMA_VERSION {
-        return Err(bad(format!(
-            "schema version {version} was written by a newer vigild (this one knows {SCHEMA_VERSION})"
-        )));
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql).map_err(|e| OpenError {
-            bad: false,
-            reason: format!("migration {}: {e}", i + 1),
-        })?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-        tx.commit()?;
-    }
-    Ok(conn)
-}
-
-/// Renames the file and its `-wal`/`-shm` to `<file>.corrupt-<unix secs>`; the new path.
-fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let mut target = PathBuf::from(format!("{}.corrupt-{secs}", path.display()));
-    let mut n = 1;
-    while target.exists() {
-        target = PathBuf::from(format!("{}.corrupt-{secs}.{n}", path.display()));
-        n += 1;
-    }
-    std::fs::rename(path, &target)?;
-    for suffix in ["-wal", "-shm"] {
-        let side = PathBuf::from(format!("{}{suffix}", path.display()));
-        if side.exists() {
-            let _ = std::fs::rename(&side, format!("{}{suffix}", target.display()));
-        }
-    }
-    Ok(target)
-}
-
 fn db_error(e: rusqlite::Error) -> String {
     format!("update journal: {e}")
 }
@@ -217,36 +113,19 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
 
 impl Journal {
     /// Opens (or makes) `STATE/updates.db`. A file that is corrupt, not SQLite or from a
-    /// newer vigild is moved aside (`updates.db.corrupt-<unix secs>`) and a fresh one made;
+    /// newer vigild is moved aside (`updates.db.corrupt-<time>`, as vigil.db) and a fresh one made;
     /// the second value then says why, for the log. Any other failure (locked, no
     /// permission) leaves the file alone and is an `Err`.
     pub fn open(state_dir: &Path) -> Result<(Journal, Option<String>), String> {
         let path = state_dir.join(JOURNAL_FILE);
-        let (conn, moved) = match try_open(&path) {
-            Ok(c) => (c, None),
-            Err(OpenError { bad: true, reason }) => {
-                let to = move_aside(&path).map_err(|e| {
-                    format!(
-                        "{} is unusable ({reason}) and cannot be moved aside: {e}",
-                        path.display()
-                    )
-                })?;
-                let conn = try_open(&path).map_err(|e| {
-                    format!(
-                        "{}: a fresh journal failed too: {}",
-                        path.display(),
-                        e.reason
-                    )
-                })?;
-                let why = format!(
-                    "{} was unusable ({reason}); moved aside to {}, a fresh journal started",
-                    path.display(),
-                    to.display()
-                );
-                (conn, Some(why))
-            }
-            Err(e) => return Err(format!("cannot open {}: {}", path.display(), e.reason)),
-        };
+        let (conn, moved) = open_or_replace(&path, &SCHEMA, "the update journal")?;
+        let moved = moved.map(|(to, reason)| {
+            format!(
+                "{} was unusable ({reason}); moved aside to {}, a fresh journal started",
+                path.display(),
+                to.display()
+            )
+        });
         Ok((Journal { conn, path }, moved))
     }
 

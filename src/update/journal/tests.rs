@@ -136,7 +136,7 @@ fn a_file_that_is_not_sqlite_is_moved_aside() {
     let (mut j, moved) = Journal::open(dir.path()).unwrap();
     let why = moved.expect("moved aside");
     assert!(
-        why.contains("not a SQLite database") && why.contains(".corrupt-"),
+        why.contains("not a database") && why.contains(".corrupt-"),
         "{why}"
     );
     let aside: Vec<String> = std::fs::read_dir(dir.path())
@@ -146,8 +146,10 @@ fn a_file_that_is_not_sqlite_is_moved_aside() {
         .collect();
     assert_eq!(aside.len(), 2, "the file and its -wal: {aside:?}");
     let main = aside.iter().find(|n| !n.ends_with("-wal")).unwrap();
-    let secs = main.trim_start_matches("updates.db.corrupt-");
-    assert!(secs.parse::<u64>().is_ok(), "{main}");
+    // Stamped like vigil.db's: the time it was moved, `2026-12-02T002626Z`.
+    let stamp = main.trim_start_matches("updates.db.corrupt-");
+    let with_colons = format!("{}:{}:{}", &stamp[..13], &stamp[13..15], &stamp[15..]);
+    assert!(humantime::parse_rfc3339(&with_colons).is_ok(), "{main}");
     assert_eq!(
         std::fs::read(dir.path().join(main)).unwrap(),
         b"this is no database, and never was one"
