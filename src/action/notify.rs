@@ -27,21 +27,6 @@ pub struct Notification {
     pub time: String,
 }
 
-fn token(dir: Option<&Path>, name: &str) -> Result<String, String> {
-    let dir = dir.ok_or_else(|| format!("token_credential {name:?} set, but no $CREDENTIALS_DIRECTORY (LoadCredential= in the unit)"))?;
-    let token = std::fs::read_to_string(dir.join(name))
-        .map(|t| t.trim().to_string())
-        .map_err(|e| format!("credential {name:?}: {e}"))?;
-    if token.is_empty() {
-        // The package creates each credential file empty, so that LoadCredential= finds it.
-        return Err(format!(
-            "credential {name:?} is empty: write the token into /etc/vigil/credentials/{name} \
-             (or the file LoadCredential= names) and restart vigild"
-        ));
-    }
-    Ok(token)
-}
-
 /// `scheme://host[:port]` of a URL: enough to say where, without the path that for many
 /// services (Slack, Teams) is itself the secret.
 fn shown(url: &str) -> String {
@@ -70,7 +55,7 @@ pub async fn send(hooks: &[Webhook], creds: Option<&Path>, note: &Notification) 
     let mut failed = Vec::new();
     for hook in hooks {
         let bearer = match &hook.token_credential {
-            Some(name) => match token(creds, name) {
+            Some(name) => match crate::sys::identity::credential(creds, name) {
                 Ok(t) => Some(t),
                 Err(e) => {
                     failed.push(format!("{}: {e}", shown(&hook.url)));
