@@ -269,59 +269,56 @@ impl Runner {
         };
         let before = a.run.state;
         let passed = a.run.gate_passed;
-        let effects = match a.run.on(event, clock::now_mono()) {
+        let mut effects = match a.run.on(event, clock::now_mono()) {
             Ok(e) => e,
             Err(m) => {
                 warn!(vigil_event = "update", "update run {}: {m} (ignored)", a.id);
                 return;
             }
         };
-        let (id, state, detail) = (a.id, a.run.state, a.run.detail.clone());
-        if state != before {
-            let (s, d) = (state.as_str().to_string(), detail.clone());
-            let at = super::update_plan::wall_us();
-            let ended = state.is_final();
-            if let Err(e) = self
-                .journal
-                .with(move |j| {
-                    j.record(id, &s, "state", &d, at, ended)?;
-                    j.set_detail(id, &d)
-                })
-                .await
-            {
-                error!(
-                    vigil_event = "update",
-                    "update run {id}: cannot record state {state}: {e}"
-                );
-            }
-            let line = format!("update run {id}: {before} → {state}{}", suffix(&detail));
-            if matches!(state, UpdateState::Failed | UpdateState::RolledBack) {
-                warn!(
-                    vigil_event = "update",
-                    vigil_update_run = id,
-                    vigil_update_state = state.as_str(),
-                    "{line}"
-                );
-            } else {
-                info!(
-                    vigil_event = "update",
-                    vigil_update_run = id,
-                    vigil_update_state = state.as_str(),
-                    "{line}"
-                );
-            }
+        let id = a.id;
+        let mut failed = None;
+        if a.run.state != before {
+            failed = self.record_state(before).await.err();
         }
         let a = self.active.as_ref().expect("still active");
-        if !passed && a.run.gate_passed {
+        if failed.is_none() && !passed && a.run.gate_passed {
             // Durable before the commit hook: after a crash, the run commits.
             let d = a.run.detail.clone();
-            if let Err(e) = self.journal.note(id, "gating", "gate-passed", &d).await {
-                error!(
-                    vigil_event = "update",
-                    "update run {id}: cannot record the gate: {e}"
-                );
+            failed = self
+                .journal
+                .note(id, "gating", "gate-passed", &d)
+                .await
+                .err();
+        }
+        if let Some(e) = failed {
+            let a = self.active.as_mut().expect("still active");
+            let forward = !a.run.state.is_final()
+                && a.run.state != UpdateState::RollingBack
+                && !a.run.rolling_back;
+            error!(
+                vigil_event = "update",
+                vigil_update_run = id,
+                "update run {id}: cannot write the update journal ({e}){}",
+                if forward {
+                    "; rolling back instead of going on"
+                } else {
+                    ""
+                }
+            );
+            if forward {
+                // What is not on disk must not happen: the run goes back, the safe way.
+                let why = format!("the update journal cannot be written: {e}");
+                let from = a.run.state;
+                effects = a
+                    .run
+                    .on(Event::RollbackAsked(why), clock::now_mono())
+                    .unwrap_or_default();
+                // Best effort: the rollback goes on even if this cannot be written.
+                let _ = self.record_state(from).await;
             }
         }
+        let state = self.active.as_ref().expect("still active").run.state;
         for e in effects {
             self.launch(e);
         }
@@ -330,6 +327,39 @@ impl Runner {
         } else if state != before {
             self.refresh().await;
         }
+    }
+
+    /// Writes the active run's state (it came from `before`) to the journal and the log.
+    async fn record_state(&mut self, before: UpdateState) -> Result<(), String> {
+        let a = self.active.as_ref().expect("an active run");
+        let (id, state, detail) = (a.id, a.run.state, a.run.detail.clone());
+        let (s, d) = (state.as_str().to_string(), detail.clone());
+        let at = super::update_plan::wall_us();
+        let ended = state.is_final();
+        let written = self
+            .journal
+            .with(move |j| {
+                j.record(id, &s, "state", &d, at, ended)?;
+                j.set_detail(id, &d)
+            })
+            .await;
+        let line = format!("update run {id}: {before} → {state}{}", suffix(&detail));
+        if matches!(state, UpdateState::Failed | UpdateState::RolledBack) {
+            warn!(
+                vigil_event = "update",
+                vigil_update_run = id,
+                vigil_update_state = state.as_str(),
+                "{line}"
+            );
+        } else {
+            info!(
+                vigil_event = "update",
+                vigil_update_run = id,
+                vigil_update_state = state.as_str(),
+                "{line}"
+            );
+        }
+        written
     }
 
     /// Starts one effect.
