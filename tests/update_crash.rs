@@ -199,7 +199,17 @@ async fn sigkill_at_every_state_and_at_random_points_leaves_the_old_or_the_new_r
             }
             None => tokio::time::sleep(k.delay).await,
         }
-        common::kill(v.pid(), common::SIGKILL);
+        // A power cut, or systemd killing vigild's control group: vigild and every
+        // process it started (a hook half way) die together.
+        let mut doomed = vec![v.pid()];
+        let mut i_d = 0;
+        while i_d < doomed.len() {
+            doomed.extend(children(doomed[i_d]));
+            i_d += 1;
+        }
+        for pid in doomed {
+            common::kill(pid, common::SIGKILL);
+        }
         let _ = v.child.wait();
         let (state_at_kill, _, _) = journal(&bed, &run);
         *killed_in.entry(state_at_kill.clone()).or_default() += 1;
@@ -323,4 +333,25 @@ async fn sigkill_at_every_state_and_at_random_points_leaves_the_old_or_the_new_r
         started.elapsed(),
         recoveries.last().copied().unwrap_or_default()
     );
+}
+
+/// The processes whose parent is `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            out.push(child);
+        }
+    }
+    out
 }
