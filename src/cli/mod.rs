@@ -3,7 +3,10 @@
 
 mod bus;
 pub mod ctl;
+mod redact;
 mod show;
+pub mod support;
+mod support_collect;
 pub mod update;
 mod update_live;
 mod update_show;
@@ -94,6 +97,10 @@ pub enum CtlCommand {
         #[command(subcommand)]
         command: BundleCommand,
     },
+    /// Write a support bundle (tar.gz): status, checks, incidents, update history, policies,
+    /// settings, vigild's journal, containers, units and system facts, secrets redacted. Written
+    /// even when vigild is down (status.json then says why; exit 0 with a warning).
+    SupportBundle(support::SupportBundleArgs),
     /// Versions of vigilctl and of the running vigild.
     Version,
 }
