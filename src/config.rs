@@ -51,6 +51,18 @@ pub struct Settings {
     pub hooks: BTreeMap<String, Hook>,
     #[serde(default)]
     pub update: UpdateSection,
+    #[serde(default)]
+    pub maintenance: MaintenanceSection,
+}
+
+/// `[maintenance]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceSection {
+    /// The units a maintenance window may start as its tunnel (an autossh unit,
+    /// `wg-quick@wg0.service`); no other unit is started, whatever a caller names.
+    #[serde(default)]
+    pub tunnel_units: Vec<Spanned<String>>,
 }
 
 /// `[daemon]`
@@ -226,6 +238,11 @@ impl Settings {
                 return Err(src.at(&l.span(), format!("actions.reboot_limit: {e}")));
             }
         }
+        for unit in &settings.maintenance.tunnel_units {
+            if let Err(e) = crate::core::maintenance::check_unit_name(unit.get_ref()) {
+                return Err(src.at(&unit.span(), format!("maintenance.tunnel_units: {e}")));
+            }
+        }
         push::check(
             &src,
             settings.heartbeat.push.as_ref(),
@@ -250,6 +267,15 @@ impl Settings {
             .listen
             .as_ref()
             .map(|l| l.iter().filter_map(|a| a.get_ref().parse().ok()).collect())
+    }
+
+    /// `[maintenance] tunnel_units`, by name.
+    pub fn tunnel_units(&self) -> Vec<String> {
+        self.maintenance
+            .tunnel_units
+            .iter()
+            .map(|u| u.get_ref().clone())
+            .collect()
     }
 
     /// `[actions] reboot_limit`, if set.

@@ -21,11 +21,16 @@ pub enum Command {
     },
     /// An update request, passed on to the update runner.
     Update(UpdateRequest),
-    /// Maintenance on for `seconds`, or off. Answers a one-line summary.
+    /// Maintenance on for `seconds`, or off. Answers a one-line summary, once the tunnel
+    /// unit (one of `[maintenance] tunnel_units`), where one is named, started or stopped.
     SetMaintenance {
         on: bool,
         seconds: u64,
         reason: String,
+        /// The tunnel to start with the window (empty: none).
+        tunnel: Option<String>,
+        /// Who asks, for the log (`alice (uid 1000)`).
+        by: String,
         reply: Reply<String>,
     },
 }

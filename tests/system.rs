@@ -7,7 +7,8 @@
 //! with curl, the docker group through the bound socket, polkit (vigil may restart the listed
 //! units and nothing else), a watched unit killed and brought back by the vendor policy,
 //! the D-Bus policy (an ordinary user and vigil itself refused, a vigil-admin member allowed),
-//! `systemctl reload` with a broken policy, SIGKILL of vigild, USB sticks with update bundles
+//! `systemctl reload` with a broken policy, SIGKILL of vigild, maintenance windows that
+//! start and stop a tunnel unit (tests/system_tunnel), USB sticks with update bundles
 //! through `vigil-usb@.service` (announced, applied and committed, rolled back;
 //! tests/system_usb), a stalled loop killed by the watchdog, and `apt-get purge`. The
 //! container is torn down by `Drop`, also on failure, and the sticks' loop devices after it.
@@ -19,6 +20,7 @@
 mod common;
 mod deb_support;
 mod nspawn;
+mod system_tunnel;
 mod system_usb;
 mod usb_support;
 
@@ -270,6 +272,14 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
         .file("/etc/systemd/system/docker.service", DOCKER_STAND_IN)
         .file("/etc/systemd/system/vigil-test-other.service", OTHER_UNIT)
         .file("/etc/systemd/system/ollama.service", OLLAMA_STAND_IN)
+        .file(
+            &format!("/etc/systemd/system/{}", system_tunnel::TUNNEL),
+            system_tunnel::TUNNEL_STAND_IN,
+        )
+        .file(
+            &format!("/etc/systemd/system/{}", system_tunnel::UNLISTED),
+            system_tunnel::TUNNEL_STAND_IN,
+        )
         // The operator's drop-in for the heartbeat port: the container shares the host's
         // network, where 9480 may be taken.
         .file(
@@ -537,6 +547,14 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
         ("docker.service", "kill", true),
         ("ssh.service", "kill", false),
         ("vigil-test-other.service", "kill", false),
+        ("vigil-tunnel-support.service", "start", true),
+        ("vigil-tunnel-support.service", "stop", true),
+        ("vigil-tunnel@wg0.service", "start", true),
+        ("vigil-tunnel-support.service", "restart", false),
+        ("vigil-tunnel-support.service", "kill", false),
+        ("vigil-tunnel-.service", "start", false),
+        ("vigil-tunnelx.service", "start", false),
+        ("vigil-tunnel-a/b.service", "start", false),
     ] {
         assert_eq!(
             pkcheck(unit, verb),
@@ -731,6 +749,10 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     );
     assert!(ok, "{said}");
     steps.done("SIGKILL, restart, state intact");
+
+    // --- consented maintenance with a tunnel unit -------------------------------------
+    system_tunnel::run(&c);
+    steps.done("maintenance windows with a tunnel unit");
 
     // --- USB sticks: announced, applied and committed, rolled back --------------------
     system_usb::run(&c, &usb);

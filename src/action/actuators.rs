@@ -43,6 +43,13 @@ impl Actuators {
         }
     }
 
+    /// Starts or stops one unit through systemd (polkit decides), waiting at most `limit`
+    /// for its job: a maintenance window's tunnel.
+    pub async fn unit_job(&self, start: bool, unit_name: &str, limit: Duration) -> Outcome {
+        let verb = if start { "start" } else { "stop" };
+        unit::act(verb, unit_name, self.systemd_bus.as_deref(), limit).await
+    }
+
     /// Carries out one action, bounded by a timeout.
     pub async fn run(&self, action: &Action, note: &Notification) -> Outcome {
         let limit = match action {

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use serde_json::Value;
 use zbus::Connection;
 
-use super::bus::{ask, bad_json, call, connect, manager, within, Failure, BUS_CALL_TIMEOUT_SECS};
+use super::bus::{
+    ask, ask_within, bad_json, call, connect, manager, within, Failure, BUS_CALL_TIMEOUT_SECS,
+};
 use super::show::{self, s};
 use super::{exit, CtlCommand, MaintenanceCommand, PolicyCommand, UpdateCommand, VigilctlArgs};
 use super::{update, update_live};
@@ -120,23 +122,50 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
         }
         CtlCommand::Maintenance { command } => {
             let conn = connect(args.bus.as_deref()).await?;
-            let set = |on: bool, secs: u64, reason: String| {
-                let conn = &conn;
-                async move {
-                    ask::<_, ()>(conn, "SetMaintenance", &(on, secs, reason))
-                        .await?
-                        .map_err(|e| Failure {
-                            code: exit::BAD,
-                            message: format!("SetMaintenance refused: {e}"),
-                        })
-                }
+            let refused = |method: &str, e: String| Failure {
+                code: exit::BAD,
+                message: format!("{method} refused: {e}"),
             };
+            let mut said = None;
             match command {
-                MaintenanceCommand::On { duration, reason } => {
-                    set(true, duration.as_secs(), reason).await?
+                MaintenanceCommand::On {
+                    duration,
+                    reason,
+                    tunnel: Some(tunnel),
+                } => {
+                    // The answer waits for the tunnel unit's start job (at most a minute).
+                    let line = ask_within::<_, String>(
+                        &conn,
+                        "StartMaintenance",
+                        &(duration.as_secs(), reason, tunnel),
+                        90,
+                    )
+                    .await?
+                    .map_err(|e| refused("StartMaintenance", e.to_string()))?;
+                    said = Some(line);
                 }
-                MaintenanceCommand::Off => set(false, 0, String::new()).await?,
+                MaintenanceCommand::On {
+                    duration, reason, ..
+                } => ask::<_, ()>(&conn, "SetMaintenance", &(true, duration.as_secs(), reason))
+                    .await?
+                    .map_err(|e| refused("SetMaintenance", e.to_string()))?,
+                MaintenanceCommand::Off => {
+                    ask::<_, ()>(&conn, "SetMaintenance", &(false, 0u64, String::new()))
+                        .await?
+                        .map_err(|e| refused("SetMaintenance", e.to_string()))?
+                }
                 MaintenanceCommand::Status => {}
+                MaintenanceCommand::Log => {
+                    let text = ask::<_, String>(&conn, "GetMaintenanceLog", &())
+                        .await?
+                        .map_err(|e| refused("GetMaintenanceLog", e.to_string()))?;
+                    let log: serde_json::Value =
+                        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+                    if args.json {
+                        return Ok(serde_json::to_string_pretty(&log).unwrap_or_default());
+                    }
+                    return Ok(show::maintenance_log_text(&log));
+                }
             }
             let doc = status_doc(&conn).await?;
             if args.json {
@@ -144,12 +173,25 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
                     "maintenance": doc["maintenance"],
                     "until": doc["maintenance_until"],
                     "reason": doc["maintenance_reason"],
+                    "tunnel": doc["maintenance_tunnel"],
+                    "by": doc["maintenance_by"],
                 })
                 .to_string());
             }
+            if let Some(line) = said {
+                return Ok(line);
+            }
             Ok(if doc["maintenance"].as_bool() == Some(true) {
+                let tunnel = doc["maintenance_tunnel"]
+                    .as_str()
+                    .map(|t| format!(", tunnel {t}"))
+                    .unwrap_or_default();
+                let by = doc["maintenance_by"]
+                    .as_str()
+                    .map(|b| format!(" by {b}"))
+                    .unwrap_or_default();
                 format!(
-                    "maintenance on until {} ({})",
+                    "maintenance on until {} ({}){by}{tunnel}",
                     s(&doc, "maintenance_until"),
                     s(&doc, "maintenance_reason")
                 )

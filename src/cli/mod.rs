@@ -189,11 +189,19 @@ pub enum MaintenanceCommand {
         /// Why, for the journal and the status.
         #[arg(long)]
         reason: String,
+        /// A tunnel unit for remote maintenance, one of `[maintenance] tunnel_units` in
+        /// vigil.toml (e.g. wg-quick@wg0.service): started now, stopped when the window
+        /// ends or is turned off.
+        #[arg(long, value_name = "UNIT")]
+        tunnel: Option<String>,
     },
-    /// Turn it off now.
+    /// Turn it off now (and stop its tunnel).
     Off,
-    /// Whether it is on, until when and why.
+    /// Whether it is on, until when, why, by whom and with which tunnel.
     Status,
+    /// Every maintenance session: who turned it on or off, when, why, and each start and
+    /// stop of a tunnel with what systemd answered.
+    Log,
 }
 
 /// `vigilctl policy …`

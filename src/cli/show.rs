@@ -171,6 +171,34 @@ pub fn incident_text(id: u64, r: &Value) -> String {
     out
 }
 
+/// The text of `vigilctl maintenance log`: one line a step, oldest first.
+pub fn maintenance_log_text(log: &Value) -> String {
+    let rows = log.as_array().map_or(&[][..], Vec::as_slice);
+    if rows.is_empty() {
+        return "no maintenance sessions recorded".into();
+    }
+    let mut t = table(&["AT", "EVENT", "BY", "TUNNEL", "UNTIL", "REASON / RESULT"]);
+    for r in rows {
+        let note = match (s(r, "reason"), s(r, "result")) {
+            (reason, "") => reason.to_string(),
+            ("", result) => result.to_string(),
+            (reason, result) => format!("{reason}: {result}"),
+        };
+        t.add_row([
+            when(r, "at", "-"),
+            s(r, "event").to_string(),
+            s(r, "by").to_string(),
+            r.get("tunnel")
+                .and_then(Value::as_str)
+                .unwrap_or("-")
+                .to_string(),
+            when(r, "until", "-"),
+            note,
+        ]);
+    }
+    t.to_string()
+}
+
 /// The table of `vigilctl policy show`.
 pub fn policy_table(set: &PolicySet) -> Table {
     let mut t = table(&["CHECK", "PROBE", "EVERY", "WARN", "CRIT", "FROM"]);

@@ -4,6 +4,11 @@
 //! nor keeps it forever. Across a restart of vigild the window is taken up again: exactly,
 //! on the same boot (by the monotonic clock and the boot id); by the wall clock after a
 //! reboot, never for longer than it was set for.
+//!
+//! A window may bring a tunnel for remote maintenance: one of the units the operator listed
+//! (`[maintenance] tunnel_units`), started when the window begins and stopped when it ends,
+//! is turned off, or is found over by a vigild that was down when it ended. Each step goes
+//! into a bounded log of who did what, when, why and with which unit.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +34,77 @@ pub struct Maintenance {
     /// When it ends on that boot's monotonic clock.
     #[serde(default)]
     pub ends_mono: Mono,
+    /// The tunnel unit the window started, if any.
+    #[serde(default)]
+    pub tunnel: Option<String>,
+    /// Who turned it on (`alice (uid 1000)`).
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+/// Most entries the maintenance log keeps (the oldest go first).
+pub const MAINTENANCE_LOG_MAX: usize = 200;
+
+/// One step of a maintenance session, as the log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Wall time (display).
+    pub at: Micros,
+    /// `on`, `off`, `ended`, `tunnel-started`, `tunnel-failed`, `tunnel-stopped`,
+    /// `tunnel-stop-failed`.
+    pub event: String,
+    /// Who asked (`vigild` for what it did by itself).
+    pub by: String,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub until: Option<Micros>,
+    #[serde(default)]
+    pub tunnel: Option<String>,
+    /// What systemd answered, for the tunnel steps.
+    #[serde(default)]
+    pub result: Option<String>,
+}
+
+/// Appends `entry`, keeping at most [`MAINTENANCE_LOG_MAX`] entries.
+pub fn log_push(log: &mut Vec<LogEntry>, entry: LogEntry) {
+    log.push(entry);
+    let over = log.len().saturating_sub(MAINTENANCE_LOG_MAX);
+    log.drain(..over);
+}
+
+/// Whether `name` can be a tunnel unit: a full systemd unit name (`autossh-support.service`,
+/// `wg-quick@wg0.service`), nothing a path or a glob could hide in.
+pub fn check_unit_name(name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b":-_.@\\".contains(&b));
+    let stem = name.strip_suffix(".service").unwrap_or("");
+    if name.len() > 255 || !ok_chars || stem.is_empty() || stem.ends_with('@') {
+        return Err(format!(
+            "{name:?} is not a service unit name such as \"autossh-support.service\" or \
+             \"wg-quick@wg0.service\""
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `unit` may be a tunnel under `allowed` (`[maintenance] tunnel_units`), or why not.
+pub fn check_tunnel(unit: &str, allowed: &[String]) -> Result<(), String> {
+    check_unit_name(unit)?;
+    if allowed.iter().any(|a| a == unit) {
+        return Ok(());
+    }
+    if allowed.is_empty() {
+        return Err(format!(
+            "{unit} is not a tunnel unit: vigil.toml lists none ([maintenance] tunnel_units = \
+             [\"{unit}\"] allows it)"
+        ));
+    }
+    Err(format!(
+        "{unit} is not a tunnel unit; [maintenance] tunnel_units in vigil.toml lists {}",
+        allowed.join(", ")
+    ))
 }
 
 impl Maintenance {
@@ -57,6 +133,8 @@ impl Maintenance {
             seconds,
             boot,
             ends_mono: now.mono.saturating_add(length),
+            tunnel: None,
+            by: None,
         })
     }
 
@@ -171,6 +249,57 @@ mod tests {
         assert!(m
             .resume(at(1_000_000 * S + 7200 * S, 3 * S), Some("b2"))
             .is_none());
+    }
+
+    #[test]
+    fn tunnel_units_are_full_service_names_on_the_list() {
+        for good in [
+            "autossh-support.service",
+            "wg-quick@wg0.service",
+            "a\\x2db.service",
+        ] {
+            assert!(check_unit_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "ssh",
+            ".service",
+            "x@.service",
+            "../x.service",
+            "a b.service",
+            "*.service",
+            "x.socket",
+            "/etc/x.service",
+        ] {
+            assert!(check_unit_name(bad).is_err(), "{bad:?}");
+        }
+        let allowed = vec!["wg-quick@wg0.service".to_string()];
+        assert!(check_tunnel("wg-quick@wg0.service", &allowed).is_ok());
+        let e = check_tunnel("sshd.service", &allowed).unwrap_err();
+        assert!(e.contains("lists wg-quick@wg0.service"), "{e}");
+        let e = check_tunnel("sshd.service", &[]).unwrap_err();
+        assert!(e.contains("lists none"), "{e}");
+    }
+
+    #[test]
+    fn the_log_is_bounded_and_keeps_the_newest() {
+        let mut log = Vec::new();
+        for i in 0..(MAINTENANCE_LOG_MAX as u64 + 5) {
+            log_push(
+                &mut log,
+                LogEntry {
+                    at: i,
+                    event: "on".into(),
+                    by: "root (uid 0)".into(),
+                    reason: String::new(),
+                    until: None,
+                    tunnel: None,
+                    result: None,
+                },
+            );
+        }
+        assert_eq!(log.len(), MAINTENANCE_LOG_MAX);
+        assert_eq!(log[0].at, 5);
     }
 
     /// A window stored by an older vigild (no length, no boot) still resumes by its times.

@@ -43,6 +43,10 @@ pub struct Snapshot {
     pub maintenance: bool,
     pub maintenance_until: Option<Micros>,
     pub maintenance_reason: Option<String>,
+    /// The tunnel unit the maintenance window started, if any.
+    pub maintenance_tunnel: Option<String>,
+    /// Who turned maintenance on.
+    pub maintenance_by: Option<String>,
     pub update_state: UpdateState,
     /// A bundle a USB stick offered and nobody applied yet (`NAME VERSION at PATH`).
     pub update_offered: Option<String>,
@@ -100,6 +104,8 @@ impl Snapshot {
             && self.update_state == other.update_state
             && self.update_offered == other.update_offered
             && self.open_incidents == other.open_incidents
+            maintenance_tunnel: None,
+            maintenance_by: None,
             && self.builtin_policies == other.builtin_policies
             && self.store == other.store
             && self.incidents == other.incidents
@@ -128,6 +134,8 @@ impl Snapshot {
         for (label, status) in [
             ("crit", Status::Crit),
             ("warn", Status::Warn),
+            && self.maintenance_tunnel == other.maintenance_tunnel
+            && self.maintenance_by == other.maintenance_by
             ("unknown", Status::Unknown),
         ] {
             let names: Vec<&str> = self
@@ -205,6 +213,8 @@ impl Snapshot {
         }
     }
 }
+            maintenance_tunnel: self.maintenance_tunnel.clone(),
+            maintenance_by: self.maintenance_by.clone(),
 
 /// Incidents going on, by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -465,6 +475,12 @@ mod tests {
             Arc::new(check("c", Status::Ok)),
         ];
         assert_eq!(s.summary_line(), "ok · 3 checks · 0 incidents");
+    /// The tunnel unit the maintenance window started, if any.
+    #[serde(default)]
+    pub maintenance_tunnel: Option<String>,
+    /// Who turned maintenance on.
+    #[serde(default)]
+    pub maintenance_by: Option<String>,
         s.status = Overall::Critical;
         Arc::make_mut(&mut s.checks[1]).status = Status::Crit;
         Arc::make_mut(&mut s.checks[2]).status = Status::Unknown;

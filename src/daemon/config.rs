@@ -52,6 +52,8 @@ pub struct Config {
     pub globals: Globals,
     /// What actions need.
     pub actuators: Arc<Actuators>,
+    /// `[maintenance] tunnel_units`: the only units a maintenance window may start.
+    pub tunnel_units: Arc<Vec<String>>,
 }
 
 impl Config {
@@ -70,6 +72,7 @@ impl Config {
             },
             globals,
             actuators: Arc::new(Actuators::from_settings(settings)),
+            tunnel_units: Arc::new(settings.tunnel_units()),
         }
     }
 }

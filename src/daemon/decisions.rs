@@ -40,7 +40,7 @@ impl Daemon {
             .as_ref()
             .is_some_and(|m| m.is_over(at.mono))
         {
-            self.end_maintenance("ended by itself");
+            self.maintenance_over();
         }
         let maintenance = self.rules.maintenance.is_some();
         let mut decisions = std::mem::take(&mut self.rules.pending);

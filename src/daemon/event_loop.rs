@@ -164,13 +164,21 @@ impl Daemon {
                 on,
                 seconds,
                 reason,
+                tunnel,
+                by,
                 reply,
             } => {
                 let now = clock::now();
-                let answer = self.set_maintenance(on, seconds, reason, now);
+                let answer = self.set_maintenance(on, seconds, reason, tunnel, by, now);
                 // Published before the answer: a caller reads the new state right after.
                 self.changed(Vec::new(), now);
-                let _ = reply.send(answer);
+                match answer {
+                    // The answer waits for the tunnel's start or stop, off the loop.
+                    Ok((line, jobs)) => super::maintenance::spawn_jobs(jobs, Some((line, reply))),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
             }
             Command::RunCheck { name, reply } => {
                 let group = self

@@ -49,6 +49,8 @@ impl Daemon {
             maintenance_until: m.map(|m| m.until),
             maintenance_reason: m.map(|m| m.reason.clone()),
             update_state: self.io.update.doc.borrow().state,
+            maintenance_tunnel: m.and_then(|m| m.tunnel.clone()),
+            maintenance_by: m.and_then(|m| m.by.clone()),
             update_offered: self
                 .io
                 .update

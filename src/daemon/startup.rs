@@ -12,7 +12,7 @@ use tracing::{error, info, warn};
 use super::bus;
 use super::config::{self, Config, DaemonError, Options};
 use super::event_loop::{Signals, RELOAD_TIMEOUT};
-use super::maintenance::MAINTENANCE_SETTING;
+use super::maintenance::{MAINTENANCE_SETTING, TUNNEL_SETTING};
 use super::probes::Probes;
 use super::state::{
     id_floor, ActionDone, Checks, Daemon, Io, Outbox, RebootMark, Reloads, Rules,
@@ -25,7 +25,7 @@ use crate::control::{Command, Pulse};
 use crate::core::engine::{Engine, Globals};
 use crate::core::maintenance::Maintenance;
 use crate::core::status::Snapshot;
-use crate::core::time::{micros, rfc3339_millis, Now};
+use crate::core::time::{micros, Now};
 use crate::probe::Connections;
 use crate::store::{Store, DB_FILE};
 use crate::surface::{http, notify, push};
@@ -72,10 +72,12 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         .unwrap_or(STALL_AFTER_DEFAULT)
         .max(STALL_AFTER_MIN);
     let pulse = Arc::new(Pulse::new(started.mono, stall_after));
+    // The status page's setting takes effect at start, like the listeners'.
     tokio::spawn(http::serve(
         listeners,
         snap_rx.clone(),
         pulse.clone(),
+        settings.http.status_page,
         shutdown.clone(),
     ));
     // The push heartbeat and the sensor push: their own tasks, so an endpoint that is down
@@ -312,24 +314,25 @@ impl Daemon {
             );
         }
         self.rules.engine.set_next_incident(next);
-        // Maintenance survives a restart of vigild.
-        let saved = store
-            .call(|db| db.setting(MAINTENANCE_SETTING))
+        // Maintenance survives a restart of vigild, re-anchored on this run's clocks; a
+        // tunnel of a window that ended meanwhile comes down.
+        let setting = |key: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .call(move |db| db.setting(key))
+                    .await
+                    .and_then(|r| r.ok())
+                    .flatten()
+                    .filter(|v| !v.is_empty())
+            }
+        };
+        let saved = setting(MAINTENANCE_SETTING)
             .await
-            .and_then(|r| r.ok())
-            .flatten();
-        // Maintenance survives a restart of vigild, re-anchored on this run's clocks.
+            .and_then(|t| serde_json::from_str::<Maintenance>(&t).ok());
+        let tunnel_up = setting(TUNNEL_SETTING).await;
         let now = clock::now();
-        let saved = saved.and_then(|t| serde_json::from_str::<Maintenance>(&t).ok());
-        if let Some(m) = saved.and_then(|m| m.resume(now, self.boot.as_deref())) {
-            info!(
-                vigil_event = "maintenance",
-                "maintenance mode still on until {} ({})",
-                rfc3339_millis(m.until),
-                m.reason
-            );
-            self.rules.maintenance = Some(m);
-        }
+        self.resume_maintenance(saved, tunnel_up, now);
         self.restore_reboots(now).await;
     }
 

@@ -6,6 +6,7 @@ use rusqlite::ErrorCode;
 use super::db::Db;
 use crate::core::health::Transition;
 use crate::core::incident::IncidentState;
+use crate::core::maintenance::{log_push, LogEntry};
 use crate::core::time::Micros;
 
 /// One write.
@@ -44,7 +45,13 @@ pub enum Record {
         key: String,
         value: String,
     },
+    /// A step of a maintenance session, appended to the bounded log in
+    /// [`MAINTENANCE_LOG_SETTING`] (read, appended and written in one transaction).
+    MaintenanceLog(LogEntry),
 }
+
+/// The setting that holds the maintenance log (JSON, oldest first).
+pub const MAINTENANCE_LOG_SETTING: &str = "maintenance-log";
 
 impl Record {
     /// Writes it, in one transaction.
@@ -80,6 +87,15 @@ impl Record {
                 result,
             } => db.action_finished_at(*incident, *step, *started, result),
             Record::Setting { key, value } => db.set_setting(key, value),
+            Record::MaintenanceLog(entry) => db.in_transaction(|db| {
+                let mut log: Vec<LogEntry> = db
+                    .setting(MAINTENANCE_LOG_SETTING)?
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default();
+                log_push(&mut log, entry.clone());
+                let text = serde_json::to_string(&log).unwrap_or_default();
+                db.set_setting(MAINTENANCE_LOG_SETTING, &text)
+            }),
         }
     }
 
@@ -97,6 +113,7 @@ impl Record {
                 format!("an action result of incident {incident}")
             }
             Record::Setting { key, .. } => format!("the setting {key}"),
+            Record::MaintenanceLog(e) => format!("the maintenance log entry `{}`", e.event),
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::control::{Command, UpdateRequest};
 use crate::core::health::CheckState;
 use crate::core::status::{Event, Snapshot};
 use crate::core::update::UpdateDocument;
+use crate::store::record::MAINTENANCE_LOG_SETTING;
 use crate::store::Store;
 use crate::sys::clock;
 use crate::sys::systemd::is_loss;
@@ -27,8 +28,8 @@ pub const BUS_NAME: &str = "org.vigil.Vigil1";
 pub const MANAGER_PATH: &str = "/org/vigil/Vigil1";
 /// Parent of the check objects.
 pub const CHECK_PATH_PREFIX: &str = "/org/vigil/Vigil1/check";
-use super::dbus_access::authorize;
 pub use super::dbus_access::ADMIN_GROUP;
+use super::dbus_access::{authorize, caller_name};
 use super::dbus_check::CheckObject;
 
 /// Escapes a check name into one object path element the way systemd does for unit
@@ -174,16 +175,60 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        authorize(conn, &header, "SetMaintenance").await?;
+        let uid = authorize(conn, &header, "SetMaintenance").await?;
+        let by = caller_name(uid).await;
         self.ask(|reply| Command::SetMaintenance {
             on,
             seconds,
             reason,
+            tunnel: None,
+            by,
             reply,
         })
         .await?
         .map(|_| ())
         .map_err(fdo::Error::InvalidArgs)
+    }
+
+    /// Maintenance mode on for `seconds` with `tunnel` (one of `[maintenance] tunnel_units`,
+    /// or empty for none) started now and stopped when the window ends or is turned off.
+    /// Answers once the tunnel unit started.
+    #[zbus(out_args("summary"))]
+    async fn start_maintenance(
+        &self,
+        seconds: u64,
+        reason: String,
+        tunnel: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        let uid = authorize(conn, &header, "StartMaintenance").await?;
+        let by = caller_name(uid).await;
+        self.ask(|reply| Command::SetMaintenance {
+            on: true,
+            seconds,
+            reason,
+            tunnel: Some(tunnel),
+            by,
+            reply,
+        })
+        .await?
+        .map_err(fdo::Error::InvalidArgs)
+    }
+
+    /// The maintenance log, oldest first (JSON): who turned maintenance on or off, when,
+    /// why, and each start and stop of a tunnel with systemd's answer.
+    #[zbus(out_args("log"))]
+    async fn get_maintenance_log(&self) -> fdo::Result<String> {
+        let text = self
+            .store
+            .call(|db| db.setting(MAINTENANCE_LOG_SETTING))
+            .await
+            .ok_or_else(|| fdo::Error::Failed("vigild is shutting down".into()))?
+            .map_err(|e| fdo::Error::Failed(format!("cannot read the maintenance log: {e}")))?;
+        Ok(text
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| "[]".into()))
     }
 
     /// Probes one check now and returns its state (JSON).

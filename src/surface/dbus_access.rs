@@ -49,3 +49,20 @@ pub async fn authorize(conn: &Connection, header: &Header<'_>, method: &str) -> 
         "{method} needs root or membership in the {ADMIN_GROUP} group (caller uid {uid})"
     )))
 }
+
+/// The caller for logs: `alice (uid 1000)`, or `uid 1000` where no user has that id.
+pub async fn caller_name(uid: u32) -> String {
+    let name = tokio::task::spawn_blocking(move || {
+        nix::unistd::User::from_uid(uid.into())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+    })
+    .await
+    .ok()
+    .flatten();
+    match name {
+        Some(n) => format!("{n} (uid {uid})"),
+        None => format!("uid {uid}"),
+    }
+}
