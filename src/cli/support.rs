@@ -217,6 +217,38 @@ pub fn write_bundle(dest: &Path, top: &str, files: &[(String, Vec<u8>)]) -> std:
     written
 }
 
+/// A reason on one line, for the summary table and the progress lines.
+fn one_line(why: &str) -> String {
+    why.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// `vigild: 0.1.0, ok · 3 checks · 0 incidents`, or why it could not be asked.
+fn vigild_line(
+    conn: &Option<Result<zbus::Connection, Failure>>,
+    parts: &[(&str, Vec<Part>, Duration)],
+) -> String {
+    if let Some(Err(f)) = conn {
+        return format!("vigild: unreachable: {}\n\n", one_line(&f.message));
+    }
+    let doc = parts
+        .iter()
+        .flat_map(|(_, got, _)| got)
+        .find(|p| p.file == "status.json")
+        .and_then(|p| serde_json::from_slice::<serde_json::Value>(&p.data).ok())
+        .unwrap_or_default();
+    match (doc["version"].as_str(), doc["summary"].as_str()) {
+        (Some(v), Some(sum)) => format!("vigild: {v}, {sum}\n\n"),
+        _ => format!(
+            "vigild: no status: {}\n\n",
+            doc["unavailable"].as_str().unwrap_or("(unknown)")
+        ),
+    }
+}
+
 fn hostname() -> String {
     nix::unistd::gethostname()
         .ok()
@@ -288,10 +320,13 @@ pub async fn run(args: SupportBundleArgs, bus: Option<&str>) -> Result<String, F
             _ => collect::system(&args.os_release, &roots, &mut r).await,
         };
         let took = t.elapsed();
-        let failed: Vec<&str> = got
-            .iter()
-            .filter_map(|p| p.result.as_ref().err().map(String::as_str))
-            .collect();
+        let mut failed: Vec<String> = Vec::new();
+        for why in got.iter().filter_map(|p| p.result.as_ref().err()) {
+            let why = one_line(why);
+            if !failed.contains(&why) {
+                failed.push(why);
+            }
+        }
         let outcome = if failed.is_empty() {
             "ok".to_string()
         } else {
@@ -306,7 +341,7 @@ pub async fn run(args: SupportBundleArgs, bus: Option<&str>) -> Result<String, F
     progress.finish();
 
     let mut summary = format!(
-        "vigil support bundle\nhost: {host}\ncreated: {}\nvigilctl: {}\njournal since: {} ({})\nsettings: {}\n\n",
+        "vigil support bundle\nhost: {host}\ncreated: {}\nvigilctl: {}\njournal since: {} ({})\nsettings: {}\n",
         crate::core::time::rfc3339_millis(
             now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
         ),
@@ -315,12 +350,13 @@ pub async fn run(args: SupportBundleArgs, bus: Option<&str>) -> Result<String, F
         crate::core::time::rfc3339_millis(since_epoch.saturating_mul(1_000_000)),
         settings_path.display(),
     );
+    summary.push_str(&vigild_line(&conn, &parts));
     let mut files = Vec::new();
     for (part, got, took) in &parts {
         for p in got {
             let outcome = match &p.result {
                 Ok(()) => "ok".to_string(),
-                Err(why) => format!("not collected: {why}"),
+                Err(why) => format!("not collected: {}", one_line(why)),
             };
             summary.push_str(&format!(
                 "{part:<11} {:<22} {:>6} ms  {outcome}\n",
