@@ -67,6 +67,7 @@ fn the_package_carries_every_file_where_the_design_puts_it() {
         "/usr/lib/systemd/system/vigild.socket",
         "/usr/lib/systemd/system/vigil-journal-vacuum@.service",
         "/usr/lib/systemd/system/vigil-usb@.service",
+        "/usr/lib/systemd/system/vigil-smart@.service",
         "/usr/lib/udev/rules.d/90-vigil-usb.rules",
         "/usr/share/dbus-1/system.d/org.vigil.Vigil1.conf",
         "/usr/share/dbus-1/interfaces/org.vigil.Vigil1.Manager.xml",
@@ -131,6 +132,10 @@ fn the_package_carries_every_file_where_the_design_puts_it() {
         (
             "units/vigil-usb@.service",
             "usr/lib/systemd/system/vigil-usb@.service",
+        ),
+        (
+            "units/vigil-smart@.service",
+            "usr/lib/systemd/system/vigil-smart@.service",
         ),
         (
             "packaging/udev/90-vigil-usb.rules",

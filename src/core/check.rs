@@ -82,6 +82,16 @@ pub enum ProbeParams {
     Thermal {
         sensors: Vec<String>,
     },
+    /// SMART / NVMe health of one disk, as `vigil-smart@.service` recorded it.
+    Smart {
+        /// The device, `/dev/NAME` (`NAME` lowercase letters and digits).
+        device: PathBuf,
+        /// Where the unit writes its output: `<dir>/dev-NAME.json` (and `.exit`).
+        dir: PathBuf,
+        /// Whether vigild starts the unit when the output is older than `every`; `false`
+        /// only reads (another timer or a test refreshes it).
+        refresh: bool,
+    },
     /// One systemd unit.
     Systemd {
         unit: String,
@@ -123,6 +133,7 @@ impl ProbeParams {
             ProbeParams::Disk { .. } => ProbeKind::Disk,
             ProbeParams::Memory => ProbeKind::Memory,
             ProbeParams::Thermal { .. } => ProbeKind::Thermal,
+            ProbeParams::Smart { .. } => ProbeKind::Smart,
             ProbeParams::Systemd { .. } => ProbeKind::Systemd,
             ProbeParams::Container { .. } => ProbeKind::Container,
             ProbeParams::Containers { .. } => ProbeKind::Containers,

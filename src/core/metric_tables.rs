@@ -133,6 +133,25 @@ pub const THERMAL: &[MetricSpec] = &[
     },
 ];
 
+// `probe = "smart"`
+/// Metrics of the `smart` probe. NVMe-only and ATA-only ones are optional: a threshold on
+/// one is skipped on the other kind of disk.
+pub const SMART: &[MetricSpec] = &[
+    MetricSpec { name: "passed", unit: Unit::Number, help: "1 when the disk's overall SMART health self-assessment passed, 0 when it failed", optional: false },
+    MetricSpec { name: "exit_status", unit: Unit::Number, help: "smartctl's exit status, a bitmask (see smartctl(8)); non-zero for a disk with problems too", optional: false },
+    MetricSpec { name: "temperature", unit: Unit::Celsius, help: "the disk's temperature (absent where it reports none)", optional: true },
+    MetricSpec { name: "power_on_hours", unit: Unit::Hours, help: "hours the disk has been powered on", optional: true },
+    MetricSpec { name: "critical_warning", unit: Unit::Number, help: "NVMe: the critical-warning bitmask of the health log (0 when none is set)", optional: true },
+    MetricSpec { name: "percentage_used", unit: Unit::Percent, help: "NVMe: the share of the rated endurance used, as the disk estimates it (may pass 100)", optional: true },
+    MetricSpec { name: "available_spare", unit: Unit::Percent, help: "NVMe: spare capacity left", optional: true },
+    MetricSpec { name: "available_spare_threshold", unit: Unit::Percent, help: "NVMe: the spare below which the disk itself warns", optional: true },
+    MetricSpec { name: "media_errors", unit: Unit::Count, help: "NVMe: unrecovered data-integrity errors over the disk's life", optional: true },
+    MetricSpec { name: "media_errors_new", unit: Unit::Count, help: "NVMe: media errors since the previous reading (0 on the first)", optional: true },
+    MetricSpec { name: "reallocated_sectors", unit: Unit::Count, help: "ATA: attribute 5 (Reallocated_Sector_Ct), raw", optional: true },
+    MetricSpec { name: "pending_sectors", unit: Unit::Count, help: "ATA: attribute 197 (Current_Pending_Sector), raw", optional: true },
+    MetricSpec { name: "offline_uncorrectable", unit: Unit::Count, help: "ATA: attribute 198 (Offline_Uncorrectable), raw", optional: true },
+];
+
 // `probe = "systemd"`
 /// Metrics of the `systemd` probe.
 pub const SYSTEMD: &[MetricSpec] = &[

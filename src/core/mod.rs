@@ -15,6 +15,7 @@ pub mod metric;
 pub mod metric_tables;
 pub mod probe_kind;
 pub mod rule;
+pub mod smart;
 pub mod status;
 pub mod threshold;
 pub mod time;

@@ -19,6 +19,15 @@ use crate::core::threshold::{self, Condition};
 /// The shortest probe interval a check may have.
 pub const EVERY_MIN_MILLIS: u64 = 100;
 
+/// Where `vigil-smart@.service` writes smartctl's output (its RuntimeDirectory=).
+pub const SMART_DIR_DEFAULT: &str = "/run/vigil-smart";
+/// Default interval of a `smart` check: each reading past it starts a root unit.
+pub const SMART_EVERY_DEFAULT_SECS: u64 = 600;
+/// Default timeout of a `smart` check: the unit's smartctl run plus the read.
+pub const SMART_TIMEOUT_DEFAULT_SECS: u64 = 60;
+/// The warn threshold a `smart` check has when its policy sets no `warn`.
+pub const SMART_WARN_DEFAULT: &str = "percentage_used >= 90%";
+
 /// Default Ollama address.
 pub const OLLAMA_URL_DEFAULT: &str = "http://127.0.0.1:11434";
 
@@ -74,6 +83,7 @@ pub(crate) fn parse_check(
         ProbeKind::Thermal => Some(ProbeParams::Thermal {
             sensors: strings(t.str_or_list("sensors", errors)),
         }),
+        ProbeKind::Smart => smart(t, errors),
         ProbeKind::Systemd => t
             .required_str("unit", errors)
             .map(|(unit, _)| ProbeParams::Systemd { unit }),
@@ -106,6 +116,11 @@ pub(crate) fn parse_check(
         }
         out
     };
+    // A `smart` check warns on wear unless its policy says otherwise.
+    let warn_texts = match (kind, warn_texts) {
+        (ProbeKind::Smart, None) => Some(vec![(SMART_WARN_DEFAULT.to_string(), 0..0)]),
+        (_, w) => w,
+    };
     let warn = conditions(warn_texts);
     let crit = conditions(crit_texts);
     let finished = t.finish(errors);
@@ -116,8 +131,14 @@ pub(crate) fn parse_check(
     Some(CheckSpec {
         name,
         params: params?,
-        every: every.unwrap_or(Duration::from_secs(EVERY_DEFAULT_SECS)),
-        timeout: timeout.unwrap_or(Duration::from_secs(TIMEOUT_DEFAULT_SECS)),
+        every: every.unwrap_or(Duration::from_secs(match kind {
+            ProbeKind::Smart => SMART_EVERY_DEFAULT_SECS,
+            _ => EVERY_DEFAULT_SECS,
+        })),
+        timeout: timeout.unwrap_or(Duration::from_secs(match kind {
+            ProbeKind::Smart => SMART_TIMEOUT_DEFAULT_SECS,
+            _ => TIMEOUT_DEFAULT_SECS,
+        })),
         warn,
         crit,
         origin,
@@ -186,6 +207,46 @@ fn disk(t: &mut Table<'_>, errors: &mut Errors) -> Option<ProbeParams> {
     }
     errors.push(t.src.at(&span, "path must be absolute (start with /)"));
     None
+}
+
+/// Whether `device` is `/dev/NAME` with NAME of lowercase letters and digits (`nvme0`,
+/// `sda`): the names the unit's instance and polkit's rule accept.
+pub fn valid_smart_device(device: &str) -> bool {
+    device.strip_prefix("/dev/").is_some_and(|n| {
+        n.starts_with(|c: char| c.is_ascii_lowercase())
+            && n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    })
+}
+
+fn smart(t: &mut Table<'_>, errors: &mut Errors) -> Option<ProbeParams> {
+    let device = t.required_str("device", errors);
+    let dir = t.str("dir", errors);
+    let refresh = t.bool("refresh", errors).unwrap_or(true);
+    let dir = match dir {
+        None => PathBuf::from(SMART_DIR_DEFAULT),
+        Some((d, _)) if Path::new(&d).is_absolute() => PathBuf::from(d),
+        Some((_, span)) => {
+            errors.push(t.src.at(&span, "dir must be absolute (start with /)"));
+            return None;
+        }
+    };
+    let (device, span) = device?;
+    if !valid_smart_device(&device) {
+        errors.push(t.src.at(
+            &span,
+            format!(
+                "device must be /dev/NAME with NAME of lowercase letters and digits, such as \
+                 \"/dev/nvme0\" or \"/dev/sda\", got {device:?}"
+            ),
+        ));
+        return None;
+    }
+    Some(ProbeParams::Smart {
+        device: PathBuf::from(device),
+        dir,
+        refresh,
+    })
 }
 
 fn containers(t: &mut Table<'_>, errors: &mut Errors) -> Option<ProbeParams> {

@@ -149,6 +149,21 @@ impl<'a> Table<'a> {
         }
     }
 
+    /// A boolean value, if the key is there.
+    pub fn bool(&mut self, key: &str, errors: &mut Vec<Diagnostic>) -> Option<bool> {
+        let (v, span) = self.get(key)?;
+        match v {
+            DeValue::Boolean(b) => Some(*b),
+            other => {
+                errors.push(self.src.at(
+                    &span,
+                    format!("`{key}` must be true or false, not {}", type_name(other)),
+                ));
+                None
+            }
+        }
+    }
+
     /// A string value that must be there.
     pub fn required_str(
         &mut self,

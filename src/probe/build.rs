@@ -2,7 +2,9 @@
 
 use crate::core::check::{CheckSpec, ProbeParams};
 use crate::probe::api::{Context, Probe};
-use crate::probe::{container, disk, exec, gpu, http, memory, ollama, systemd, tcp, thermal};
+use crate::probe::{
+    container, disk, exec, gpu, http, memory, ollama, smart, systemd, tcp, thermal,
+};
 
 /// Builds the probe for a check.
 pub fn build(spec: &CheckSpec, ctx: &Context) -> Box<dyn Probe> {
@@ -12,6 +14,18 @@ pub fn build(spec: &CheckSpec, ctx: &Context) -> Box<dyn Probe> {
         ProbeParams::Thermal { sensors } => Box::new(thermal::ThermalProbe::new(
             ctx.roots.sys.clone(),
             sensors.clone(),
+        )),
+        ProbeParams::Smart {
+            device,
+            dir,
+            refresh,
+        } => Box::new(smart::SmartProbe::new(
+            device.clone(),
+            dir.clone(),
+            *refresh,
+            spec.every,
+            spec.timeout,
+            ctx,
         )),
         ProbeParams::Systemd { unit } => Box::new(systemd::SystemdProbe::new(unit.clone(), ctx)),
         ProbeParams::Container { container } => {

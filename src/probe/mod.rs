@@ -15,6 +15,7 @@ pub mod gpu;
 pub mod http;
 pub mod memory;
 pub mod ollama;
+pub mod smart;
 pub mod systemd;
 pub mod tcp;
 pub mod thermal;

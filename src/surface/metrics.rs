@@ -49,7 +49,7 @@ pub struct ProbeFamily {
 fn family(prefix: &str, spec: &MetricSpec) -> Option<ProbeFamily> {
     let n = spec.name;
     let (base, kind, scale, unit) = match (n, spec.unit) {
-        ("oom_kills_new", _) => return None,
+        ("oom_kills_new" | "media_errors_new", _) => return None,
         ("hours_to_full", _) => (
             "time_to_full_seconds".into(),
             Kind::Gauge,
@@ -58,7 +58,9 @@ fn family(prefix: &str, spec: &MetricSpec) -> Option<ProbeFamily> {
         ),
         ("freq_mhz", _) => ("frequency_hertz".into(), Kind::Gauge, 1e6, "hertz"),
         ("restart_count" | "n_restarts", _) => ("restarts".into(), Kind::Counter, 1.0, ""),
-        ("oom_kills" | "xid_errors" | "ecc_errors", _) => (n.into(), Kind::Counter, 1.0, ""),
+        ("oom_kills" | "xid_errors" | "ecc_errors" | "media_errors", _) => {
+            (n.into(), Kind::Counter, 1.0, "")
+        }
         (_, Unit::Percent) => (format!("{n}_ratio"), Kind::Gauge, 0.01, "ratio 0-1"),
         (_, Unit::Bytes) if n.ends_with("_bytes") => (n.into(), Kind::Gauge, 1.0, "bytes"),
         (_, Unit::Bytes) => (format!("{n}_bytes"), Kind::Gauge, 1.0, "bytes"),
@@ -81,7 +83,12 @@ fn family(prefix: &str, spec: &MetricSpec) -> Option<ProbeFamily> {
             1.0,
             "watts",
         ),
-        (_, Unit::Hours) => (format!("{n}_seconds"), Kind::Gauge, 3600.0, "seconds"),
+        (_, Unit::Hours) => (
+            format!("{}_seconds", n.trim_end_matches("_hours")),
+            Kind::Gauge,
+            3600.0,
+            "seconds",
+        ),
         (_, Unit::Count | Unit::Number) => (n.into(), Kind::Gauge, 1.0, ""),
     };
     let unit = if unit.is_empty() {
@@ -404,6 +411,11 @@ mod tests {
             "ollama_models_loaded",
             "ollama_vram_bytes",
             "http_latency_seconds",
+            "smart_percentage_used_ratio",
+            "smart_available_spare_ratio",
+            "smart_temperature_celsius",
+            "smart_power_on_seconds",
+            "smart_media_errors",
         ] {
             assert!(names.contains(&want), "{want} in {names:?}");
         }
