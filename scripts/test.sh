@@ -27,7 +27,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PACKAGES=(
     dbus docker.io busybox-static systemd-container minisign lintian curl jq
     qemu-user-static wrk nginx-light libxml2-utils systemd util-linux polkitd dpkg-dev apt faketime udev dosfstools e2fsprogs
-    prometheus smartmontools
+    prometheus chromium smartmontools
 )
 CARGO_DEB_VERSION=3.8.0
 TEST_IMAGE=vigil-test/busybox:1

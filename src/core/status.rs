@@ -1,33 +1,21 @@
 //! The status snapshot the daemon loop publishes, and the status document that D-Bus
 //! (`GetStatus`), HTTP and `vigilctl status --json` share. Surfaces only read these.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::health::{CheckState, Overall, Status, StatusCounts, Transition};
+use crate::core::health::{CheckState, Overall, Status, StatusCounts};
 use crate::core::time::{rfc3339_millis, Micros, Mono, Now};
 use crate::core::update::UpdateState;
 
-/// Something that happened, for signals and logs (the snapshot says how things are).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    Transition(Transition),
-    IncidentOpened {
-        id: u64,
-        rule: String,
-        check: String,
-    },
-    ActionTaken {
-        incident: u64,
-        action: String,
-        result: String,
-    },
-    IncidentResolved {
-        id: u64,
-    },
-}
+mod activity;
+
+pub use activity::{
+    ActionCounts, ActionKey, ActionTally, Event, OpenIncident, RecentAction, OPEN_INCIDENTS_LISTED,
+    RECENT_ACTIONS_KEPT, TALLY_INCIDENTS_KEPT,
+};
 
 /// What the daemon loop publishes after every change; surfaces only read it.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +49,10 @@ pub struct Snapshot {
     pub actions: Arc<ActionCounts>,
     /// The push heartbeat and the sensor push, where configured.
     pub push: Vec<PushStatus>,
+    /// The first [`OPEN_INCIDENTS_LISTED`] incidents going on, by id.
+    pub open_list: Arc<Vec<OpenIncident>>,
+    /// The last [`RECENT_ACTIONS_KEPT`] actions, oldest first.
+    pub recent_actions: Arc<VecDeque<RecentAction>>,
 }
 
 impl Snapshot {
@@ -75,6 +67,8 @@ impl Snapshot {
             maintenance: false,
             maintenance_until: None,
             maintenance_reason: None,
+            maintenance_tunnel: None,
+            maintenance_by: None,
             update_state: UpdateState::Idle,
             update_offered: None,
             open_incidents: 0,
@@ -83,6 +77,8 @@ impl Snapshot {
             incidents: IncidentCounts::default(),
             actions: Arc::default(),
             push: Vec::new(),
+            open_list: Arc::default(),
+            recent_actions: Arc::default(),
         }
     }
 
@@ -101,16 +97,18 @@ impl Snapshot {
             && self.maintenance == other.maintenance
             && self.maintenance_until == other.maintenance_until
             && self.maintenance_reason == other.maintenance_reason
+            && self.maintenance_tunnel == other.maintenance_tunnel
+            && self.maintenance_by == other.maintenance_by
             && self.update_state == other.update_state
             && self.update_offered == other.update_offered
             && self.open_incidents == other.open_incidents
-            maintenance_tunnel: None,
-            maintenance_by: None,
             && self.builtin_policies == other.builtin_policies
             && self.store == other.store
             && self.incidents == other.incidents
             && self.actions == other.actions
             && self.push == other.push
+            && self.open_list == other.open_list
+            && self.recent_actions == other.recent_actions
             && self.checks.len() == other.checks.len()
             && self
                 .checks
@@ -134,8 +132,6 @@ impl Snapshot {
         for (label, status) in [
             ("crit", Status::Crit),
             ("warn", Status::Warn),
-            && self.maintenance_tunnel == other.maintenance_tunnel
-            && self.maintenance_by == other.maintenance_by
             ("unknown", Status::Unknown),
         ] {
             let names: Vec<&str> = self
@@ -180,6 +176,8 @@ impl Snapshot {
             maintenance: self.maintenance,
             maintenance_until: self.maintenance_until.map(rfc3339_millis),
             maintenance_reason: self.maintenance_reason.clone(),
+            maintenance_tunnel: self.maintenance_tunnel.clone(),
+            maintenance_by: self.maintenance_by.clone(),
             update_state: self.update_state.as_str().to_string(),
             update_offered: self.update_offered.clone(),
             open_incidents: self.open_incidents,
@@ -213,8 +211,6 @@ impl Snapshot {
         }
     }
 }
-            maintenance_tunnel: self.maintenance_tunnel.clone(),
-            maintenance_by: self.maintenance_by.clone(),
 
 /// Incidents going on, by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,56 +218,6 @@ pub struct IncidentCounts {
     pub open: u32,
     pub acting: u32,
     pub exhausted: u32,
-}
-
-/// Which action: its rule, its kind (`restart`, `notify`, …) and how it ended (`done`,
-/// `skipped`, `failed`, `observed`).
-pub type ActionKey = (String, String, String);
-/// Actions taken, by [`ActionKey`].
-pub type ActionCounts = BTreeMap<ActionKey, u64>;
-
-/// Most incidents whose rule the tally remembers (an action's result may come after its
-/// incident ended); the oldest are forgotten first.
-pub const TALLY_INCIDENTS_KEPT: usize = 4096;
-
-/// Counts actions from the events that say they were taken. Events name the incident, so
-/// the tally remembers which rule opened each.
-#[derive(Debug, Default)]
-pub struct ActionTally {
-    rules: BTreeMap<u64, String>,
-    counts: Arc<ActionCounts>,
-}
-
-impl ActionTally {
-    /// Takes note of one event.
-    pub fn note(&mut self, event: &Event) {
-        match event {
-            Event::IncidentOpened { id, rule, .. } => {
-                self.rules.insert(*id, rule.clone());
-                while self.rules.len() > TALLY_INCIDENTS_KEPT {
-                    self.rules.pop_first();
-                }
-            }
-            Event::ActionTaken {
-                incident,
-                action,
-                result,
-            } => {
-                let rule = self.rules.get(incident).cloned().unwrap_or_default();
-                let kind = action.split_whitespace().next().unwrap_or("").to_string();
-                let how = result.split(':').next().unwrap_or("").trim().to_string();
-                *Arc::make_mut(&mut self.counts)
-                    .entry((rule, kind, how))
-                    .or_default() += 1;
-            }
-            _ => {}
-        }
-    }
-
-    /// The counts so far (shared until the next action).
-    pub fn counts(&self) -> Arc<ActionCounts> {
-        self.counts.clone()
-    }
 }
 
 /// How one push (the heartbeat or the sensor push) is going; the push loop keeps it.
@@ -420,6 +366,12 @@ pub struct StatusDocument {
     pub maintenance: bool,
     pub maintenance_until: Option<String>,
     pub maintenance_reason: Option<String>,
+    /// The tunnel unit the maintenance window started, if any.
+    #[serde(default)]
+    pub maintenance_tunnel: Option<String>,
+    /// Who turned maintenance on.
+    #[serde(default)]
+    pub maintenance_by: Option<String>,
     pub update_state: String,
     /// A bundle a USB stick offered (`NAME VERSION at PATH`), until one is applied.
     #[serde(default)]
@@ -475,12 +427,6 @@ mod tests {
             Arc::new(check("c", Status::Ok)),
         ];
         assert_eq!(s.summary_line(), "ok · 3 checks · 0 incidents");
-    /// The tunnel unit the maintenance window started, if any.
-    #[serde(default)]
-    pub maintenance_tunnel: Option<String>,
-    /// Who turned maintenance on.
-    #[serde(default)]
-    pub maintenance_by: Option<String>,
         s.status = Overall::Critical;
         Arc::make_mut(&mut s.checks[1]).status = Status::Crit;
         Arc::make_mut(&mut s.checks[2]).status = Status::Unknown;
@@ -492,32 +438,7 @@ mod tests {
     }
 
     #[test]
-    fn the_tally_counts_actions_by_rule_kind_and_result() {
-        let mut t = ActionTally::default();
-        let opened = |id: u64, rule: &str| Event::IncidentOpened {
-            id,
-            rule: rule.into(),
-            check: "c".into(),
-        };
-        let taken = |incident: u64, action: &str, result: &str| Event::ActionTaken {
-            incident,
-            action: action.into(),
-            result: result.into(),
-        };
-        t.note(&opened(1, "heal-ollama"));
-        t.note(&taken(1, "restart ollama.service", "done: restarted"));
-        t.note(&taken(1, "restart ollama.service", "done: restarted"));
-        t.note(&taken(1, "reboot", "failed: no"));
-        t.note(&taken(9, "notify", "skipped: none"));
-        let c = t.counts();
-        let key = |r: &str, a: &str, h: &str| (r.to_string(), a.to_string(), h.to_string());
-        assert_eq!(c[&key("heal-ollama", "restart", "done")], 2);
-        assert_eq!(c[&key("heal-ollama", "reboot", "failed")], 1);
-        assert_eq!(
-            c[&key("", "notify", "skipped")],
-            1,
-            "an incident it never saw"
-        );
+    fn the_push_line_says_where_and_how() {
         let p = PushStatus {
             name: "heartbeat".into(),
             format: "vigil".into(),

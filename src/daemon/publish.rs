@@ -39,6 +39,7 @@ impl Daemon {
                 _ => {}
             }
         }
+        let (open_list, recent_actions) = self.io.outbox.recent(&open);
         let snap = Snapshot {
             started_at: self.started_at,
             started_mono: self.started_mono,
@@ -65,6 +66,8 @@ impl Daemon {
             incidents,
             actions: self.io.outbox.actions(),
             push: self.io.push.borrow().clone(),
+            open_list,
+            recent_actions,
         };
         let line = snap.summary_line();
         if line != self.status_line {

@@ -15,8 +15,12 @@ use crate::control::{Pulse, Reply};
 use crate::core::check::CheckSpec;
 use crate::core::engine::{Decision, Engine};
 use crate::core::health::{CheckState, HealthModel};
+use crate::core::incident::IncidentState;
 use crate::core::maintenance::Maintenance;
-use crate::core::status::{ActionCounts, ActionTally, Event, PushStatus, Snapshot};
+use crate::core::status::{
+    ActionCounts, ActionTally, Event, OpenIncident, PushStatus, RecentAction, Snapshot,
+    OPEN_INCIDENTS_LISTED,
+};
 use crate::core::time::{Micros, Mono};
 use crate::store::{Record, Store};
 
@@ -42,7 +46,8 @@ impl Outbox {
     pub fn push(&self, events: Vec<Event>) {
         if !events.is_empty() {
             let mut tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
-            events.iter().for_each(|e| tally.note(e));
+            let at = crate::sys::clock::now_micros();
+            events.iter().for_each(|e| tally.note(e, at));
             drop(tally);
             let mut q = self.events.lock().unwrap_or_else(|p| p.into_inner());
             q.extend(events);
@@ -76,11 +81,29 @@ impl Outbox {
             .counts()
     }
 
+    /// The last actions, and when each incident in `open` opened, for the status page.
+    pub fn recent(&self, open: &[(u64, String, String, IncidentState)]) -> Recent {
+        let tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+        let list = (open.iter().take(OPEN_INCIDENTS_LISTED))
+            .map(|(id, rule, check, state)| OpenIncident {
+                id: *id,
+                rule: rule.clone(),
+                check: check.clone(),
+                state: *state,
+                opened: tally.opened_at(*id),
+            })
+            .collect();
+        (Arc::new(list), tally.recent())
+    }
+
     /// Forgets every event (nothing is connected to hear them).
     pub fn clear(&self) {
         self.take();
     }
 }
+
+/// The incidents going on (bounded) and the last actions, as the snapshot shares them.
+pub type Recent = (Arc<Vec<OpenIncident>>, Arc<VecDeque<RecentAction>>);
 
 /// An action's result on its way back to the loop.
 pub struct ActionDone {

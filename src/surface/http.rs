@@ -1,5 +1,6 @@
 //! The HTTP heartbeat: `GET /api/system/heartbeat`, `GET /healthz`, `GET /metrics`
-//! (Prometheus text, [`crate::surface::metrics`]). Nothing else is
+//! (Prometheus text, [`crate::surface::metrics`]), and `GET /` when the status page is on
+//! ([`crate::surface::status_page`]). Nothing else is
 //! served and nothing writes. Bounded: request head size, header count, time to read the
 //! head, life of a connection, and number of connections. The listener keeps accepting: at
 //! the cap, the oldest connections that have not sent a byte yet are closed to make room, so
@@ -29,7 +30,7 @@ use crate::control::Pulse;
 use crate::core::health::Overall;
 use crate::core::status::Snapshot;
 use crate::core::time::{rfc3339_millis, Now};
-use crate::surface::metrics;
+use crate::surface::{metrics, status_page};
 use crate::sys::clock;
 
 /// Largest request head accepted (hyper's minimum buffer).
@@ -79,9 +80,15 @@ fn respond(
     r
 }
 
-/// Answers one request from the current snapshot.
+/// Answers one request from the current snapshot, without the status page.
 pub fn handle(method: &Method, path: &str, snap: &Snapshot, now: Now) -> Response<Full<Bytes>> {
-    let known = matches!(path, "/api/system/heartbeat" | "/healthz" | "/metrics");
+    answer(method, path, snap, now, false)
+}
+
+/// Answers one request; `GET /` is the status page when `page` is on, else 404.
+pub fn answer(m: &Method, path: &str, s: &Snapshot, now: Now, page: bool) -> Response<Full<Bytes>> {
+    let (method, snap, page) = (m, s, page && path == "/");
+    let known = page || matches!(path, "/api/system/heartbeat" | "/healthz" | "/metrics");
     if !known {
         return respond(
             StatusCode::NOT_FOUND,
@@ -100,6 +107,7 @@ pub fn handle(method: &Method, path: &str, snap: &Snapshot, now: Now) -> Respons
         return r;
     }
     match path {
+        _ if page => status_page::response(snap, now),
         "/api/system/heartbeat" => respond(
             StatusCode::OK,
             "application/json",
@@ -441,11 +449,12 @@ impl AsyncWrite for Watched {
     }
 }
 
-/// Serves until `shutdown` fires.
+/// Serves until `shutdown` fires; `page`: whether `GET /` is the status page.
 pub async fn serve(
     listeners: Vec<TcpListener>,
     snap: watch::Receiver<Arc<Snapshot>>,
     pulse: Arc<Pulse>,
+    page: bool,
     shutdown: CancellationToken,
 ) {
     let tracker = Tracker::new(MAX_CONNECTIONS);
@@ -455,7 +464,7 @@ pub async fn serve(
             listener,
             snap.clone(),
             pulse.clone(),
-            tracker.clone(),
+            (tracker.clone(), page),
             shutdown.clone(),
         ));
     }
@@ -466,7 +475,7 @@ async fn accept_loop(
     listener: TcpListener,
     snap: watch::Receiver<Arc<Snapshot>>,
     pulse: Arc<Pulse>,
-    tracker: Arc<Tracker>,
+    (tracker, page): (Arc<Tracker>, bool),
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(10);
@@ -495,7 +504,7 @@ async fn accept_loop(
             peer,
             slot,
             snap.clone(),
-            pulse.clone(),
+            (pulse.clone(), page),
             shutdown.clone(),
         ));
     }
@@ -507,7 +516,7 @@ async fn connection(
     peer: SocketAddr,
     slot: Slot,
     snap: watch::Receiver<Arc<Snapshot>>,
-    pulse: Arc<Pulse>,
+    (pulse, page): (Arc<Pulse>, bool),
     shutdown: CancellationToken,
 ) {
     let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -519,7 +528,7 @@ async fn connection(
             stale.status = Overall::Critical;
             s = Arc::new(stale);
         }
-        let r = handle(req.method(), req.uri().path(), &s, now);
+        let r = answer(req.method(), req.uri().path(), &s, now, page);
         async move { Ok::<_, Infallible>(r) }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();

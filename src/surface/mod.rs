@@ -1,5 +1,5 @@
-//! Status surfaces: D-Bus, HTTP (heartbeat and `/metrics`), the push heartbeat and sensor
-//! push, sd_notify and the journal. Each reads the
+//! Status surfaces: D-Bus, HTTP (heartbeat, `/metrics` and the status page), the push
+//! heartbeat and sensor push, sd_notify and the journal. Each reads the
 //! [`Snapshot`](crate::core::status::Snapshot) the daemon loop publishes; none of them owns
 //! state, and requests go into the loop as [`Command`](crate::control::Command)s.
 
@@ -14,3 +14,4 @@ pub mod push;
 pub mod push_format;
 pub mod push_send;
 pub mod sensor;
+pub mod status_page;
