@@ -24,10 +24,7 @@ async fn status_doc(conn: &Connection) -> Result<Value, Failure> {
     serde_json::from_str(&text).map_err(bad_json)
 }
 
-pub(super) fn policy_sources(
-    paths: &[PathBuf],
-    config: Option<&PathBuf>,
-) -> Result<PolicySet, String> {
+fn policy_sources(paths: &[PathBuf], config: Option<&PathBuf>) -> Result<PolicySet, String> {
     // Rules are checked against the settings (clean_allow, hooks) the daemon would use.
     let settings = crate::config::Settings::load_from(config.map(|p| p.as_path()))
         .map_err(|d| d.to_string())?;
@@ -210,7 +207,9 @@ pub async fn run(args: VigilctlArgs) -> Result<String, Failure> {
         CtlCommand::Bundle { command } => {
             update::bundle(command).map_err(|(code, message)| Failure { code, message })
         }
-        CtlCommand::SupportBundle(sb) => super::support::run(sb, args.bus.as_deref()).await,
+        CtlCommand::SupportBundle(sb) => {
+            super::support::run(sb, args.bus.as_deref(), policy_sources).await
+        }
         CtlCommand::Version => {
             let mut out = format!("vigilctl {}", crate::VERSION);
             match connect(args.bus.as_deref()).await {

@@ -17,6 +17,7 @@ use super::bus::{connect, Failure};
 use super::exit;
 use super::redact::Redactor;
 use super::support_collect::{self as collect, Part};
+use crate::policy::PolicySet;
 
 /// `vigilctl support-bundle …`
 #[derive(Debug, clap::Args)]
@@ -259,7 +260,12 @@ fn hostname() -> String {
 
 /// Collects every part and writes the bundle; the line to print. Exit 0 when written (with
 /// a warning on stderr when vigild could not be reached), 1 when it could not be written.
-pub async fn run(args: SupportBundleArgs, bus: Option<&str>) -> Result<String, Failure> {
+/// `load_policies` is what `vigilctl policy show` reads (files or directories, settings).
+pub async fn run(
+    args: SupportBundleArgs,
+    bus: Option<&str>,
+    load_policies: impl FnOnce(&[PathBuf], Option<&PathBuf>) -> Result<PolicySet, String>,
+) -> Result<String, Failure> {
     let started = Instant::now();
     let now = SystemTime::now();
     let host = hostname();
@@ -293,6 +299,7 @@ pub async fn run(args: SupportBundleArgs, bus: Option<&str>) -> Result<String, F
     let mut parts: Vec<(&str, Vec<Part>, Duration)> = Vec::new();
     let mut conn: Option<Result<zbus::Connection, Failure>> = None;
     let mut loaded = None;
+    let mut load_policies = Some(load_policies);
     for &part in PARTS {
         progress.start(part);
         let t = Instant::now();
@@ -305,7 +312,10 @@ pub async fn run(args: SupportBundleArgs, bus: Option<&str>) -> Result<String, F
                 collect::from_vigild(c, &mut r, part).await
             }
             "policies" => {
-                let l = super::ctl::policy_sources(&args.policies, args.config.as_ref());
+                let l = match load_policies.take() {
+                    Some(load) => load(&args.policies, args.config.as_ref()),
+                    None => Err("policies read twice".into()),
+                };
                 let p = collect::policies(&l, &mut r);
                 loaded = Some(l);
                 p

@@ -21,66 +21,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
-/// Words that make a key name a secret's.
-const SECRET_WORDS: &[&str] = &[
-    "token",
-    "tokens",
-    "password",
-    "passwords",
-    "passwd",
-    "pass",
-    "passphrase",
-    "pwd",
-    "secret",
-    "secrets",
-    "key",
-    "keys",
-    "apikey",
-    "auth",
-    "oauth",
-    "authorization",
-    "credential",
-    "credentials",
-    "creds",
-    "cookie",
-    "cookies",
-    "session",
-    "sessions",
-    "sessionid",
-    "sid",
-    "sig",
-    "signature",
-    "private",
-    "privkey",
-    "jwt",
-    "bearer",
-    "otp",
-];
+mod keys;
 
-/// Words run together that still name a secret (`dbpassword`, `authtoken`, `secretkey`).
-const SECRET_INFIXES: &[&str] = &["password", "passwd", "secret", "credential"];
-const SECRET_SUFFIXES: &[&str] = &[
-    "token",
-    "apikey",
-    "accesskey",
-    "privatekey",
-    "secretkey",
-    "authkey",
-    "signingkey",
-    "sessionid",
-];
-
-/// A last word that makes the value a setting about a secret, not the secret
-/// (`token_file`, `keys_dir`, `session_timeout`).
-const NOT_A_SECRET_LAST: &[&str] = &[
-    "dir", "dirs", "path", "paths", "file", "files", "timeout", "ttl", "every", "interval",
-    "limit", "limits", "count", "size", "length", "len", "enabled", "format", "type", "kind",
-    "name", "names",
-];
-
-/// Keys whose values name a secret without being one: vigil's own `token_credential` is the
-/// name of a systemd credential, read from `$CREDENTIALS_DIRECTORY`.
-const NAMES_OF_SECRETS: &[&str] = &["token_credential"];
+pub use keys::is_secret_key;
+use keys::{benign, MARK};
 
 /// Header-like keys whose value runs to the end of the line (`Cookie: a=b; c=d`).
 const WHOLE_LINE_KEYS: &[&str] = &[
@@ -89,66 +33,6 @@ const WHOLE_LINE_KEYS: &[&str] = &[
     "cookie",
     "set-cookie",
 ];
-
-const MARK: &str = "[redacted:";
-
-/// Splits a key name into lower-case words at non-alphanumerics and camelCase boundaries.
-fn words(key: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for part in key.split(|c: char| !c.is_ascii_alphanumeric()) {
-        let cs: Vec<char> = part.chars().collect();
-        let mut cur = String::new();
-        for (i, &c) in cs.iter().enumerate() {
-            let prev = i.checked_sub(1).map(|p| cs[p]);
-            let next = cs.get(i + 1).copied();
-            let boundary = c.is_ascii_uppercase()
-                && prev.is_some_and(|p| {
-                    p.is_ascii_lowercase()
-                        || p.is_ascii_digit()
-                        || (p.is_ascii_uppercase() && next.is_some_and(|n| n.is_ascii_lowercase()))
-                });
-            if boundary && !cur.is_empty() {
-                out.push(std::mem::take(&mut cur));
-            }
-            cur.push(c.to_ascii_lowercase());
-        }
-        if !cur.is_empty() {
-            out.push(cur);
-        }
-    }
-    out
-}
-
-/// Whether the value of `key` is to be treated as a secret.
-pub fn is_secret_key(key: &str) -> bool {
-    if NAMES_OF_SECRETS.iter().any(|k| key.eq_ignore_ascii_case(k)) {
-        return false;
-    }
-    let ws = words(key);
-    let Some(last) = ws.last() else {
-        return false;
-    };
-    if ws.len() > 1 && NOT_A_SECRET_LAST.contains(&last.as_str()) {
-        return false;
-    }
-    ws.iter().any(|w| {
-        SECRET_WORDS.contains(&w.as_str())
-            || SECRET_INFIXES.iter().any(|i| w.contains(i))
-            || SECRET_SUFFIXES.iter().any(|s| w.ends_with(s))
-    })
-}
-
-/// Values that are never secrets, whatever their key (`auth = true`).
-fn benign(value: &str) -> bool {
-    let v = value.trim();
-    v.is_empty()
-        || v.starts_with(MARK)
-        || [
-            "true", "false", "yes", "no", "on", "off", "null", "none", "nil",
-        ]
-        .iter()
-        .any(|b| v.eq_ignore_ascii_case(b))
-}
 
 fn is_key_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
@@ -192,8 +76,14 @@ impl Redactor {
 
     /// `[redacted:N]` for `value` in `file`: the same value, the same N.
     pub fn secret(&mut self, file: &str, value: &str) -> String {
-        let next = self.ids.len() + 1;
-        let n = *self.ids.entry(value.to_string()).or_insert(next);
+        let n = match self.ids.get(value) {
+            Some(&n) => n,
+            None => {
+                let n = self.ids.len() + 1;
+                self.ids.insert(value.to_string(), n);
+                n
+            }
+        };
         *self.counts.entry(file.to_string()).or_default() += 1;
         format!("{MARK}{n}]")
     }
@@ -263,10 +153,25 @@ impl Redactor {
 
     /// One line, through each rule in turn.
     fn line(&mut self, file: &str, line: &str) -> String {
-        let l = self.urls(file, line);
-        let l = self.bearer(file, &l);
-        let l = self.flags(file, &l);
-        self.assignments(file, &l)
+        // Each rule only where its sign is (most log lines have none of them).
+        let mut l = std::borrow::Cow::Borrowed(line);
+        if l.contains("://") {
+            l = self.urls(file, &l).into();
+        }
+        let lower = l.to_ascii_lowercase();
+        if ["bearer", "authorization"]
+            .iter()
+            .any(|w| lower.contains(w))
+        {
+            l = self.bearer(file, &l).into();
+        }
+        if l.contains("--") {
+            l = self.flags(file, &l).into();
+        }
+        if l.contains(['=', ':']) {
+            l = self.assignments(file, &l).into();
+        }
+        l.into_owned()
     }
 
     /// URL credentials and secret query values.
@@ -596,226 +501,4 @@ fn closing_quote(b: &[u8], from: usize, q: u8) -> Option<usize> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn red(text: &str) -> String {
-        Redactor::new().text("f", text)
-    }
-
-    #[test]
-    fn key_names_that_are_secrets_and_words_that_are_not() {
-        for k in [
-            "token",
-            "api_key",
-            "apiKey",
-            "APIKey",
-            "DB_PASSWORD",
-            "MYSQL_ROOT_PASSWORD",
-            "AWS_SECRET_ACCESS_KEY",
-            "X-Api-Key",
-            "Authorization",
-            "access_token",
-            "authtoken",
-            "dbpassword",
-            "client_secret",
-            "session",
-            "Cookie",
-            "sig",
-            "signature",
-            "X-Amz-Signature",
-            "passwd",
-            "HF_TOKEN",
-            "private_key",
-            "keys",
-        ] {
-            assert!(is_secret_key(k), "{k} names a secret");
-        }
-        for k in [
-            "keyboard",
-            "KeyringMode",
-            "monkey",
-            "author",
-            "tokenizer",
-            "url",
-            "name",
-            "ActiveState",
-            "NRestarts",
-            "keys_dir",
-            "token_file",
-            "session_timeout",
-            "token_credential",
-            "passage",
-            "https",
-            "12",
-        ] {
-            assert!(!is_secret_key(k), "{k} does not name a secret");
-        }
-    }
-
-    #[test]
-    fn toml_json_env_and_header_assignments() {
-        let mut r = Redactor::new();
-        let text = "password = \"hunter2\"\nkeyboard = \"us\"\n\"api_key\": \"abc123\", \"name\": \"x\"\nDB_PASSWORD=hunter2 USER=bob\nX-Api-Key: abc123\nauth = true\n";
-        let out = r.text("f", text);
-        assert_eq!(
-            out,
-            "password = \"[redacted:1]\"\nkeyboard = \"us\"\n\"api_key\": \"[redacted:2]\", \"name\": \"x\"\nDB_PASSWORD=[redacted:1] USER=bob\nX-Api-Key: [redacted:2]\nauth = true\n"
-        );
-        assert_eq!(r.count("f"), 4);
-        assert_eq!(r.distinct(), 2);
-    }
-
-    #[test]
-    fn bearer_tokens_and_authorization_headers() {
-        assert_eq!(
-            red("Authorization: Bearer eyJ.abc-def_1"),
-            "Authorization: Bearer [redacted:1]"
-        );
-        assert_eq!(
-            red("headers = { Authorization = \"Bearer s3cr3t\" }"),
-            "headers = { Authorization = \"Bearer [redacted:1]\" }"
-        );
-        assert_eq!(
-            red("push failed: sent bearer zzz to host"),
-            "push failed: sent bearer [redacted:1] to host"
-        );
-        assert_eq!(
-            red("authorization: Basic dXNlcjpwYXNz"),
-            "authorization: Basic [redacted:1]"
-        );
-        assert_eq!(
-            red("Cookie: a=1; b=2"),
-            "Cookie: [redacted:1]",
-            "a cookie header goes whole"
-        );
-        assert_eq!(red("a basic check"), "a basic check");
-    }
-
-    #[test]
-    fn url_credentials_and_query_tokens() {
-        let mut r = Redactor::new();
-        let out = r.text(
-            "f",
-            "url = \"https://alice:pa55@alerts.example.com/hook?token=t0k&x=1&api_key=k3y#frag\"",
-        );
-        assert_eq!(
-            out,
-            "url = \"https://alice:[redacted:1]@alerts.example.com/hook?token=[redacted:2]&x=1&api_key=[redacted:3]#frag\""
-        );
-        let out = r.text(
-            "g",
-            "POST https://alice:pa55@alerts.example.com/hook?token=t0k failed",
-        );
-        assert_eq!(
-            out,
-            "POST https://alice:[redacted:1]@alerts.example.com/hook?token=[redacted:2] failed",
-            "the same secret, the same N in another file"
-        );
-        assert_eq!(
-            red("git https://ghp_abc@github.com/x"),
-            "git https://[redacted:1]@github.com/x"
-        );
-        assert_eq!(
-            red("s3 https://b.example.com/o?X-Amz-Signature=ff00&sig=aa"),
-            "s3 https://b.example.com/o?X-Amz-Signature=[redacted:1]&sig=[redacted:2]"
-        );
-        assert_eq!(
-            red("see https://example.com/a?page=2 and unix:///var/run/docker.sock"),
-            "see https://example.com/a?page=2 and unix:///var/run/docker.sock"
-        );
-    }
-
-    #[test]
-    fn flags_pem_and_lists() {
-        assert_eq!(
-            red("exec backup --password s3 --out /x"),
-            "exec backup --password [redacted:1] --out /x"
-        );
-        assert_eq!(
-            red("a\n-----BEGIN RSA PRIVATE KEY-----\nMIIabc\ndef\n-----END RSA PRIVATE KEY-----\nb\n"),
-            "a\n-----BEGIN RSA PRIVATE KEY-----\n[redacted:1]\n-----END RSA PRIVATE KEY-----\nb\n"
-        );
-        assert_eq!(
-            red("tokens = [\"a1\", \"b2\"]"),
-            "tokens = [\"[redacted:1]\", \"[redacted:2]\"]"
-        );
-    }
-
-    #[test]
-    fn ordinary_text_is_left_alone() {
-        for t in [
-            "2026-02-17T10:00:00+0000 box vigild[12]: check keyboard: ok",
-            "ActiveState=active\nSubState=running\nNRestarts=0\nKeyringMode=private",
-            "keys_dir = \"/etc/vigil/keys\"\ntoken_credential = \"alert-token\"",
-            "MemTotal:       16314172 kB",
-            "Filesystem      Size  Used Avail Use% Mounted on",
-            "ünïcödé key-less line: with = signs",
-        ] {
-            assert_eq!(red(t), t);
-        }
-    }
-
-    #[test]
-    fn json_values_under_secret_keys_and_flags_in_commands() {
-        let mut r = Redactor::new();
-        let doc = json!({
-            "name": "web",
-            "labels": { "com.example.api-token": "t1", "tier": "front" },
-            "secrets": { "db": "p1" },
-            "cmd": ["serve", "--api-key", "k1", "--port", "80"],
-            "pin_token": 1234,
-            "detail": "POST https://u:p1@h/x failed",
-            "auth": true,
-        });
-        let out = r.json("c.json", &doc);
-        let mark = |v: &Value| {
-            let t = v.as_str().unwrap_or_default().to_string();
-            assert!(t.starts_with("[redacted:"), "{t}");
-            t
-        };
-        assert_eq!(out["name"], "web");
-        let label = mark(&out["labels"]["com.example.api-token"]);
-        assert_eq!(out["labels"]["tier"], "front");
-        let db = mark(&out["secrets"]["db"]);
-        assert_eq!(out["cmd"][1], "--api-key");
-        let flag = mark(&out["cmd"][2]);
-        assert_eq!(out["cmd"][4], "80");
-        let pin = mark(&out["pin_token"]);
-        assert_eq!(
-            out["detail"],
-            format!("POST https://u:{db}@h/x failed"),
-            "the same secret, the same N"
-        );
-        assert_eq!(out["auth"], true);
-        let mut all = vec![label, db, flag, pin];
-        all.sort();
-        all.dedup();
-        assert_eq!(all.len(), 4);
-        assert_eq!(r.count("c.json"), 5);
-    }
-
-    #[test]
-    fn env_values_always_go_and_the_report_counts_per_file() {
-        let mut r = Redactor::new();
-        r.file("empty.txt");
-        assert_eq!(
-            r.env_entry("containers.json", "PATH=/bin"),
-            "PATH=[redacted:1]"
-        );
-        assert_eq!(
-            r.env_entry("containers.json", "DB_PASSWORD=x"),
-            "DB_PASSWORD=[redacted:2]"
-        );
-        assert_eq!(r.env_entry("containers.json", "EMPTY="), "EMPTY=");
-        let rep = r.report();
-        assert!(rep.contains("containers.json  2\n"), "{rep}");
-        assert!(rep.contains("empty.txt        0\n"), "{rep}");
-        assert!(
-            rep.contains("2 values redacted, 2 distinct secrets"),
-            "{rep}"
-        );
-        assert!(!rep.contains("/bin"), "{rep}");
-    }
-}
+mod tests;
