@@ -13,6 +13,7 @@
 //! - [`control`]: the requests surfaces send into the daemon loop.
 //! - [`surface`]: D-Bus, HTTP, sd_notify and the journal.
 //! - [`daemon`]: start-up and the one loop that owns the state.
+//! - [`proxy`]: `vigil-docker-proxy`, the Docker socket that forwards only vigild's calls.
 //! - [`cli`]: the command lines of `vigild` and `vigilctl`.
 
 pub mod action;
@@ -24,6 +25,7 @@ pub mod core;
 pub mod daemon;
 pub mod policy;
 pub mod probe;
+pub mod proxy;
 pub mod store;
 pub mod surface;
 pub mod sys;

@@ -29,6 +29,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("policy", 1),
     ("config", 1),
     ("sys", 2),
+    ("proxy", 2),
     ("probe", 3),
     ("action", 3),
     ("update", 3),
