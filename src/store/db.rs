@@ -10,6 +10,10 @@ use crate::core::health::{Status, Transition};
 use crate::core::incident::IncidentState;
 use crate::core::time::Micros;
 
+/// Transitions kept per check: a check that flaps for days keeps its newest this many
+/// (each is a row of ~100 bytes), and the file stays bounded.
+pub const TRANSITIONS_KEPT_PER_CHECK: i64 = 1000;
+
 /// A database connection with vigil's schema.
 pub struct Db {
     pub(super) conn: Connection,
@@ -104,7 +108,8 @@ impl Db {
         self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))
     }
 
-    /// Records one transition.
+    /// Records one transition, and lets the oldest of its check go beyond
+    /// [`TRANSITIONS_KEPT_PER_CHECK`].
     pub fn record_transition(&self, t: &Transition) -> rusqlite::Result<()> {
         self.conn
             .prepare_cached(
@@ -118,6 +123,14 @@ impl Db {
                 t.at as i64,
                 t.detail
             ])?;
+        // The oldest beyond what is kept per check go (one index seek; nothing most times).
+        self.conn
+            .prepare_cached(
+                "DELETE FROM transitions WHERE check_name = ?1 AND id <= (
+                   SELECT id FROM transitions WHERE check_name = ?1
+                   ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+            )?
+            .execute(params![t.check, TRANSITIONS_KEPT_PER_CHECK])?;
         Ok(())
     }
 

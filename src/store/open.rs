@@ -48,6 +48,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // do not count against the real reboot limit.
     "ALTER TABLE actions ADD COLUMN observed INTEGER NOT NULL DEFAULT 0;
      UPDATE actions SET observed = 1 WHERE result LIKE 'observed:%';",
+    // 4: transitions are kept per check up to TRANSITIONS_KEPT_PER_CHECK (a flapping check
+    // must not grow the file without end); the index finds a check's oldest ones.
+    "CREATE INDEX transitions_check_id ON transitions (check_name, id);",
 ];
 
 /// The schema version this build writes.

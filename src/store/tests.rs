@@ -233,3 +233,31 @@ fn garbage_next_to_an_old_wal_is_moved_aside_with_it() {
     assert!(PathBuf::from(format!("{}-wal", to.display())).exists());
     assert_eq!(db.setting("k").unwrap(), None, "a fresh store");
 }
+
+#[test]
+fn a_flapping_check_keeps_only_its_newest_transitions() {
+    use crate::store::db::TRANSITIONS_KEPT_PER_CHECK;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = Db::open(&dir.path().join("vigil.db"));
+    let n = TRANSITIONS_KEPT_PER_CHECK as u64 + 250;
+    for i in 0..n {
+        for check in ["flaps", "calm"] {
+            if check == "calm" && i >= 10 {
+                continue;
+            }
+            db.record_transition(&Transition {
+                check: check.into(),
+                from: Status::Ok,
+                to: Status::Crit,
+                at: i,
+                detail: format!("#{i}"),
+            })
+            .unwrap();
+        }
+    }
+    let rows = db.transitions(Some("flaps"), u32::MAX).unwrap();
+    assert_eq!(rows.len() as i64, TRANSITIONS_KEPT_PER_CHECK);
+    assert_eq!(rows[0].detail, format!("#{}", n - 1), "the newest stay");
+    assert_eq!(rows.last().unwrap().detail, "#250");
+    assert_eq!(db.transitions(Some("calm"), u32::MAX).unwrap().len(), 10);
+}
