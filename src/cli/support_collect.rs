@@ -535,11 +535,11 @@ fn statvfs_lines(paths: &[&str]) -> String {
     for p in paths {
         match nix::sys::statvfs::statvfs(*p) {
             Ok(v) => {
-                let frag = v.fragment_size() as u64;
-                let size = v.blocks() as u64 * frag;
-                let avail = v.blocks_available() as u64 * frag;
-                let used = size.saturating_sub(v.blocks_free() as u64 * frag);
-                let pct = if size > 0 { used * 100 / size } else { 0 };
+                let frag = v.fragment_size();
+                let size = v.blocks() * frag;
+                let avail = v.blocks_available() * frag;
+                let used = size.saturating_sub(v.blocks_free() * frag);
+                let pct = (used * 100).checked_div(size).unwrap_or(0);
                 out.push_str(&format!(
                     "{p}  {} MiB  {} MiB  {pct}%\n",
                     size >> 20,
