@@ -21,7 +21,7 @@ use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -388,14 +388,14 @@ impl Tracker {
 
 /// The stream as hyper reads it: a read that waits marks the connection silent, the first
 /// byte read marks it spoken.
-struct Watched {
-    stream: TcpStream,
+struct Watched<S> {
+    stream: S,
     conn: Arc<Conn>,
     tracker: Arc<Tracker>,
     spoke: bool,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -419,7 +419,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -507,12 +507,33 @@ async fn accept_loop(
             (pulse.clone(), page),
             shutdown.clone(),
         ));
+        // One accept per turn of the scheduler: under a flood of connections, the
+        // connections already open (a request waiting on one) run between two accepts
+        // instead of after a burst of them.
+        tokio::task::yield_now().await;
     }
 }
 
+/// Serves one connection over any byte stream exactly as the listener serves an accepted
+/// one (the same `connection`: limits, timeouts, answers), with a tracker of its own; the
+/// fuzz target `http_head` feeds it an in-memory stream.
+pub async fn serve_io<S>(
+    stream: S,
+    snap: watch::Receiver<Arc<Snapshot>>,
+    pulse: Arc<Pulse>,
+    page: bool,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let slot = Tracker::new(1).admit();
+    let peer = SocketAddr::from(([0, 0, 0, 0], 0));
+    connection(stream, peer, slot, snap, (pulse, page), shutdown).await;
+}
+
 /// Serves one connection until it ends, is shed while silent, outlives its life, or vigild stops.
-async fn connection(
-    stream: TcpStream,
+async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
     peer: SocketAddr,
     slot: Slot,
     snap: watch::Receiver<Arc<Snapshot>>,
