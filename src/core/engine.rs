@@ -301,6 +301,9 @@ impl Engine {
     }
 }
 
+/// How long a check must stay ok before an incident its rule gave up on resolves.
+pub const EXHAUSTED_SETTLE: Duration = Duration::from_secs(60);
+
 #[allow(clippy::too_many_arguments)]
 fn step_track(
     rule: &Rule,
@@ -335,7 +338,16 @@ fn step_track(
     let holds = rule.when.holds(status);
     if !holds {
         t.condition_since = None;
-        if status == Status::Ok {
+        // An incident the rule gave up on resolves only once the check has been ok for
+        // EXHAUSTED_SETTLE (or the limit's window, if shorter): a check that flaps (a container dying 100 ms after
+        // each start) keeps its one exhausted incident instead of opening a new one with
+        // every death. One that is open or acting resolves with the first ok reading.
+        let exhausted = matches!(t.incident, Some((_, IncidentState::Exhausted)));
+        let settle = window.min(micros(EXHAUSTED_SETTLE));
+        let settled = t
+            .ok_since
+            .is_some_and(|since| now.saturating_sub(since) >= settle);
+        if status == Status::Ok && (!exhausted || settled) {
             if let Some((id, _)) = t.incident.take() {
                 t.held = None;
                 out.push(Decision::Resolved {

@@ -91,7 +91,10 @@ fn hysteresis_then_the_ladder_one_step_per_cooldown() {
         run(&mut e, 400 * S, &st("ollama", Status::Crit), false).is_empty(),
         "exhausted: no more actions"
     );
-    let d = run(&mut e, 500 * S, &st("ollama", Status::Ok), false);
+    // Exhausted: ok must last EXHAUSTED_SETTLE before it resolves (a flap does not).
+    assert!(run(&mut e, 500 * S, &st("ollama", Status::Ok), false).is_empty());
+    assert!(run(&mut e, 530 * S, &st("ollama", Status::Ok), false).is_empty());
+    let d = run(&mut e, 560 * S, &st("ollama", Status::Ok), false);
     assert!(matches!(d[..], [Decision::Resolved { .. }]), "{d:?}");
     assert!(e.open_incidents().is_empty());
 }
@@ -468,4 +471,75 @@ fn an_update_run_holds_actions_on_its_targets_and_they_act_after_it() {
     assert!(h.holds(&Action::Reboot).is_some());
     assert!(h.holds(&Action::PruneDocker).is_some());
     assert!(h.holds(&Action::Notify).is_none());
+}
+
+/// What a run of decisions held, counted.
+#[derive(Default)]
+struct Tally {
+    acted: Vec<Micros>,
+    opened: u32,
+    exhausted: u32,
+    resolved: u32,
+}
+
+impl Tally {
+    fn add(&mut self, d: &[Decision], now: Micros) {
+        for d in d {
+            match d {
+                Decision::Act { .. } => self.acted.push(now),
+                Decision::Opened { .. } => self.opened += 1,
+                Decision::Exhausted { .. } => self.exhausted += 1,
+                Decision::Resolved { .. } => self.resolved += 1,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A check that flaps every 100 ms for five simulated minutes: restarts never exceed the
+/// limit in any window, the rule gives up once in one incident that stays exhausted while
+/// it flaps, and only a whole window of ok resolves it.
+#[test]
+fn a_check_flapping_every_100ms_keeps_one_exhausted_incident() {
+    let mut r = rule("c", &["restart container:c"], "3 per 1m");
+    r.hold = Duration::ZERO;
+    r.cooldown = Duration::ZERO;
+    let mut e = Engine::new(vec![r], Globals::default());
+    let ms = S / 1000;
+    let mut t = Tally::default();
+    let mut now = 0;
+    while now < 300 * S {
+        let status = if (now / (100 * ms)) % 2 == 0 {
+            Status::Crit
+        } else {
+            Status::Ok
+        };
+        let d = run(&mut e, now, &st("c", status), false);
+        t.add(&d, now);
+        now += 50 * ms;
+    }
+    for (i, &at) in t.acted.iter().enumerate() {
+        let in_window = t.acted[i..]
+            .iter()
+            .take_while(|&&u| u < at + 60 * S)
+            .count();
+        assert!(
+            in_window <= 3,
+            "{in_window} restarts in the minute from {at}"
+        );
+    }
+    assert!(t.acted.len() >= 3, "{:?}", t.acted);
+    // The first incidents resolve with the ok after a restart; once the limit is spent the
+    // rule gives up, and that incident lasts while the check flaps.
+    assert!(t.opened <= 4, "{} incidents", t.opened);
+    assert_eq!((t.exhausted, t.resolved), (1, t.opened - 1));
+    // Ok for less than EXHAUSTED_SETTLE: still exhausted; for longer: resolved.
+    let d = run(&mut e, now, &st("c", Status::Ok), false);
+    t.add(&d, now);
+    let d = run(&mut e, now + 30 * S, &st("c", Status::Ok), false);
+    t.add(&d, now);
+    assert_eq!(t.resolved, t.opened - 1);
+    let d = run(&mut e, now + 61 * S, &st("c", Status::Ok), false);
+    t.add(&d, now);
+    assert_eq!(t.resolved, t.opened);
 }
