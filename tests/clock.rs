@@ -4,6 +4,8 @@
 //! alone (`DONT_FAKE_MONOTONIC=1`), as on a real box where only the wall clock jumps.
 
 mod common;
+mod faults_support;
+mod reliability;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -61,6 +63,14 @@ fn an_hour_back_does_not_stretch_for() {
     set_clock(&clock, "+0");
     let v = faked(VigildBuilder::new().policy(HOLD), &clock);
     v.wait_status("ok");
+    let db = v.state_dir().join("vigil.db");
+    wait_for(
+        Duration::from_secs(10),
+        "the first transition stored",
+        || (!faults_support::rows(&db).transitions.is_empty()).then_some(()),
+    );
+    let before = faults_support::rows(&db);
+    let polled = faults_support::HeartbeatPoller::start(v.port);
     v.set_available_kb(50_000);
     v.wait_status("critical");
     let crit = Instant::now();
@@ -70,8 +80,41 @@ fn an_hour_back_does_not_stretch_for() {
     });
     let after = crit.elapsed();
     println!("incident opened {} ms after crit", after.as_millis());
+    // Stored too: the transition, the incident and its action.
+    wait_for(
+        Duration::from_secs(10),
+        "the incident's action stored",
+        || (!faults_support::rows(&db).actions.is_empty()).then_some(()),
+    );
+    let polled = polled.finish();
+    let rows = faults_support::rows(&db);
+    let lost = before.lost_in(&rows);
+    let stored = (
+        rows.transitions.len(),
+        rows.incidents.len(),
+        rows.actions.len(),
+    );
+    let in_time = after >= Duration::from_millis(2500) && after < Duration::from_secs(6);
+    reliability::record(
+        "an_hour_back_does_not_stretch_for",
+        "the wall clock (libfaketime) set back an hour while a rule's `for = \"3s\"` ran",
+        &format!(
+            "incident opened {} ms after crit (for = 3 s); {}/{}/{} transitions/incidents/\
+             actions stored; {}; {}",
+            after.as_millis(),
+            stored.0,
+            stored.1,
+            stored.2,
+            polled.figure(),
+            faults_support::kept_figure(&before, &rows)
+        ),
+        in_time && stored == (2, 1, 1) && polled.all_answered() && lost == 0,
+    );
     assert!(after >= Duration::from_millis(2500), "{after:?}");
     assert!(after < Duration::from_secs(6), "{after:?}");
+    assert_eq!(stored, (2, 1, 1), "{rows:#?}");
+    assert!(polled.all_answered(), "{polled:?}");
+    assert_eq!(lost, 0);
 }
 
 const AHEAD: &str = r#"
@@ -96,25 +139,82 @@ limit = "2 per 1h"
 do = ["notify"]
 "#;
 
-/// The clock set a day ahead: `for = "10m"` does not fire, and `limit = "2 per 1h"` still
-/// allows two actions, not a fresh window's worth.
-#[test]
-fn a_day_ahead_neither_fires_for_nor_opens_the_limit() {
+/// The clock set ahead by `offset` while a check is crit; returns (the heartbeat, rows
+/// before the jump, rows after, the log) once 4 s have passed on the new clock.
+fn jump_ahead(
+    offset: &str,
+) -> (
+    faults_support::Polled,
+    faults_support::Rows,
+    faults_support::Rows,
+    String,
+) {
     let dir = tempfile::tempdir().unwrap();
     let clock = dir.path().join("clock");
     set_clock(&clock, "+0");
     let v = faked(VigildBuilder::new().policy(AHEAD), &clock);
     v.wait_status("ok");
+    let db = v.state_dir().join("vigil.db");
     v.set_available_kb(50_000);
     wait_for(Duration::from_secs(10), "two actions of capped", || {
         (occurrences(&v, "`notify` — ") >= 2).then_some(())
     });
-    set_clock(&clock, "+1d");
+    wait_for(Duration::from_secs(10), "both actions stored", || {
+        (faults_support::rows(&db).actions.len() == 2).then_some(())
+    });
+    let before = faults_support::rows(&db);
+    let polled = faults_support::HeartbeatPoller::start(v.port);
+    set_clock(&clock, offset);
     std::thread::sleep(Duration::from_secs(4));
-    let log = v.log();
+    let polled = polled.finish();
+    let after = faults_support::rows(&db);
+    (polled, before, after, v.log())
+}
+
+/// The clock set a day ahead: `for = "10m"` does not fire, and `limit = "2 per 1h"` still
+/// allows two actions, not a fresh window's worth.
+#[test]
+fn a_day_ahead_neither_fires_for_nor_opens_the_limit() {
+    let (polled, before, after, log) = jump_ahead("+1d");
     assert!(!log.contains("rule slow on check mem"), "{log}");
-    assert_eq!(occurrences(&v, "`notify` — "), 2, "{log}");
+    assert_eq!(log.matches("`notify` — ").count(), 2, "{log}");
     assert!(log.contains("rule capped reached its limit"), "{log}");
+    assert!(polled.all_answered(), "{polled:?}");
+    assert_eq!(before.lost_in(&after), 0);
+}
+
+/// An hour ahead, exactly the length of the limit's window: a limit kept on the wall clock
+/// would see its window over and allow two more.
+#[test]
+fn an_hour_ahead_neither_fires_for_nor_opens_the_limit() {
+    let (polled, before, after, log) = jump_ahead("+1h");
+    let fired_for = log.contains("rule slow on check mem");
+    let actions = log.matches("`notify` — ").count();
+    let lost = before.lost_in(&after);
+    let pass = !fired_for
+        && actions == 2
+        && after.actions.len() == 2
+        && polled.all_answered()
+        && lost == 0;
+    reliability::record(
+        "an_hour_ahead_neither_fires_for_nor_opens_the_limit",
+        "the wall clock (libfaketime) set an hour ahead while a check was crit, under a rule \
+         `for = \"10m\"` and one with `limit = \"2 per 1h\"` already spent",
+        &format!(
+            "`for = 10m` rule fired: {}; actions 2 before, {actions} after 4 s (limit held); {}; \
+             {}",
+            if fired_for { "yes" } else { "no" },
+            polled.figure(),
+            faults_support::kept_figure(&before, &after)
+        ),
+        pass,
+    );
+    assert!(!fired_for, "{log}");
+    assert_eq!(actions, 2, "{log}");
+    assert_eq!(after.actions.len(), 2);
+    assert!(log.contains("rule capped reached its limit"), "{log}");
+    assert!(polled.all_answered(), "{polled:?}");
+    assert_eq!(lost, 0);
 }
 
 fn wall_secs(rfc3339: &str) -> u64 {
@@ -156,14 +256,60 @@ fn fifty_four_years_behind_at_start_and_maintenance_across_restarts() {
         "clock test",
     ]);
     let set = Instant::now();
+    // A transition in 1970, then NTP answers: the clock jumps 54 years ahead while vigild
+    // runs, and the check goes back to ok in the present.
+    v.set_available_kb(50_000);
+    v.wait_status("critical");
+    let db = state.join("vigil.db");
+    wait_for(Duration::from_secs(10), "both transitions stored", || {
+        (faults_support::rows(&db).transitions.len() == 2).then_some(())
+    });
+    let before = faults_support::rows(&db);
+    let polled = faults_support::HeartbeatPoller::start(v.port);
     std::thread::sleep(Duration::from_millis(1200));
     assert!(v.heartbeat()["uptime"].as_u64().unwrap() >= 1);
-    // NTP answers: the clock jumps 54 years ahead while vigild runs.
     set_clock(&clock, "+0");
     std::thread::sleep(Duration::from_millis(1200));
+    v.set_available_kb(800_000);
+    v.wait_status("ok");
     let doc = bus.status_doc();
-    assert_eq!(doc["maintenance"], true, "{doc}");
-    assert!(v.heartbeat()["uptime"].as_u64().unwrap() >= 2);
+    let maintenance_kept = doc["maintenance"] == true;
+    let uptime = v.heartbeat()["uptime"].as_u64().unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "the third transition stored",
+        || (faults_support::rows(&db).transitions.len() == 3).then_some(()),
+    );
+    let polled = polled.finish();
+    let after = faults_support::rows(&db);
+    let lost = before.lost_in(&after);
+    let years: Vec<String> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .prepare("SELECT strftime('%Y', at_us / 1000000, 'unixepoch') FROM transitions ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let uptime_ok = (2..30).contains(&uptime);
+    reliability::record(
+        "fifty_four_years_behind_at_start_and_maintenance_across_restarts",
+        "vigild started with the wall clock in 1970 (no RTC), a 1 h maintenance window set \
+         and a check turned crit then; the clock jumped 54 years ahead (NTP) while it ran",
+        &format!(
+            "uptime {uptime} s after the jump; maintenance still on: {}; transitions stored \
+             in {}; {}; {}",
+            if maintenance_kept { "yes" } else { "no" },
+            years.join(", "),
+            polled.figure(),
+            faults_support::kept_figure(&before, &after)
+        ),
+        maintenance_kept && uptime_ok && polled.all_answered() && lost == 0,
+    );
+    assert!(maintenance_kept, "{doc}");
+    assert!(uptime_ok, "uptime {uptime}");
+    assert!(polled.all_answered(), "{polled:?}");
+    assert_eq!(lost, 0);
     v.stop();
 
     for offset in ["+0", "+1d"] {

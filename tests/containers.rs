@@ -5,6 +5,8 @@
 
 mod common;
 mod docker_support;
+mod faults_support;
+mod reliability;
 
 use std::sync::RwLock;
 use std::time::Duration;
@@ -328,12 +330,34 @@ fn dockerd_stopped_and_started_makes_checks_unknown_then_ok_with_no_false_alarm(
         ],
     );
     let glob = format!("{}-*", cs.prefix);
+    // Rules as eager as they come (crit, at once, no cooldown): a check that is only
+    // unknown while the engine is away must not set them off.
+    let rules = format!(
+        r#"
+[[rule]]
+name = "heal-members"
+on = "container:{glob}"
+when = "crit"
+for = "0s"
+cooldown = "0s"
+do = ["restart {{target}}"]
+
+[[rule]]
+name = "heal-plain"
+on = "plain"
+when = "crit"
+for = "0s"
+cooldown = "0s"
+do = ["restart container:{plain}"]
+"#
+    );
     let policy = format!(
-        "{}{}",
+        "{}{}{rules}",
         containers_check("apps", &[&glob]),
         container_check("plain", &plain)
     );
     let v = start(&policy);
+    let db = v.state_dir().join("vigil.db");
     let checks = [
         "plain".to_string(),
         "apps".to_string(),
@@ -350,6 +374,9 @@ fn dockerd_stopped_and_started_makes_checks_unknown_then_ok_with_no_false_alarm(
         PROMPT,
     );
 
+    let before = faults_support::rows(&db);
+    let polled = faults_support::HeartbeatPoller::start(v.port);
+    let outage = std::time::Instant::now();
     dockerd.stop();
     for c in &checks {
         let row = wait_transition(&v, c, "unknown", "", PROMPT);
@@ -368,7 +395,48 @@ fn dockerd_stopped_and_started_makes_checks_unknown_then_ok_with_no_false_alarm(
     for c in &checks {
         wait_transition(&v, c, "ok", "", Duration::from_secs(30));
     }
+    // A few more seconds of the engine back, for a late false alarm to show.
+    std::thread::sleep(Duration::from_secs(3));
+    let polled = polled.finish();
+    let outage = outage.elapsed();
+    let after = faults_support::rows(&db);
+    let lost = before.lost_in(&after);
+    let actions_taken = after.actions.len();
+    let incidents = after.incidents.len();
+    let vigil_restarts = v.log().matches("`restart container:").count();
     let rows = transitions(&v.state_dir());
+    let false_alarms = rows
+        .iter()
+        .filter(|r| checks.contains(&r.check) && r.to == "crit")
+        .count();
+    let pass = polled.all_answered()
+        && lost == 0
+        && actions_taken == 0
+        && incidents == 0
+        && vigil_restarts == 0
+        && false_alarms == 0;
+    reliability::record(
+        "dockerd_stopped_and_started_makes_checks_unknown_then_ok_with_no_false_alarm",
+        "the real dockerd stopped (SIGTERM) and started again under vigild watching 2 \
+         containers (restart policy always) with crit → restart rules at 0 s",
+        &format!(
+            "4/4 checks unknown while down, ok again, {} s in all; {}; {false_alarms} false \
+             alarms, {incidents} incidents, {actions_taken} actions, {vigil_restarts} restarts \
+             by vigild; {}",
+            outage.as_secs(),
+            polled.figure(),
+            faults_support::kept_figure(&before, &after)
+        ),
+        pass,
+    );
+    assert!(polled.all_answered(), "{polled:?}");
+    assert_eq!(lost, 0, "rows lost: {before:#?}\nafter: {after:#?}");
+    assert_eq!(
+        (actions_taken, incidents, vigil_restarts),
+        (0, 0, 0),
+        "no action against a check that was only unknown:\n{}",
+        v.log()
+    );
     let back = rows
         .iter()
         .position(|r| r.check == "plain" && r.to == "unknown")
@@ -399,7 +467,9 @@ fn dockerd_stopped_and_started_makes_checks_unknown_then_ok_with_no_false_alarm(
         "{}",
         v.log()
     );
-    // And the events stream is back: a kill is seen at once again.
+    // And the events stream is back: a kill is seen at once again, and the rules were live
+    // all along: this one is acted on (Docker's own restart policy off, so vigild's acts).
+    docker(&["update", "--restart", "no", &plain]);
     docker(&["kill", &plain]);
     wait_until(
         PROMPT,
@@ -409,6 +479,15 @@ fn dockerd_stopped_and_started_makes_checks_unknown_then_ok_with_no_false_alarm(
             transitions(&v.state_dir()).iter().any(|r| {
                 r.check == "plain" && (r.to == "crit" || r.to == "warn") && r.detail.contains("137")
             })
+        },
+    );
+    wait_until(
+        PROMPT,
+        "vigild's restart of the killed container",
+        || v.log(),
+        || {
+            v.log()
+                .contains(&format!("`restart container:{plain}` — done"))
         },
     );
 }

@@ -2,6 +2,8 @@
 //! reload on SIGHUP, configuration errors, the store on disk, missing sources.
 
 mod common;
+mod faults_support;
+mod reliability;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -296,25 +298,57 @@ fn transitions_are_stored_and_survive_a_restart() {
     );
 }
 
-#[test]
-fn a_corrupt_database_is_moved_aside_and_the_heartbeat_keeps_answering() {
-    let state = tempfile::tempdir().unwrap();
-    std::fs::write(
-        state.path().join("vigil.db"),
-        b"SQLite format 3\0garbage".repeat(500),
-    )
-    .unwrap();
-    let mut b = VigildBuilder::new();
-    b.state_dir = Some(state.path().to_path_buf());
-    let mut v = b.start();
-    assert_eq!(v.http("GET", "/api/system/heartbeat").0, 200);
-    v.wait_status("ok");
-    let aside: Vec<_> = std::fs::read_dir(state.path())
+/// The names in the state directory that start with `vigil.db.corrupt-`.
+fn moved_aside(state: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(state)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("vigil.db.corrupt-"))
         .collect();
-    assert_eq!(aside.len(), 1, "{aside:?}");
+    v.sort();
+    v
+}
+
+/// A real database, written by a vigild and closed, damaged in the middle while vigild is
+/// stopped (a page overwritten, as a failing SD card does): the next vigild moves it aside
+/// untouched, starts a fresh one that takes every new record, and answers all the while.
+#[test]
+fn a_corrupt_database_is_moved_aside_and_the_heartbeat_keeps_answering() {
+    let state = tempfile::tempdir().unwrap();
+    let db = state.path().join("vigil.db");
+    let builder = || {
+        let mut b = VigildBuilder::new();
+        b.state_dir = Some(state.path().to_path_buf());
+        b
+    };
+    let mut v = builder().start();
+    v.wait_status("ok");
+    v.set_available_kb(50_000);
+    v.wait_status("critical");
+    v.set_available_kb(800_000);
+    v.wait_status("ok");
+    assert!(v.stop().success());
+    let before = faults_support::rows(&db);
+    assert_eq!(before.transitions.len(), 3, "{before:?}");
+    // Every page in the main file: the log checkpointed and removed by a last close.
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+    }
+    assert!(!state.path().join("vigil.db-wal").exists());
+    let mut bytes = std::fs::read(&db).unwrap();
+    assert!(bytes.len() >= 3 * 4096, "{} bytes", bytes.len());
+    for (i, b) in bytes[4096..2 * 4096].iter_mut().enumerate() {
+        *b = (i * 7 + 13) as u8;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    let damaged = faults_support::integrity(&db);
+    assert_ne!(damaged, "ok");
+
+    let mut v = builder().start();
+    let polled = faults_support::HeartbeatPoller::start(v.port);
+    v.wait_status("ok");
     wait_for(Duration::from_secs(10), "the store's report", || {
         let log = v.log();
         (log.contains("was unusable") && log.contains("moved it to")).then_some(())
@@ -322,17 +356,42 @@ fn a_corrupt_database_is_moved_aside_and_the_heartbeat_keeps_answering() {
     // The fresh database takes transitions.
     v.set_available_kb(50_000);
     v.wait_status("critical");
+    wait_for(
+        Duration::from_secs(10),
+        "2 transitions in the fresh file",
+        || (faults_support::rows(&db).transitions.len() == 2).then_some(()),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let polled = polled.finish();
     v.stop();
-    let c = rusqlite::Connection::open(state.path().join("vigil.db")).unwrap();
-    let n: i64 = c
-        .query_row("SELECT count(*) FROM transitions", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(n, 2);
+    let aside = moved_aside(state.path());
+    let kept = aside.len() == 1 && std::fs::read(state.path().join(&aside[0])).ok() == Some(bytes);
+    let fresh = faults_support::rows(&db);
+    let integrity = faults_support::integrity(&db);
+    reliability::record(
+        "a_corrupt_database_is_moved_aside_and_the_heartbeat_keeps_answering",
+        "vigil.db of a stopped vigild (3 transitions) damaged: its second 4 KiB page \
+         overwritten; vigild started on it",
+        &format!(
+            "damaged file moved aside {}; fresh db took {}/2 new transitions, integrity_check \
+             {integrity}; {}",
+            if kept { "byte for byte" } else { "NOT intact" },
+            fresh.transitions.len(),
+            polled.figure()
+        ),
+        kept && fresh.transitions.len() == 2 && integrity == "ok" && polled.all_answered(),
+    );
+    assert!(kept, "{aside:?}");
+    assert_eq!(fresh.transitions.len(), 2);
+    assert_eq!(integrity, "ok");
+    assert!(polled.all_answered(), "{polled:?}");
 }
 
+/// The database file replaced under a running vigild (a careless restore, a bad copy): the
+/// bad file is moved aside, a fresh one takes every record made after, and nothing stops.
 #[test]
 fn a_database_that_goes_bad_while_running_is_replaced_and_nothing_stops() {
-    let v = VigildBuilder::new().start();
+    let mut v = VigildBuilder::new().start();
     v.wait_status("ok");
     let db = v.state_dir().join("vigil.db");
     // The store has the file open once the first transition is in it.
@@ -347,28 +406,58 @@ fn a_database_that_goes_bad_while_running_is_replaced_and_nothing_stops() {
             (n >= 1).then_some(())
         },
     );
-    // Replace the file under the running daemon with junk (a careless restore, a bad copy).
+    let polled = faults_support::HeartbeatPoller::start(v.port);
+    // Replace the file under the running daemon with junk.
     std::fs::remove_file(&db).unwrap();
     let _ = std::fs::remove_file(v.state_dir().join("vigil.db-wal"));
     let _ = std::fs::remove_file(v.state_dir().join("vigil.db-shm"));
-    std::fs::write(&db, b"\0not sqlite\0".repeat(4096)).unwrap();
+    let junk = b"\0not sqlite\0".repeat(4096);
+    std::fs::write(&db, &junk).unwrap();
+    let swapped = std::time::Instant::now();
     v.set_available_kb(50_000);
     v.wait_status("critical");
-    assert_eq!(v.http("GET", "/api/system/heartbeat").0, 200);
     v.set_available_kb(900_000);
     v.wait_status("ok");
     wait_for(Duration::from_secs(10), "the bad file moved aside", || {
-        std::fs::read_dir(v.state_dir())
-            .unwrap()
-            .any(|e| {
-                e.unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with("vigil.db.corrupt-")
-            })
-            .then_some(())
+        (!moved_aside(&v.state_dir()).is_empty()).then_some(())
     });
+    wait_for(
+        Duration::from_secs(10),
+        "both new transitions stored",
+        || (faults_support::rows(&db).transitions.len() == 2).then_some(()),
+    );
+    let settled = swapped.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    let polled = polled.finish();
+    v.stop();
     let log = v.log();
+    let aside = moved_aside(&v.state_dir());
+    let kept = aside.len() == 1 && std::fs::read(v.state_dir().join(&aside[0])).ok() == Some(junk);
+    let fresh = faults_support::rows(&db);
+    let integrity = faults_support::integrity(&db);
+    let pass = kept
+        && fresh.transitions.len() == 2
+        && integrity == "ok"
+        && polled.all_answered()
+        && log.contains("was unusable");
+    reliability::record(
+        "a_database_that_goes_bad_while_running_is_replaced_and_nothing_stops",
+        "vigil.db deleted and replaced with 48 KiB of junk under a running vigild, then a \
+         check turned crit and ok",
+        &format!(
+            "junk moved aside {}; {}/2 transitions after the swap stored in a fresh db within \
+             {} ms, integrity_check {integrity}; {}",
+            if kept { "as it was" } else { "NOT intact" },
+            fresh.transitions.len(),
+            settled.as_millis(),
+            polled.figure()
+        ),
+        pass,
+    );
+    assert!(kept, "{aside:?}");
+    assert_eq!(fresh.transitions.len(), 2, "{fresh:?}\n{log}");
+    assert_eq!(integrity, "ok");
+    assert!(polled.all_answered(), "{polled:?}");
     assert!(log.contains("was unusable"), "{log}");
 }
 

@@ -3,7 +3,9 @@
 //! stalls anything else.
 
 mod common;
+mod faults_support;
 mod ollama_standin;
+mod reliability;
 
 use std::time::{Duration, Instant};
 
@@ -342,6 +344,15 @@ crit = "models_loaded < 1"
     );
     let v = VigildBuilder::new().policy(&policy).start();
     v.wait_status("ok");
+    let db = v.state_dir().join("vigil.db");
+    wait_for(
+        Duration::from_secs(10),
+        "the first transition stored",
+        || (!faults_support::rows(&db).transitions.is_empty()).then_some(()),
+    );
+    let before = faults_support::rows(&db);
+    let polled = faults_support::HeartbeatPoller::start(v.port);
+    let hung_at = Instant::now();
 
     s.set_mode(Mode::Hang);
     v.wait_status("critical");
@@ -370,10 +381,33 @@ crit = "models_loaded < 1"
         worst < Duration::from_millis(100),
         "slowest heartbeat {worst:?}"
     );
-    assert!(s.hanging() >= 1, "requests are held by the hung stand-in");
+    let held = s.hanging();
+    assert!(held >= 1, "requests are held by the hung stand-in");
 
     s.set_mode(Mode::Healthy);
     v.wait_status("ok");
+    let hung_for = hung_at.elapsed();
+    let polled = polled.finish();
+    wait_for(Duration::from_secs(10), "ok → crit → ok stored", || {
+        (faults_support::rows(&db).transitions.len() >= before.transitions.len() + 2).then_some(())
+    });
+    let after = faults_support::rows(&db);
+    let lost = before.lost_in(&after);
+    reliability::record(
+        "vigild_turns_critical_while_ollama_hangs_and_its_heartbeat_stays_fast",
+        "the Ollama stand-in accepting connections and never answering, under an ollama \
+         check every 200 ms with a 300 ms timeout, then healthy again",
+        &format!(
+            "crit while hung ({held} requests held open), ok after, {} s in all; {}; {}",
+            hung_for.as_secs(),
+            polled.figure(),
+            faults_support::kept_figure(&before, &after)
+        ),
+        polled.all_answered() && polled.max < Duration::from_millis(500) && lost == 0,
+    );
+    assert!(polled.all_answered(), "{polled:?}");
+    assert!(polled.max < Duration::from_millis(500), "{polled:?}");
+    assert_eq!(lost, 0);
 
     // A threshold on the probe's metrics works too: the model unloaded is crit.
     s.unload(LLAMA);
@@ -384,4 +418,78 @@ crit = "models_loaded < 1"
     );
     s.load(LLAMA);
     v.wait_status("ok");
+}
+
+/// Ollama answering slowly: beyond the check's timeout (crit, and the probe gives up at the
+/// timeout), then slow but within it (ok, its time measured); the heartbeat answers all
+/// the while and the store keeps every row.
+#[test]
+fn vigild_stays_up_while_ollama_answers_slowly() {
+    let s = Standin::start();
+    s.load(LLAMA);
+    let policy = format!(
+        r#"
+[[check]]
+name = "ollama"
+probe = "ollama"
+url = "{}"
+every = "200ms"
+timeout = "300ms"
+crit = "models_loaded < 1"
+"#,
+        s.url()
+    );
+    let v = VigildBuilder::new().policy(&policy).start();
+    v.wait_status("ok");
+    let db = v.state_dir().join("vigil.db");
+    wait_for(
+        Duration::from_secs(10),
+        "the first transition stored",
+        || (!faults_support::rows(&db).transitions.is_empty()).then_some(()),
+    );
+    let before = faults_support::rows(&db);
+    let polled = faults_support::HeartbeatPoller::start(v.port);
+    let started = Instant::now();
+    // 600 ms per request: twice the timeout.
+    s.set_mode(Mode::Slow(Duration::from_millis(600)));
+    v.wait_status("critical");
+    wait_log(
+        &v,
+        &[
+            "check ollama ok → crit: ",
+            "does not answer /api/version within 300ms",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let crit_held = v.heartbeat()["status"] == "critical";
+    // 60 ms per request (two per reading): slow, but within the timeout.
+    s.set_mode(Mode::Slow(Duration::from_millis(60)));
+    v.wait_status("ok");
+    std::thread::sleep(Duration::from_secs(2));
+    let ok_held = v.heartbeat()["status"] == "ok";
+    let slow_for = started.elapsed();
+    let polled = polled.finish();
+    wait_for(Duration::from_secs(10), "ok → crit → ok stored", || {
+        (faults_support::rows(&db).transitions.len() >= before.transitions.len() + 2).then_some(())
+    });
+    let after = faults_support::rows(&db);
+    let lost = before.lost_in(&after);
+    let flaps = after.transitions.len() - before.transitions.len();
+    let pass = crit_held && ok_held && flaps == 2 && polled.all_answered() && lost == 0;
+    reliability::record(
+        "vigild_stays_up_while_ollama_answers_slowly",
+        "the Ollama stand-in answering every request after 600 ms (timeout 300 ms), then \
+         after 60 ms, under an ollama check every 200 ms",
+        &format!(
+            "crit at 600 ms, ok at 60 ms, {flaps} transitions in {} s (no flapping); {}; {}",
+            slow_for.as_secs(),
+            polled.figure(),
+            faults_support::kept_figure(&before, &after)
+        ),
+        pass,
+    );
+    assert!(crit_held && ok_held, "{}", v.log());
+    assert_eq!(flaps, 2, "{}", v.log());
+    assert!(polled.all_answered(), "{polled:?}");
+    assert_eq!(lost, 0);
 }

@@ -4,6 +4,8 @@
 //! its record cannot be written. Needs root (mount).
 
 mod common;
+mod faults_support;
+mod reliability;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -76,7 +78,22 @@ fn records_made_while_the_disk_is_full_are_written_when_space_returns() {
     let mut v = b.start();
     v.wait_dbus_status(&bus, "ok");
 
+    let db_path = state.join("vigil.db");
+    wait_for(
+        Duration::from_secs(10),
+        "the first transition stored",
+        || (!faults_support::rows(&db_path).transitions.is_empty()).then_some(()),
+    );
+    let before = faults_support::rows(&db_path);
+    let polled = faults_support::HeartbeatPoller::start(v.port);
     let filler = fs.fill();
+    let full = std::time::Instant::now();
+    let free_kb = |p: &Path| {
+        let st = nix::sys::statvfs::statvfs(p).unwrap();
+        st.blocks_available() as u64 * st.fragment_size() as u64 / 1024
+    };
+    let free_when_full = free_kb(&state);
+    let actions_before = v.log().matches("`notify` — ").count();
     // Flap: every crit opens an incident and takes an action; every ok resolves it.
     for _ in 0..6 {
         v.set_available_kb(50_000);
@@ -101,7 +118,11 @@ fn records_made_while_the_disk_is_full_are_written_when_space_returns() {
         "{out}"
     );
 
+    let actions_while_full = v.log().matches("`notify` — ").count() - actions_before;
+    let waiting = doc["store"]["waiting"].as_u64().unwrap_or(0);
+    let full_for = full.elapsed();
     std::fs::remove_file(filler).unwrap();
+    let freed = std::time::Instant::now();
     wait_for(
         Duration::from_secs(10),
         "every waiting record written",
@@ -110,8 +131,55 @@ fn records_made_while_the_disk_is_full_are_written_when_space_returns() {
             (d["store"]["waiting"] == 0 && d["store"]["failing_since"].is_null()).then_some(())
         },
     );
+    let resumed = freed.elapsed();
+    let polled = polled.finish();
     v.stop();
     let log = v.log();
+    let after = faults_support::rows(&db_path);
+    let lost = before.lost_in(&after);
+    let integrity = faults_support::integrity(&db_path);
+    // Every transition, incident and action the log reports is a row.
+    let logged = (
+        ["unknown", "ok", "warn", "crit"]
+            .iter()
+            .map(|from| log.matches(&format!("check mem {from} → ")).count())
+            .sum::<usize>(),
+        log.matches("opened: rule note on check mem").count(),
+        log.matches("`notify` — ").count(),
+    );
+    let stored = (
+        after.transitions.len(),
+        after.incidents.len(),
+        after.actions.len(),
+    );
+    let pass = polled.all_answered()
+        && lost == 0
+        && integrity == "ok"
+        && logged == stored
+        && actions_while_full >= 6;
+    reliability::record(
+        "records_made_while_the_disk_is_full_are_written_when_space_returns",
+        "the state directory a real 1 MiB tmpfs, filled up with dd while a check flapped 6 \
+         times (each crit an incident and a notify action), then the filler removed",
+        &format!(
+            "{free_when_full} KiB free for {} s; {actions_while_full} actions run while full, \
+             {waiting} records waiting, all written {} ms after space returned; {}; {}; \
+             {}/{}/{} transitions/incidents/actions logged and stored; integrity_check {integrity}",
+            full_for.as_secs(),
+            resumed.as_millis(),
+            polled.figure(),
+            faults_support::kept_figure(&before, &after),
+            stored.0,
+            stored.1,
+            stored.2,
+        ),
+        pass,
+    );
+    assert!(polled.all_answered(), "{polled:?}");
+    assert_eq!(lost, 0);
+    assert_eq!(integrity, "ok");
+    assert_eq!(logged, stored, "{log}");
+    assert!(actions_while_full >= 6, "{actions_while_full}\n{log}");
     assert!(!log.contains("FOREIGN KEY"), "{log}");
     assert!(log.contains("keeping records in memory"), "{log}");
     assert!(log.contains("the store writes again"), "{log}");
