@@ -86,7 +86,9 @@ async fn an_incident_opens_records_its_ladder_and_resolves() {
     assert_eq!(n, 1);
 
     v.set_available_kb(900_000);
-    let sig = tokio::time::timeout(t, resolved.next())
+    // An exhausted incident resolves once the check has been ok for EXHAUSTED_SETTLE (60 s).
+    let settle = vigil::core::engine::EXHAUSTED_SETTLE + Duration::from_secs(15);
+    let sig = tokio::time::timeout(settle, resolved.next())
         .await
         .expect("IncidentResolved")
         .unwrap();
