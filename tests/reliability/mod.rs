@@ -29,14 +29,16 @@ fn path() -> PathBuf {
 /// passed. Call it with the measured figure before asserting on it.
 pub fn record(test: &str, what: &str, figure: &str, pass: bool) {
     let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
-    let mut f = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(path())
         .expect("docs/RELIABILITY.md");
-    f.lock().expect("lock docs/RELIABILITY.md");
+    let mut f = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .expect("lock docs/RELIABILITY.md");
     let mut text = String::new();
     f.read_to_string(&mut text)
         .expect("read docs/RELIABILITY.md");
