@@ -293,7 +293,7 @@ async fn vigilds_actuators_and_update_image_steps_work_through_the_proxy() {
         .expect("API version negotiation through the proxy");
     use vigil::update::images;
     let tags = images::tags_in_archive(&archive).unwrap();
-    assert_eq!(tags, [tag.clone()]);
+    assert_eq!(tags, std::slice::from_ref(&tag));
     let before = images::tag_ids(&client, &tags).await.unwrap();
     assert_eq!(before[&tag], None);
     images::load(&client, &archive).await.unwrap();
@@ -513,7 +513,7 @@ fn everything_else_is_refused_and_never_reaches_dockerd() {
     // Nothing happened in dockerd.
     assert_eq!(
         containers_named(&prefix),
-        [target.clone()],
+        std::slice::from_ref(&target),
         "no container was created"
     );
     assert_eq!(

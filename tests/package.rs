@@ -50,7 +50,7 @@ fn the_package_carries_every_file_where_the_design_puts_it() {
         let (mode, owner, path) = (cols[0], cols[1], cols[cols.len() - 1]);
         assert_eq!(owner, "0/0", "{path} is not root's");
         if !mode.starts_with('d') {
-            let want = if path.starts_with("./usr/bin/") {
+            let want = if path.starts_with("./usr/bin/") || path.starts_with("./usr/libexec/") {
                 "-rwxr-xr-x"
             } else {
                 "-rw-r--r--"
@@ -120,6 +120,15 @@ fn the_package_carries_every_file_where_the_design_puts_it() {
             "units/vigild.service",
             "usr/lib/systemd/system/vigild.service",
         ),
+        (
+            "units/vigil-docker-proxy.service",
+            "usr/lib/systemd/system/vigil-docker-proxy.service",
+        ),
+        (
+            "units/vigil-docker-proxy.socket",
+            "usr/lib/systemd/system/vigil-docker-proxy.socket",
+        ),
+        ("packaging/vigil.toml", "etc/vigil/vigil.toml"),
         (
             "dbus/org.vigil.Vigil1.conf",
             "usr/share/dbus-1/system.d/org.vigil.Vigil1.conf",
@@ -193,6 +202,14 @@ fn conffile_and_maintainer_scripts_follow_debhelper() {
         "{postinst}"
     );
     assert!(postinst.contains("deb-systemd-helper enable vigild.socket"));
+    // The Docker proxy's socket is enabled and started before vigild, which talks to it.
+    let proxy = at("deb-systemd-helper enable vigil-docker-proxy.socket");
+    let proxy_start =
+        at("deb-systemd-invoke $_dh_action vigil-docker-proxy.service vigil-docker-proxy.socket");
+    assert!(
+        dirs < proxy && proxy < proxy_start && proxy_start < enable,
+        "{postinst}"
+    );
     // Stopped only on removal: an upgrade restarts vigild in postinst instead, so the box is
     // never left unwatched between the two.
     let prerm = read("prerm");

@@ -4,7 +4,9 @@
 //!
 //! One container, one sequence (each step needs the one before): `dpkg -i`, `systemctl
 //! start/status`, the journal's `VIGIL_*` fields, `busctl introspect/tree`, the heartbeat
-//! with curl, the docker group through the bound socket, polkit (vigil may restart the listed
+//! with curl, Docker through vigil-docker-proxy (vigild in no docker group; the proxy forwards
+//! its calls to the bound socket and refuses others; a container killed and restarted by the
+//! vendor policy through it), polkit (vigil may restart the listed
 //! units and nothing else), a watched unit killed and brought back by the vendor policy,
 //! the D-Bus policy (an ordinary user and vigil itself refused, a vigil-admin member allowed),
 //! `systemctl reload` with a broken policy, SIGKILL of vigild, maintenance windows that
@@ -320,6 +322,21 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     let groups = c.sh("id -nG vigil");
     assert_eq!(groups.split_whitespace().collect::<Vec<_>>(), ["vigil"]);
     c.sh("getent group vigil-admin docker");
+    // The Docker proxy's socket: enabled, listening, for root and group vigil only.
+    let unit = "vigil-docker-proxy.socket";
+    assert_eq!(
+        c.sh(&format!("systemctl is-enabled {unit}")).trim(),
+        "enabled"
+    );
+    assert_eq!(
+        c.sh(&format!("systemctl is-active {unit}")).trim(),
+        "active"
+    );
+    assert_eq!(
+        c.sh("stat -c '%a %U %G %F' /run/vigil-docker-proxy/docker.sock")
+            .trim(),
+        "660 root vigil socket"
+    );
     let creds = c.sh("stat -c '%a %U %s %n' /etc/vigil/credentials /etc/vigil/credentials/*");
     assert!(
         creds
@@ -455,7 +472,83 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
         ["ok", "degraded", "critical"].contains(&beat["status"].as_str().unwrap_or("")),
         "{beat}"
     );
-    // The docker group reaches the host's engine through the bound socket.
+    // Docker through the proxy: vigild has no docker group, cannot use the engine's socket,
+    // and reaches the host's engine (bound in, root:docker) through vigil-docker-proxy.
+    assert_eq!(c.unit_property("vigild.service", "SupplementaryGroups"), "");
+    let docker_gid = c.sh("getent group docker | cut -d: -f3").trim().to_string();
+    let vigild_groups = c.sh(&format!(
+        "grep '^Groups:' /proc/{}/status",
+        main_pid(&c, "vigild.service")
+    ));
+    assert!(
+        !vigild_groups.split_whitespace().any(|g| g == docker_gid),
+        "vigild is in the docker group ({docker_gid}): {vigild_groups}"
+    );
+    let (ok, said) = as_user(
+        &c,
+        "vigil",
+        "curl -sS --unix-socket /var/run/docker.sock http://docker/version",
+    );
+    assert!(!ok, "vigil reached the Docker socket itself: {said}");
+    let code = |user: &str, args: &str| {
+        as_user(
+            &c,
+            user,
+            &format!(
+                "curl -sS -o /dev/null -w %{{http_code}} \
+                 --unix-socket /run/vigil-docker-proxy/docker.sock {args}"
+            ),
+        )
+    };
+    assert_eq!(code("vigil", "http://docker/version"), (true, "200".into()));
+    assert_eq!(
+        code(
+            "vigil",
+            "-X POST -H Content-Type:application/json -d {} http://docker/containers/create"
+        ),
+        (true, "403".into())
+    );
+    let (ok, said) = code("nobody", "http://docker/version");
+    assert!(!ok, "nobody reached the Docker proxy: {said}");
+    assert_eq!(
+        c.sh("systemctl is-active vigil-docker-proxy.service")
+            .trim(),
+        "active"
+    );
+    assert!(
+        c.unit_property("vigil-docker-proxy.service", "SupplementaryGroups")
+            .split_whitespace()
+            .any(|g| g == "docker"),
+        "the proxy is not in the docker group"
+    );
+    wait_for(
+        &c,
+        "the refusal in the proxy's journal",
+        Duration::from_secs(10),
+        || {
+            let j = try_out(&c, "journalctl -u vigil-docker-proxy.service -o cat")?;
+            if j.contains("refused POST /containers/create") {
+                Ok(())
+            } else {
+                Err(j)
+            }
+        },
+    );
+    let proxy_security = c.sh("systemd-analyze security --no-pager vigil-docker-proxy.service");
+    let proxy_score: f64 = proxy_security
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for vigil-docker-proxy.service: ")
+                .nth(1)
+        })
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{proxy_security}"));
+    eprintln!("system: systemd-analyze security vigil-docker-proxy.service: {proxy_score}");
+    assert!(
+        proxy_score <= 1.0,
+        "exposure {proxy_score} > 1.0:\n{proxy_security}"
+    );
     let stack = wait_for(&c, "the containers check", Duration::from_secs(30), || {
         let checks = try_vigilctl_json(&c, "checks")?;
         let s = checks
@@ -470,7 +563,45 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
         }
     });
     assert_eq!(stack["status"], "ok");
-    steps.done("busctl, heartbeat, docker");
+    // A container of the stack (the vendor policy watches arasul-*), on the host's engine:
+    // killed, and restarted by heal-stack through the proxy.
+    let app = HostContainer::run(&format!("arasul-systest-{}", std::process::id()));
+    let member = format!("container:{}", app.0);
+    wait_for(&c, "the stack member ok", Duration::from_secs(40), || {
+        let checks = try_vigilctl_json(&c, "checks")?;
+        let m = checks
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["name"] == member.as_str()))
+            .cloned()
+            .ok_or("no member check")?;
+        if m["status"] == "ok" {
+            Ok(())
+        } else {
+            Err(m.to_string())
+        }
+    });
+    let started = app.started_at();
+    host_docker(&["kill", &app.0]);
+    wait_for(
+        &c,
+        "heal-stack to restart the container through the proxy",
+        Duration::from_secs(60),
+        || {
+            let j = journal(&c, "-u vigild.service VIGIL_RULE=heal-stack");
+            let done = j.iter().any(|e| {
+                field(e, "VIGIL_ACTION") == format!("restart {member}")
+                    && field(e, "MESSAGE").contains("done")
+            });
+            let running = host_docker(&["inspect", "-f", "{{.State.Running}}", &app.0]);
+            if done && running == "true" && app.started_at() != started {
+                Ok(())
+            } else {
+                Err(format!("{} entries, running {running}", j.len()))
+            }
+        },
+    );
+    drop(app);
+    steps.done("busctl, heartbeat, docker through the proxy");
 
     // --- polkit: vigil may restart listed units, nothing else ---------------------------
     c.sh("systemctl start docker.service vigil-test-other.service");
@@ -881,6 +1012,53 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
 
 /// Calls `f` for everything below `dir`; a directory or file it cannot read is a failure,
 /// not a silent gap in what the purge check saw.
+/// The host's docker CLI (the engine runs on the host; its socket is bound in); stdout.
+fn host_docker(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A container on the host's engine, removed on drop (also when the test fails).
+struct HostContainer(String);
+
+impl HostContainer {
+    fn run(name: &str) -> HostContainer {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", name])
+            .output();
+        host_docker(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "vigil-test/busybox:1",
+            "sleep",
+            "100000",
+        ]);
+        HostContainer(name.to_string())
+    }
+
+    fn started_at(&self) -> String {
+        host_docker(&["inspect", "-f", "{{.State.StartedAt}}", &self.0])
+    }
+}
+
+impl Drop for HostContainer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &self.0])
+            .output();
+    }
+}
+
 fn walk(dir: &std::path::Path, f: &mut dyn FnMut(&std::path::Path, &std::fs::Metadata)) {
     let entries =
         std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
