@@ -17,7 +17,6 @@ use crate::control::{Command, UpdateRequest};
 use crate::core::health::CheckState;
 use crate::core::status::{Event, Snapshot};
 use crate::core::update::UpdateDocument;
-use crate::store::record::MAINTENANCE_LOG_SETTING;
 use crate::store::Store;
 use crate::sys::clock;
 use crate::sys::systemd::is_loss;
@@ -28,9 +27,11 @@ pub const BUS_NAME: &str = "org.vigil.Vigil1";
 pub const MANAGER_PATH: &str = "/org/vigil/Vigil1";
 /// Parent of the check objects.
 pub const CHECK_PATH_PREFIX: &str = "/org/vigil/Vigil1/check";
+use super::dbus_access::authorize;
 pub use super::dbus_access::ADMIN_GROUP;
-use super::dbus_access::{authorize, caller_name};
 use super::dbus_check::CheckObject;
+use super::dbus_maintenance::MaintenanceAsk;
+pub use super::dbus_maintenance::MAX_REASON_BYTES;
 
 /// Escapes a check name into one object path element the way systemd does for unit
 /// names: ASCII letters and digits stay, every other byte becomes `_xx` (hex).
@@ -58,7 +59,7 @@ pub fn check_path(name: &str) -> String {
 pub struct Manager {
     snap: watch::Receiver<Arc<Snapshot>>,
     commands: mpsc::Sender<Command>,
-    store: Store,
+    pub(super) store: Store,
     update: watch::Receiver<Arc<UpdateDocument>>,
 }
 
@@ -67,7 +68,10 @@ impl Manager {
         self.snap.borrow().clone()
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> fdo::Result<T> {
+    pub(super) async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> fdo::Result<T> {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(make(tx))
@@ -175,19 +179,14 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        let uid = authorize(conn, &header, "SetMaintenance").await?;
-        let by = caller_name(uid).await;
-        self.ask(|reply| Command::SetMaintenance {
+        let ask = MaintenanceAsk {
+            method: "SetMaintenance",
             on,
             seconds,
             reason,
             tunnel: None,
-            by,
-            reply,
-        })
-        .await?
-        .map(|_| ())
-        .map_err(fdo::Error::InvalidArgs)
+        };
+        self.ask_maintenance(conn, &header, ask).await.map(|_| ())
     }
 
     /// Maintenance mode on for `seconds` with `tunnel` (one of `[maintenance] tunnel_units`,
@@ -202,33 +201,21 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<String> {
-        let uid = authorize(conn, &header, "StartMaintenance").await?;
-        let by = caller_name(uid).await;
-        self.ask(|reply| Command::SetMaintenance {
+        let ask = MaintenanceAsk {
+            method: "StartMaintenance",
             on: true,
             seconds,
             reason,
             tunnel: Some(tunnel),
-            by,
-            reply,
-        })
-        .await?
-        .map_err(fdo::Error::InvalidArgs)
+        };
+        self.ask_maintenance(conn, &header, ask).await
     }
 
     /// The maintenance log, oldest first (JSON): who turned maintenance on or off, when,
     /// why, and each start and stop of a tunnel with systemd's answer.
     #[zbus(out_args("log"))]
     async fn get_maintenance_log(&self) -> fdo::Result<String> {
-        let text = self
-            .store
-            .call(|db| db.setting(MAINTENANCE_LOG_SETTING))
-            .await
-            .ok_or_else(|| fdo::Error::Failed("vigild is shutting down".into()))?
-            .map_err(|e| fdo::Error::Failed(format!("cannot read the maintenance log: {e}")))?;
-        Ok(text
-            .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| "[]".into()))
+        self.maintenance_log().await
     }
 
     /// Probes one check now and returns its state (JSON).

@@ -6,6 +6,7 @@
 pub mod dbus;
 mod dbus_access;
 mod dbus_check;
+mod dbus_maintenance;
 pub mod http;
 pub mod log;
 pub mod metrics;
