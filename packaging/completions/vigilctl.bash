@@ -40,6 +40,9 @@ _vigilctl() {
             vigilctl,status)
                 cmd="vigilctl__subcmd__status"
                 ;;
+            vigilctl,support-bundle)
+                cmd="vigilctl__subcmd__support__subcmd__bundle"
+                ;;
             vigilctl,update)
                 cmd="vigilctl__subcmd__update"
                 ;;
@@ -82,6 +85,9 @@ _vigilctl() {
             vigilctl__subcmd__help,status)
                 cmd="vigilctl__subcmd__help__subcmd__status"
                 ;;
+            vigilctl__subcmd__help,support-bundle)
+                cmd="vigilctl__subcmd__help__subcmd__support__subcmd__bundle"
+                ;;
             vigilctl__subcmd__help,update)
                 cmd="vigilctl__subcmd__help__subcmd__update"
                 ;;
@@ -90,6 +96,9 @@ _vigilctl() {
                 ;;
             vigilctl__subcmd__help__subcmd__bundle,create)
                 cmd="vigilctl__subcmd__help__subcmd__bundle__subcmd__create"
+                ;;
+            vigilctl__subcmd__help__subcmd__maintenance,log)
+                cmd="vigilctl__subcmd__help__subcmd__maintenance__subcmd__log"
                 ;;
             vigilctl__subcmd__help__subcmd__maintenance,off)
                 cmd="vigilctl__subcmd__help__subcmd__maintenance__subcmd__off"
@@ -127,6 +136,9 @@ _vigilctl() {
             vigilctl__subcmd__maintenance,help)
                 cmd="vigilctl__subcmd__maintenance__subcmd__help"
                 ;;
+            vigilctl__subcmd__maintenance,log)
+                cmd="vigilctl__subcmd__maintenance__subcmd__log"
+                ;;
             vigilctl__subcmd__maintenance,off)
                 cmd="vigilctl__subcmd__maintenance__subcmd__off"
                 ;;
@@ -138,6 +150,9 @@ _vigilctl() {
                 ;;
             vigilctl__subcmd__maintenance__subcmd__help,help)
                 cmd="vigilctl__subcmd__maintenance__subcmd__help__subcmd__help"
+                ;;
+            vigilctl__subcmd__maintenance__subcmd__help,log)
+                cmd="vigilctl__subcmd__maintenance__subcmd__help__subcmd__log"
                 ;;
             vigilctl__subcmd__maintenance__subcmd__help,off)
                 cmd="vigilctl__subcmd__maintenance__subcmd__help__subcmd__off"
@@ -215,7 +230,7 @@ _vigilctl() {
 
     case "${cmd}" in
         vigilctl)
-            opts="-h -V --bus --json --help --version status checks incidents incident maintenance policy update bundle version help"
+            opts="-h -V --bus --json --help --version status checks incidents incident maintenance policy update bundle support-bundle version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -353,7 +368,7 @@ _vigilctl() {
             return 0
             ;;
         vigilctl__subcmd__help)
-            opts="status checks incidents incident maintenance policy update bundle version help"
+            opts="status checks incidents incident maintenance policy update bundle support-bundle version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -451,8 +466,22 @@ _vigilctl() {
             return 0
             ;;
         vigilctl__subcmd__help__subcmd__maintenance)
-            opts="on off status"
+            opts="on off status log"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__help__subcmd__maintenance__subcmd__log)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -549,6 +578,20 @@ _vigilctl() {
             return 0
             ;;
         vigilctl__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__help__subcmd__support__subcmd__bundle)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -711,7 +754,7 @@ _vigilctl() {
             return 0
             ;;
         vigilctl__subcmd__maintenance)
-            opts="-h --bus --json --help on off status help"
+            opts="-h --bus --json --help on off status log help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -729,7 +772,7 @@ _vigilctl() {
             return 0
             ;;
         vigilctl__subcmd__maintenance__subcmd__help)
-            opts="on off status help"
+            opts="on off status log help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -743,6 +786,20 @@ _vigilctl() {
             return 0
             ;;
         vigilctl__subcmd__maintenance__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__maintenance__subcmd__help__subcmd__log)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -798,6 +855,24 @@ _vigilctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        vigilctl__subcmd__maintenance__subcmd__log)
+            opts="-h --bus --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         vigilctl__subcmd__maintenance__subcmd__off)
             opts="-h --bus --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -817,7 +892,7 @@ _vigilctl() {
             return 0
             ;;
         vigilctl__subcmd__maintenance__subcmd__on)
-            opts="-h --for --reason --bus --json --help"
+            opts="-h --for --reason --tunnel --bus --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -828,6 +903,10 @@ _vigilctl() {
                     return 0
                     ;;
                 --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tunnel)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -985,6 +1064,56 @@ _vigilctl() {
                 return 0
             fi
             case "${prev}" in
+                --bus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vigilctl__subcmd__support__subcmd__bundle)
+            opts="-o -h --out --since --config --policies --journalctl --systemctl --os-release --bus --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --journalctl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --systemctl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-release)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --bus)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -36,6 +36,7 @@ complete -c vigilctl -n "__fish_vigilctl_needs_command" -f -a "maintenance" -d '
 complete -c vigilctl -n "__fish_vigilctl_needs_command" -f -a "policy" -d 'Policy files: check them, or show the effective set'
 complete -c vigilctl -n "__fish_vigilctl_needs_command" -f -a "update" -d 'Updates: verify a bundle (offline), apply it with the health gate, follow, list or roll back runs, offer a USB stick'
 complete -c vigilctl -n "__fish_vigilctl_needs_command" -f -a "bundle" -d 'Make signed update bundles (offline)'
+complete -c vigilctl -n "__fish_vigilctl_needs_command" -f -a "support-bundle" -d 'Write a support bundle (tar.gz): status, checks, incidents, update history, policies, settings, vigild\'s journal, containers, units and system facts, secrets redacted. Written even when vigild is down (status.json then says why; exit 0 with a warning)'
 complete -c vigilctl -n "__fish_vigilctl_needs_command" -f -a "version" -d 'Versions of vigilctl and of the running vigild'
 complete -c vigilctl -n "__fish_vigilctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand status" -l bus -d 'D-Bus address of vigild [default: the system bus, then the session bus]' -r
@@ -51,15 +52,17 @@ complete -c vigilctl -n "__fish_vigilctl_using_subcommand incidents" -s h -l hel
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand incident" -l bus -d 'D-Bus address of vigild [default: the system bus, then the session bus]' -r
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand incident" -l json -d 'Print JSON instead of text'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand incident" -s h -l help -d 'Print help'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and not __fish_seen_subcommand_from on off status help" -l bus -d 'D-Bus address of vigild [default: the system bus, then the session bus]' -r
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and not __fish_seen_subcommand_from on off status help" -l json -d 'Print JSON instead of text'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and not __fish_seen_subcommand_from on off status help" -s h -l help -d 'Print help'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and not __fish_seen_subcommand_from on off status help" -f -a "on" -d 'Turn it on; it ends by itself'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and not __fish_seen_subcommand_from on off status help" -f -a "off" -d 'Turn it off now'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and not __fish_seen_subcommand_from on off status help" -f -a "status" -d 'Whether it is on, until when and why'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and not __fish_seen_subcommand_from on off status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and not __fish_seen_subcommand_from on off status log help" -l bus -d 'D-Bus address of vigild [default: the system bus, then the session bus]' -r
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and not __fish_seen_subcommand_from on off status log help" -l json -d 'Print JSON instead of text'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and not __fish_seen_subcommand_from on off status log help" -s h -l help -d 'Print help'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and not __fish_seen_subcommand_from on off status log help" -f -a "on" -d 'Turn it on; it ends by itself'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and not __fish_seen_subcommand_from on off status log help" -f -a "off" -d 'Turn it off now (and stop its tunnel)'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and not __fish_seen_subcommand_from on off status log help" -f -a "status" -d 'Whether it is on, until when, why, by whom and with which tunnel'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and not __fish_seen_subcommand_from on off status log help" -f -a "log" -d 'Every maintenance session: who turned it on or off, when, why, and each start and stop of a tunnel with what systemd answered'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and not __fish_seen_subcommand_from on off status log help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fish_seen_subcommand_from on" -l for -d 'How long, e.g. 30m, 2h' -r
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fish_seen_subcommand_from on" -l reason -d 'Why, for the journal and the status' -r
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fish_seen_subcommand_from on" -l tunnel -d 'A tunnel unit for remote maintenance, one of `[maintenance] tunnel_units` in vigil.toml (e.g. wg-quick@wg0.service): started now, stopped when the window ends or is turned off' -r
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fish_seen_subcommand_from on" -l bus -d 'D-Bus address of vigild [default: the system bus, then the session bus]' -r
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fish_seen_subcommand_from on" -l json -d 'Print JSON instead of text'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fish_seen_subcommand_from on" -s h -l help -d 'Print help'
@@ -69,9 +72,13 @@ complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fis
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fish_seen_subcommand_from status" -l bus -d 'D-Bus address of vigild [default: the system bus, then the session bus]' -r
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fish_seen_subcommand_from status" -l json -d 'Print JSON instead of text'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fish_seen_subcommand_from log" -l bus -d 'D-Bus address of vigild [default: the system bus, then the session bus]' -r
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fish_seen_subcommand_from log" -l json -d 'Print JSON instead of text'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fish_seen_subcommand_from log" -s h -l help -d 'Print help'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fish_seen_subcommand_from help" -f -a "on" -d 'Turn it on; it ends by itself'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fish_seen_subcommand_from help" -f -a "off" -d 'Turn it off now'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fish_seen_subcommand_from help" -f -a "status" -d 'Whether it is on, until when and why'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fish_seen_subcommand_from help" -f -a "off" -d 'Turn it off now (and stop its tunnel)'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fish_seen_subcommand_from help" -f -a "status" -d 'Whether it is on, until when, why, by whom and with which tunnel'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fish_seen_subcommand_from help" -f -a "log" -d 'Every maintenance session: who turned it on or off, when, why, and each start and stop of a tunnel with what systemd answered'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand maintenance; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand policy; and not __fish_seen_subcommand_from check show help" -l bus -d 'D-Bus address of vigild [default: the system bus, then the session bus]' -r
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand policy; and not __fish_seen_subcommand_from check show help" -l json -d 'Print JSON instead of text'
@@ -145,22 +152,34 @@ complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and __fish_see
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and __fish_seen_subcommand_from help" -f -a "create" -d 'Build a signed bundle: the payload\'s files listed with size and SHA-256, the manifest signed (trusted comment `vigil-bundle NAME VERSION`), written atomically'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand bundle; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand support-bundle" -s o -l out -d 'Where to write it: a file, or a directory (such as a USB stick\'s mount point) to write support-HOST-TIME.tar.gz in [default: the current directory]' -r -F
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand support-bundle" -l since -d 'How far back vigild\'s journal goes, e.g. 24h, 3d, 30m' -r
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand support-bundle" -l config -d 'Settings (copied redacted; policies are checked against them) [default: /etc/vigil/vigil.toml]' -r -F
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand support-bundle" -l policies -d 'Policy files or directories to show [default: the installed ones]' -r -F
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand support-bundle" -l journalctl -d 'journalctl to run (tests)' -r -F
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand support-bundle" -l systemctl -d 'systemctl to run (tests)' -r -F
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand support-bundle" -l os-release -d 'os-release to read (tests)' -r -F
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand support-bundle" -l bus -d 'D-Bus address of vigild [default: the system bus, then the session bus]' -r
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand support-bundle" -l json -d 'Print JSON instead of text'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand support-bundle" -s h -l help -d 'Print help'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand version" -l bus -d 'D-Bus address of vigild [default: the system bus, then the session bus]' -r
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand version" -l json -d 'Print JSON instead of text'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand version" -s h -l help -d 'Print help'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "status" -d 'Overall status and the checks that are not ok'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "checks" -d 'Every check with its status, since when, and why'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "incidents" -d 'Incidents: open ones, or all with --all'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "incident" -d 'One incident with every action taken for it'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "maintenance" -d 'Maintenance mode: suspend every recovery action for a while; checks go on'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "policy" -d 'Policy files: check them, or show the effective set'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "update" -d 'Updates: verify a bundle (offline), apply it with the health gate, follow, list or roll back runs, offer a USB stick'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "bundle" -d 'Make signed update bundles (offline)'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "version" -d 'Versions of vigilctl and of the running vigild'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle support-bundle version help" -f -a "status" -d 'Overall status and the checks that are not ok'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle support-bundle version help" -f -a "checks" -d 'Every check with its status, since when, and why'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle support-bundle version help" -f -a "incidents" -d 'Incidents: open ones, or all with --all'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle support-bundle version help" -f -a "incident" -d 'One incident with every action taken for it'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle support-bundle version help" -f -a "maintenance" -d 'Maintenance mode: suspend every recovery action for a while; checks go on'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle support-bundle version help" -f -a "policy" -d 'Policy files: check them, or show the effective set'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle support-bundle version help" -f -a "update" -d 'Updates: verify a bundle (offline), apply it with the health gate, follow, list or roll back runs, offer a USB stick'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle support-bundle version help" -f -a "bundle" -d 'Make signed update bundles (offline)'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle support-bundle version help" -f -a "support-bundle" -d 'Write a support bundle (tar.gz): status, checks, incidents, update history, policies, settings, vigild\'s journal, containers, units and system facts, secrets redacted. Written even when vigild is down (status.json then says why; exit 0 with a warning)'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle support-bundle version help" -f -a "version" -d 'Versions of vigilctl and of the running vigild'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and not __fish_seen_subcommand_from status checks incidents incident maintenance policy update bundle support-bundle version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and __fish_seen_subcommand_from maintenance" -f -a "on" -d 'Turn it on; it ends by itself'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and __fish_seen_subcommand_from maintenance" -f -a "off" -d 'Turn it off now'
-complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and __fish_seen_subcommand_from maintenance" -f -a "status" -d 'Whether it is on, until when and why'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and __fish_seen_subcommand_from maintenance" -f -a "off" -d 'Turn it off now (and stop its tunnel)'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and __fish_seen_subcommand_from maintenance" -f -a "status" -d 'Whether it is on, until when, why, by whom and with which tunnel'
+complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and __fish_seen_subcommand_from maintenance" -f -a "log" -d 'Every maintenance session: who turned it on or off, when, why, and each start and stop of a tunnel with what systemd answered'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "check" -d 'Validate policy files or directories (default: the installed ones); exit 1 on any error'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "show" -d 'Show the effective, merged checks of policy files or directories (default: installed)'
 complete -c vigilctl -n "__fish_vigilctl_using_subcommand help; and __fish_seen_subcommand_from update" -f -a "verify" -d 'Verify a bundle: signature, every entry, size and hash, version and hardware fit. Exit 0 when it may be applied here, 1 with the reason when not. Writes nothing'
