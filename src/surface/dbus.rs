@@ -30,8 +30,8 @@ pub const CHECK_PATH_PREFIX: &str = "/org/vigil/Vigil1/check";
 use super::dbus_access::authorize;
 pub use super::dbus_access::ADMIN_GROUP;
 use super::dbus_check::CheckObject;
-use super::dbus_maintenance::MaintenanceAsk;
 pub use super::dbus_maintenance::MAX_REASON_BYTES;
+use super::dbus_maintenance::{maintenance_caller, maintenance_log};
 
 /// Escapes a check name into one object path element the way systemd does for unit
 /// names: ASCII letters and digits stay, every other byte becomes `_xx` (hex).
@@ -59,7 +59,7 @@ pub fn check_path(name: &str) -> String {
 pub struct Manager {
     snap: watch::Receiver<Arc<Snapshot>>,
     commands: mpsc::Sender<Command>,
-    pub(super) store: Store,
+    store: Store,
     update: watch::Receiver<Arc<UpdateDocument>>,
 }
 
@@ -68,10 +68,7 @@ impl Manager {
         self.snap.borrow().clone()
     }
 
-    pub(super) async fn ask<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> fdo::Result<T> {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> fdo::Result<T> {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(make(tx))
@@ -179,14 +176,18 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        let ask = MaintenanceAsk {
-            method: "SetMaintenance",
+        let by = maintenance_caller(conn, &header, "SetMaintenance", &reason).await?;
+        self.ask(|reply| Command::SetMaintenance {
             on,
             seconds,
             reason,
             tunnel: None,
-        };
-        self.ask_maintenance(conn, &header, ask).await.map(|_| ())
+            by,
+            reply,
+        })
+        .await?
+        .map(|_| ())
+        .map_err(fdo::Error::InvalidArgs)
     }
 
     /// Maintenance mode on for `seconds` with `tunnel` (one of `[maintenance] tunnel_units`,
@@ -201,21 +202,24 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<String> {
-        let ask = MaintenanceAsk {
-            method: "StartMaintenance",
+        let by = maintenance_caller(conn, &header, "StartMaintenance", &reason).await?;
+        self.ask(|reply| Command::SetMaintenance {
             on: true,
             seconds,
             reason,
             tunnel: Some(tunnel),
-        };
-        self.ask_maintenance(conn, &header, ask).await
+            by,
+            reply,
+        })
+        .await?
+        .map_err(fdo::Error::InvalidArgs)
     }
 
     /// The maintenance log, oldest first (JSON): who turned maintenance on or off, when,
     /// why, and each start and stop of a tunnel with systemd's answer.
     #[zbus(out_args("log"))]
     async fn get_maintenance_log(&self) -> fdo::Result<String> {
-        self.maintenance_log().await
+        maintenance_log(&self.store).await
     }
 
     /// Probes one check now and returns its state (JSON).
