@@ -9,11 +9,15 @@
 # Phases: Debian packages -> Rust toolchain (and cargo-deb) -> Docker engine ->
 # busybox test image -> cargo build -> the .deb (scripts/deb.sh) -> the arm64
 # .deb (scripts/deb.sh arm64: Debian's rustc-web cross toolchain, installed there)
-# -> cargo test (ignored tests included, so nothing is skipped). The exit status
-# is cargo test's.
+# -> cargo test (ignored tests included, so nothing is skipped) -> a short fuzz run
+# of every cargo-fuzz target (fuzz/, docs/fuzzing.md). The exit status is cargo
+# test's when that fails, else 1 when a fuzz target crashed or could not be built.
 #
 # Environment:
 #   VIGIL_TEST_SKIP_INSTALL=1   do not run apt-get (missing packages are only reported)
+#   VIGIL_TEST_FUZZ_SECONDS=N   run each fuzz target N seconds (default 20)
+#   VIGIL_TEST_FUZZ_STABLE=1    fuzz with the stable toolchain and RUSTC_BOOTSTRAP=1
+#                               even when rustup has a nightly one
 #
 # Every step is idempotent: a rerun installs nothing, reuses a running dockerd
 # and the existing image. A dockerd started here is left running for later runs
@@ -27,9 +31,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PACKAGES=(
     dbus docker.io busybox-static systemd-container minisign lintian curl jq
     qemu-user-static wrk nginx-light libxml2-utils systemd util-linux polkitd dpkg-dev apt faketime udev dosfstools e2fsprogs
-    prometheus chromium smartmontools
+    prometheus chromium smartmontools g++
 )
 CARGO_DEB_VERSION=3.8.0
+CARGO_FUZZ_VERSION=0.13.2
+FUZZ_TARGETS=(manifest bundle policy settings http_head)
+FUZZ_SECONDS=${VIGIL_TEST_FUZZ_SECONDS:-20}
 TEST_IMAGE=vigil-test/busybox:1
 DOCKERD_LOG=/var/log/dockerd.log
 DOCKERD_WAIT_S=60
@@ -52,7 +59,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 # --- 1. Debian packages -------------------------------------------------------
-section "1/8 Debian packages"
+section "1/9 Debian packages"
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
@@ -98,7 +105,7 @@ done
 done_in
 
 # --- 2. Rust toolchain --------------------------------------------------------
-section "2/8 Rust toolchain and cargo-deb"
+section "2/9 Rust toolchain and cargo-deb"
 # A rustup toolchain comes first when there is one: Debian's rustc-web, which the arm64
 # phase installs as /usr/bin/cargo, must not take over the native build on a rerun.
 if [[ -x ${HOME:-/root}/.cargo/bin/cargo ]]; then
@@ -120,7 +127,7 @@ cargo deb --version
 done_in
 
 # --- 3. Docker engine ---------------------------------------------------------
-section "3/8 Docker engine"
+section "3/9 Docker engine"
 if docker info >/dev/null 2>&1; then
     echo "dockerd is answering on /var/run/docker.sock"
 else
@@ -146,7 +153,7 @@ docker version --format 'engine {{.Server.Version}}, API {{.Server.APIVersion}}'
 done_in
 
 # --- 4. Busybox test image ----------------------------------------------------
-section "4/8 test image $TEST_IMAGE"
+section "4/9 test image $TEST_IMAGE"
 if docker image inspect "$TEST_IMAGE" >/dev/null 2>&1; then
     echo "$TEST_IMAGE present"
 else
@@ -172,14 +179,14 @@ fi
 done_in
 
 # --- 5. Build -----------------------------------------------------------------
-section "5/8 cargo build --all-targets --features test-hooks"
+section "5/9 cargo build --all-targets --features test-hooks"
 cargo build --all-targets --features test-hooks
 done_in
 
 # --- 6. The Debian package ----------------------------------------------------
 # A release build without test hooks: what ships. tests/package.rs and
 # tests/system.rs take it from target/debian/.
-section "6/8 the .deb (scripts/deb.sh)"
+section "6/9 the .deb (scripts/deb.sh)"
 bash scripts/deb.sh
 done_in
 
@@ -187,19 +194,80 @@ done_in
 # The Jetson's: cross-built with Debian's own toolchain (scripts/deb.sh installs
 # it and keeps it off the native build). tests/package_arm64.rs checks it and
 # runs its binaries under qemu-aarch64-static.
-section "7/8 the arm64 .deb (scripts/deb.sh arm64)"
+section "7/9 the arm64 .deb (scripts/deb.sh arm64)"
 bash scripts/deb.sh arm64
 done_in
 
 # --- 8. Test ------------------------------------------------------------------
-section "8/8 cargo test --features test-hooks --no-fail-fast -- --include-ignored"
+section "8/9 cargo test --features test-hooks --no-fail-fast -- --include-ignored"
 test_rc=0
 cargo test --features test-hooks --no-fail-fast -- --include-ignored || test_rc=$?
 done_in
 
-if [[ $test_rc -eq 0 ]]; then
-    printf '\n==== PASS ====\n'
+# --- 9. Fuzz ------------------------------------------------------------------
+# A short run of every cargo-fuzz target over its committed seeds (docs/fuzzing.md), so a
+# change that makes one of them crash on a seed or nearby fails the test command. fuzz/ is
+# its own workspace with its own target directory (fuzz/target). It needs a nightly
+# toolchain: rustup's when there is one, else the stable one with RUSTC_BOOTSTRAP=1.
+# A failure here does not stop the script; it decides the exit status after cargo test's.
+section "9/9 fuzz: every target for ${FUZZ_SECONDS}s (cargo fuzz run)"
+fuzz_failed=()
+fuzz_cargo=(cargo)
+if [[ ${VIGIL_TEST_FUZZ_STABLE:-0} != 1 ]] && command -v rustup >/dev/null &&
+    rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    fuzz_cargo=(cargo +nightly)
 else
-    printf '\n==== FAIL (cargo test exited %d) ====\n' "$test_rc"
+    echo "no nightly toolchain (or VIGIL_TEST_FUZZ_STABLE=1): stable with RUSTC_BOOTSTRAP=1"
+    fuzz_cargo=(env RUSTC_BOOTSTRAP=1 cargo)
 fi
-exit "$test_rc"
+"${fuzz_cargo[@]}" --version
+if [[ $(cargo fuzz --version 2>/dev/null) != "cargo-fuzz $CARGO_FUZZ_VERSION" ]]; then
+    echo "installing cargo-fuzz $CARGO_FUZZ_VERSION"
+    cargo install --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION" ||
+        fuzz_failed+=("(cargo install cargo-fuzz)")
+fi
+if [[ ${#fuzz_failed[@]} -eq 0 ]] && ! "${fuzz_cargo[@]}" fuzz build; then
+    fuzz_failed+=("(cargo fuzz build)")
+fi
+if [[ ${#fuzz_failed[@]} -eq 0 ]]; then
+    fuzz_tmp=$(mktemp -d)
+    for target in "${FUZZ_TARGETS[@]}"; do
+        # A fresh corpus each time; the seeds are read only. A crashing input goes to
+        # fuzz/artifacts/TARGET/.
+        mkdir "$fuzz_tmp/$target"
+        flags=(-max_total_time="$FUZZ_SECONDS" -timeout=20 -print_final_stats=1)
+        if [[ $target == bundle ]]; then
+            flags+=(-rss_limit_mb=512)
+        fi
+        log=$fuzz_tmp/$target.log
+        if "${fuzz_cargo[@]}" fuzz run "$target" "$fuzz_tmp/$target" "fuzz/seeds/$target" \
+            -- "${flags[@]}" >"$log" 2>&1; then
+            # libFuzzer's last line: runs, coverage (cov: edges, ft: features), corpus.
+            printf '%-10s ok: %s\n' "$target" "$(grep -a 'DONE  *cov:' "$log" | tail -n 1 || true)"
+        else
+            fuzz_rc=$?
+            printf '%-10s FAILED (exit %d):\n' "$target" "$fuzz_rc" >&2
+            grep -a -A4 -m3 'panicked at\|ERROR: AddressSanitizer\|ERROR: libFuzzer' "$log" >&2 || true
+            printf -- '-- the end of its output:\n' >&2
+            tail -n 25 "$log" >&2
+            fuzz_failed+=("$target")
+        fi
+    done
+    rm -rf "$fuzz_tmp"
+fi
+done_in
+
+if [[ $test_rc -ne 0 ]]; then
+    printf '\n==== FAIL (cargo test exited %d) ====\n' "$test_rc"
+    if [[ ${#fuzz_failed[@]} -gt 0 ]]; then
+        printf 'and fuzzing failed: %s\n' "${fuzz_failed[*]}"
+    fi
+    exit "$test_rc"
+fi
+if [[ ${#fuzz_failed[@]} -gt 0 ]]; then
+    printf '\n==== FAIL (fuzzing: %s; a crashing input is kept under fuzz/artifacts/) ====\n' \
+        "${fuzz_failed[*]}"
+    exit 1
+fi
+printf '\n==== PASS ====\n'
+exit 0

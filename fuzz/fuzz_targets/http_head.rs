@@ -7,7 +7,8 @@
 //! sent as is. Must hold: no panic; the connection always ends (in virtual time: the
 //! runtime's clock is paused and jumps to the next timer when all is idle, so a 10 s head
 //! timeout costs nothing); every byte the server writes belongs to a sequence of complete
-//! HTTP/1.1 responses, each with a status the contract allows.
+//! HTTP/1.1 responses (HTTP/1.0 to a request in HTTP/1.0: hyper answers in the version it
+//! was asked in), each with a status the contract allows.
 
 #![no_main]
 
@@ -50,7 +51,7 @@ fn responses(mut out: &[u8]) -> Vec<u16> {
     let mut statuses = Vec::new();
     while !out.is_empty() {
         assert!(
-            out.starts_with(b"HTTP/1.1 "),
+            out.starts_with(b"HTTP/1.1 ") || out.starts_with(b"HTTP/1.0 "),
             "not a response: {:?}",
             shown(out)
         );
@@ -73,7 +74,8 @@ fn responses(mut out: &[u8]) -> Vec<u16> {
             .unwrap_or(0);
         let after = &out[end + 4..];
         // An answer to HEAD says the length of the body it does not send.
-        out = if after.is_empty() || (length > 0 && after.starts_with(b"HTTP/1.1 ")) {
+        let next = after.starts_with(b"HTTP/1.1 ") || after.starts_with(b"HTTP/1.0 ");
+        out = if after.is_empty() || (length > 0 && next) {
             after
         } else {
             assert!(after.len() >= length, "body cut: {:?}", shown(out));
@@ -88,8 +90,8 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, input)) = data.split_first() else {
         return;
     };
-    // bit 0: the client keeps its side open after sending (else it closes it, as curl does
-    // once it has sent its request); bit 1: the status page is on; bits 2-3: the status;
+    // bit 0: the client keeps its side open after sending (else it shuts its side down
+    // once all is sent, and hyper reads the end of the stream); bit 1: the status page is on; bits 2-3: the status;
     // bits 4-7: written in pieces of 16·n bytes (0: all at once).
     let keep_open = mode & 1 != 0;
     let page = mode & 2 != 0;
