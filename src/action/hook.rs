@@ -1,27 +1,32 @@
 //! `hook NAME`: a command from `vigil.toml`, argv without a shell, with a timeout, without
-//! privileges, its output captured.
+//! privileges, its output captured. Under systemd it runs in a `vigil-run@….service` unit
+//! of its own (a dynamic user, no groups, no access to vigil's state or Docker; see
+//! [`crate::sys::sandbox`]), and the result says which unit and user.
 
 use std::time::Duration;
 
 use super::outcome::Outcome;
-use crate::sys::command::{run as run_command, with_output, Ran};
+use crate::sys::command::{with_output, Ran};
+use crate::sys::sandbox;
 
 /// Runs the hook's argv (the same way as the `exec` probe: no shell, a clean environment,
-/// `nobody` when vigild is root, the whole process group killed at the timeout); exit 0 is
-/// done, anything else failed.
+/// in its sandbox unit under systemd, else as a child and as `nobody` when vigild is root,
+/// the whole process group killed at the timeout); exit 0 is done, anything else failed.
 pub async fn run(name: &str, argv: &[String], limit: Duration) -> Outcome {
-    match run_command(argv, limit).await {
+    let (ran, place) = sandbox::run("hook", name, argv, &[], limit).await;
+    let at = place.suffix();
+    match ran {
         Ran::Ended {
             success: true,
             output,
             ..
-        } => Outcome::Done(with_output(format!("hook {name} succeeded"), &output)),
+        } => Outcome::Done(with_output(format!("hook {name} succeeded{at}"), &output)),
         Ran::Ended { what, output, .. } => {
-            Outcome::Failed(with_output(format!("hook {name} {what}"), &output))
+            Outcome::Failed(with_output(format!("hook {name} {what}{at}"), &output))
         }
         Ran::TimedOut { output, .. } => Outcome::Failed(with_output(
             format!(
-                "hook {name} timed out after {} and was killed",
+                "hook {name} timed out after {} and was killed{at}",
                 humantime::format_duration(limit)
             ),
             &output,

@@ -1,7 +1,9 @@
 //! `exec`: a command's exit status.
 //!
-//! The command is an argv (no shell, no PATH lookup: `command[0]` is an absolute path). It
-//! runs with stdin from /dev/null, in `/`, with an environment of only
+//! The command is an argv (no shell, no PATH lookup: `command[0]` is an absolute path). Under
+//! systemd it runs in a `vigil-run@….service` unit of its own (a dynamic user, no groups, no
+//! access to vigil's state or Docker; see [`crate::sys::sandbox`]), else as a child of
+//! vigild. It runs with stdin from /dev/null, in `/`, with an environment of only
 //! `PATH=/usr/sbin:/usr/bin:/sbin:/bin` and `LANG=C.UTF-8`, in a process group of its own.
 //! When vigild runs as root, the command runs as `nobody` (uid and gid 65534, no
 //! supplementary groups). Exit 0 is `ok`; any other exit, a signal, a timeout or a command
@@ -16,8 +18,9 @@ use async_trait::async_trait;
 use super::api::Probe;
 use crate::core::health::Status;
 use crate::core::metric::{Metrics, Reading};
-use crate::sys::command::{run, with_output, Ran};
+use crate::sys::command::{with_output, Ran};
 use crate::sys::http::{budget, human};
+use crate::sys::sandbox;
 
 /// Runs one command.
 pub struct ExecProbe {
@@ -46,7 +49,8 @@ impl Probe for ExecProbe {
         let Some(prog) = self.command.first() else {
             return Reading::Unknown("exec check without a command".into());
         };
-        match run(&self.command, budget(self.timeout)).await {
+        let (ran, _) = sandbox::run("exec", prog, &self.command, &[], budget(self.timeout)).await;
+        match ran {
             Ran::CannotStart(why) => crit(why, Metrics::new()),
             Ran::CannotWait(why) => Reading::Unknown(why),
             Ran::TimedOut {

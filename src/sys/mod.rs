@@ -8,4 +8,5 @@ pub mod docker;
 pub mod http;
 pub mod identity;
 pub mod registry;
+pub mod sandbox;
 pub mod systemd;

@@ -1,15 +1,20 @@
 //! Update hooks: a `[hooks.NAME]` command from vigil.toml run for a step of an update
 //! (`hook NAME`, `backup_hooks`, `restore_hooks`, `commit_hook`) the way the `hook` action
 //! runs one (argv without a shell, a clean environment, `nobody` when vigild is root, the
-//! whole process group killed at the timeout), told about the update through
+//! whole process group killed at the timeout; under systemd in a `vigil-run@….service` unit of
+//! its own, see [`crate::sys::sandbox`]), told about the update through
 //! `VIGIL_RELEASE_DIR`, `VIGIL_PREVIOUS_DIR`, `VIGIL_BUNDLE_VERSION` and `VIGIL_UPDATE_RUN`.
+//! In the sandbox, /var/lib/vigil (and with it the release directories) cannot be read; what
+//! a hook keeps between runs (a backup for its restore hook) goes under `$VIGIL_HOOK_DIR`
+//! (/var/lib/vigil-run, the sandbox's own state directory).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::Hook;
-use crate::sys::command::{run_with_env, with_output, Ran};
+use crate::sys::command::{with_output, Ran};
+use crate::sys::sandbox;
 
 /// How long an update hook may run unless `[hooks.NAME] timeout` says otherwise.
 pub const HOOK_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5 * 60);
@@ -66,16 +71,20 @@ pub async fn run(
     let within = limit(name, hook)?;
     let vars = env.vars();
     let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    match run_with_env(&hook.command, within, &pairs).await {
+    let (ran, place) = sandbox::run("update-hook", name, &hook.command, &pairs, within).await;
+    let at = place.suffix();
+    match ran {
         Ran::Ended {
             success: true,
             output,
             ..
-        } => Ok(with_output(format!("hook {name} succeeded"), &output)),
-        Ran::Ended { what, output, .. } => Err(with_output(format!("hook {name} {what}"), &output)),
+        } => Ok(with_output(format!("hook {name} succeeded{at}"), &output)),
+        Ran::Ended { what, output, .. } => {
+            Err(with_output(format!("hook {name} {what}{at}"), &output))
+        }
         Ran::TimedOut { output, .. } => Err(with_output(
             format!(
-                "hook {name} timed out after {} and was killed",
+                "hook {name} timed out after {} and was killed{at}",
                 humantime::format_duration(within)
             ),
             &output,
