@@ -23,7 +23,6 @@ mod common;
 mod deb_support;
 mod nspawn;
 mod system_hooks;
-mod system_hooks;
 mod system_tunnel;
 mod system_usb;
 mod usb_support;
@@ -886,10 +885,6 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     // --- consented maintenance with a tunnel unit -------------------------------------
     system_tunnel::run(&c);
     steps.done("maintenance windows with a tunnel unit");
-
-    // --- hooks and exec probes in vigil-run@ units ------------------------------------
-    system_hooks::run(&c);
-    steps.done("hooks and exec probes sandboxed in vigil-run@ units");
 
     // --- hooks and exec probes in vigil-run@ units ------------------------------------
     system_hooks::run(&c);
