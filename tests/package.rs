@@ -62,10 +62,13 @@ fn the_package_carries_every_file_where_the_design_puts_it() {
     let mut expected: BTreeSet<String> = [
         "/usr/bin/vigild",
         "/usr/bin/vigilctl",
+        "/usr/libexec/vigil/vigil-docker-proxy",
         "/usr/libexec/vigil/vigil-run",
         "/etc/vigil/vigil.toml",
         "/usr/lib/systemd/system/vigild.service",
         "/usr/lib/systemd/system/vigild.socket",
+        "/usr/lib/systemd/system/vigil-docker-proxy.service",
+        "/usr/lib/systemd/system/vigil-docker-proxy.socket",
         "/usr/lib/systemd/system/vigil-run.socket",
         "/usr/lib/systemd/system/vigil-run@.service",
         "/usr/lib/systemd/system/vigil-journal-vacuum@.service",

@@ -49,9 +49,9 @@ impl Daemon {
             maintenance: m.is_some(),
             maintenance_until: m.map(|m| m.until),
             maintenance_reason: m.map(|m| m.reason.clone()),
-            update_state: self.io.update.doc.borrow().state,
             maintenance_tunnel: m.and_then(|m| m.tunnel.clone()),
             maintenance_by: m.and_then(|m| m.by.clone()),
+            update_state: self.io.update.doc.borrow().state,
             update_offered: self
                 .io
                 .update
