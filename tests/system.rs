@@ -957,8 +957,11 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
     let gid: u32 = c.sh("id -g vigil").trim().parse().unwrap();
     c.sh(
         "userdel alice && userdel bob && rm -r /etc/systemd/system/vigild.socket.d && \
-         systemctl stop vigil-test-other.service ollama.service && \
-         rm /etc/systemd/system/vigil-test-other.service /etc/systemd/system/ollama.service && \
+         systemctl stop vigil-test-other.service ollama.service vigil-tunnel-support.service \
+         vigil-tunnel-other.service && \
+         rm /etc/systemd/system/vigil-test-other.service /etc/systemd/system/ollama.service \
+         /etc/systemd/system/vigil-tunnel-support.service \
+         /etc/systemd/system/vigil-tunnel-other.service && \
          rm -r /usr/local/lib/vigil-test-standins /var/log/arasul",
     );
     let out = c.sh("DEBIAN_FRONTEND=noninteractive apt-get purge -y vigil 2>&1");
