@@ -132,19 +132,7 @@ pub fn answer(m: &Method, path: &str, s: &Snapshot, now: Now, page: bool) -> Res
     }
 }
 
-/// Listeners handed over by systemd (`LISTEN_FDS`), if any.
-pub fn systemd_listeners() -> std::io::Result<Vec<std::net::TcpListener>> {
-    use std::os::fd::FromRawFd;
-    let fds: Vec<_> = sd_notify::listen_fds()?.collect();
-    let mut out = Vec::new();
-    for fd in fds {
-        // SAFETY: systemd passed us this descriptor and nothing else owns it.
-        let l = unsafe { std::net::TcpListener::from_raw_fd(fd) };
-        l.set_nonblocking(true)?;
-        out.push(l);
-    }
-    Ok(out)
-}
+pub use super::http_listen::systemd_listeners;
 
 /// Binds the configured addresses, with a backlog of `LISTEN_BACKLOG`.
 pub async fn bind(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {

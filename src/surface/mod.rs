@@ -8,6 +8,7 @@ mod dbus_access;
 mod dbus_check;
 mod dbus_maintenance;
 pub mod http;
+mod http_listen;
 pub mod log;
 pub mod metrics;
 pub mod notify;
