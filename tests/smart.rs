@@ -207,7 +207,12 @@ fn a_real_vigild_reads_prepared_output_and_exports_metrics() {
         ),
         ("absent", "no SMART output for /dev/sdf at"),
     ] {
-        let got = detail(name);
+        // A check read later than the others (a refresh that fails first) may still say
+        // "not probed yet": wait for its reading, then judge it.
+        let got = wait_for(Duration::from_secs(20), name, || {
+            let d = detail(name);
+            (!d.contains("not probed yet")).then_some(d)
+        });
         assert!(got.contains(want), "{name}: {want:?} in {got:?}");
     }
 }
