@@ -326,10 +326,9 @@ fn timed_heartbeat(v: &Vigild) -> (serde_json::Value, Duration) {
     (doc, start.elapsed())
 }
 
-#[test]
-fn vigild_turns_critical_while_ollama_hangs_and_its_heartbeat_stays_fast() {
-    let s = Standin::start();
-    s.load(LLAMA);
+/// A vigild whose ollama check (every 200 ms, timeout 300 ms) watches the stand-in, ok and
+/// with its first transition stored; and its database.
+fn watching(s: &Standin) -> (Vigild, std::path::PathBuf) {
     let policy = format!(
         r#"
 [[check]]
@@ -350,6 +349,14 @@ crit = "models_loaded < 1"
         "the first transition stored",
         || (!faults_support::rows(&db).transitions.is_empty()).then_some(()),
     );
+    (v, db)
+}
+
+#[test]
+fn vigild_turns_critical_while_ollama_hangs_and_its_heartbeat_stays_fast() {
+    let s = Standin::start();
+    s.load(LLAMA);
+    let (v, db) = watching(&s);
     let before = faults_support::rows(&db);
     let polled = faults_support::HeartbeatPoller::start(v.port);
     let hung_at = Instant::now();
@@ -427,26 +434,7 @@ crit = "models_loaded < 1"
 fn vigild_stays_up_while_ollama_answers_slowly() {
     let s = Standin::start();
     s.load(LLAMA);
-    let policy = format!(
-        r#"
-[[check]]
-name = "ollama"
-probe = "ollama"
-url = "{}"
-every = "200ms"
-timeout = "300ms"
-crit = "models_loaded < 1"
-"#,
-        s.url()
-    );
-    let v = VigildBuilder::new().policy(&policy).start();
-    v.wait_status("ok");
-    let db = v.state_dir().join("vigil.db");
-    wait_for(
-        Duration::from_secs(10),
-        "the first transition stored",
-        || (!faults_support::rows(&db).transitions.is_empty()).then_some(()),
-    );
+    let (v, db) = watching(&s);
     let before = faults_support::rows(&db);
     let polled = faults_support::HeartbeatPoller::start(v.port);
     let started = Instant::now();

@@ -79,6 +79,33 @@ impl TunnelJob {
     }
 }
 
+/// How a maintenance window ends.
+#[derive(Clone, Copy)]
+pub(super) enum Ending {
+    /// Someone turned it off.
+    TurnedOff,
+    /// Its time ran out.
+    ByItself,
+}
+
+impl Ending {
+    /// For the journal: `maintenance mode {how}`.
+    fn how(self) -> &'static str {
+        match self {
+            Ending::TurnedOff => "turned off",
+            Ending::ByItself => "ended by itself",
+        }
+    }
+
+    /// The event in the maintenance log.
+    fn event(self) -> &'static str {
+        match self {
+            Ending::TurnedOff => "off",
+            Ending::ByItself => "ended",
+        }
+    }
+}
+
 impl Daemon {
     /// Maintenance on for `seconds` from `now`, or off. Answers a one-line summary, and the
     /// tunnel jobs to run (in order) before the answer is given.
@@ -94,7 +121,7 @@ impl Daemon {
         let tunnel = tunnel.filter(|t| !t.is_empty());
         if !on {
             let jobs = self
-                .end_maintenance("turned off", &by)
+                .end_maintenance(Ending::TurnedOff, &by)
                 .into_iter()
                 .collect();
             return Ok(("maintenance off".to_string(), jobs));
@@ -158,7 +185,8 @@ impl Daemon {
 
     /// Ends maintenance mode (it may have been off already), saying how and for whom;
     /// answers the stop of its tunnel, if it had one.
-    pub(super) fn end_maintenance(&mut self, how: &str, by: &str) -> Option<TunnelJob> {
+    pub(super) fn end_maintenance(&mut self, ending: Ending, by: &str) -> Option<TunnelJob> {
+        let how = ending.how();
         let m = self.rules.maintenance.take();
         if let Some(m) = &m {
             info!(
@@ -169,7 +197,7 @@ impl Daemon {
             );
             self.io.store.write(Record::MaintenanceLog(LogEntry {
                 at: clock::now_micros(),
-                event: if how == "turned off" { "off" } else { "ended" }.into(),
+                event: ending.event().into(),
                 by: by.to_string(),
                 reason: m.reason.clone(),
                 until: Some(m.until),
@@ -207,7 +235,7 @@ impl Daemon {
 
     /// The window ran out: the tunnel comes down, off the loop.
     pub(super) fn maintenance_over(&mut self) {
-        if let Some(job) = self.end_maintenance("ended by itself", BY_VIGILD) {
+        if let Some(job) = self.end_maintenance(Ending::ByItself, BY_VIGILD) {
             spawn_jobs(vec![job], None);
         }
     }
