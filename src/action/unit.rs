@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use zbus::OwnedObjectPath;
 
 use super::outcome::Outcome;
+use crate::sys::systemd_job::{run_job, JobFailure};
 
 /// `what: error`, and where a refusal comes from polkit, what to do about it.
 fn refused(what: &str, e: &zbus::Error) -> String {
@@ -105,58 +105,16 @@ pub async fn act(verb: &str, unit: &str, bus: Option<&str>, limit: Duration) -> 
         Ok(c) => c,
         Err(e) => return Outcome::Failed(e),
     };
-    let manager = match zbus::Proxy::new(
-        &conn,
-        "org.freedesktop.systemd1",
-        "/org/freedesktop/systemd1",
-        "org.freedesktop.systemd1.Manager",
-    )
-    .await
-    {
-        Ok(p) => p,
-        Err(e) => return Outcome::Failed(format!("systemd Manager: {e}")),
-    };
-    // Subscribe before queueing, so the job's end cannot be missed.
-    let mut removed = match manager.receive_signal("JobRemoved").await {
-        Ok(s) => s,
-        Err(e) => return Outcome::Failed(format!("cannot watch systemd jobs: {e}")),
-    };
-    let _ = manager.call::<_, _, ()>("Subscribe", &()).await;
     let method = match verb {
         "restart" => "RestartUnit",
         "start" => "StartUnit",
         "stop" => "StopUnit",
         other => return Outcome::Failed(format!("unknown unit verb {other}")),
     };
-    let job: OwnedObjectPath = match manager.call(method, &(unit, "replace")).await {
-        Ok(j) => j,
-        Err(e) => return Outcome::Failed(refused(&format!("{method} {unit}"), &e)),
-    };
-    let wait = async {
-        while let Some(msg) = removed.next().await {
-            if let Ok((_, path, _, result)) = msg
-                .body()
-                .deserialize::<(u32, OwnedObjectPath, String, String)>()
-            {
-                if path == job {
-                    return Some(result);
-                }
-            }
-        }
-        None
-    };
-    match tokio::time::timeout(limit, wait).await {
-        Ok(Some(r)) if r == "done" => Outcome::Done(format!("{verb} {unit}: job done")),
-        Ok(Some(r)) => {
-            Outcome::Failed(format!("{verb} {unit}: job {r} (see journalctl -u {unit})"))
-        }
-        Ok(None) => Outcome::Failed(format!(
-            "{verb} {unit}: lost the bus while waiting for the job"
-        )),
-        Err(_) => Outcome::Failed(format!(
-            "{verb} {unit}: job not finished after {}",
-            humantime::format_duration(limit)
-        )),
+    match run_job(&conn, method, unit, limit).await {
+        Ok(()) => Outcome::Done(format!("{verb} {unit}: job done")),
+        Err(JobFailure::Refused(e)) => Outcome::Failed(refused(&format!("{method} {unit}"), &e)),
+        Err(JobFailure::Other(why)) => Outcome::Failed(format!("{verb} {unit}: {why}")),
     }
 }
 

@@ -20,14 +20,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
-use zbus::OwnedObjectPath;
 
 use super::api::{Context, Probe};
 use crate::core::metric::Reading;
 use crate::core::smart;
 use crate::sys::blocking::Blocking;
-use crate::sys::systemd::{SystemdBus, SYSTEMD};
+use crate::sys::systemd::SystemdBus;
+use crate::sys::systemd_job::{run_job, JobFailure};
 
 /// The least age at which output counts as stale, however short `every` is.
 pub const STALE_MIN: Duration = Duration::from_secs(15 * 60);
@@ -140,52 +139,23 @@ impl SmartProbe {
     async fn start_unit(&self) -> Result<(), String> {
         let unit = unit_name(&self.device);
         let (_, conn) = self.bus.get().await?;
-        let manager = zbus::Proxy::new(
-            &conn,
-            SYSTEMD,
-            "/org/freedesktop/systemd1",
-            "org.freedesktop.systemd1.Manager",
-        )
-        .await
-        .map_err(|e| format!("systemd Manager: {e}"))?;
-        // Listen before queueing, so the job's end cannot be missed.
-        let mut removed = manager
-            .receive_signal("JobRemoved")
+        run_job(&conn, "StartUnit", &unit, self.timeout)
             .await
-            .map_err(|e| format!("cannot watch systemd jobs: {e}"))?;
-        let job: OwnedObjectPath = manager
-            .call("StartUnit", &(unit.as_str(), "replace"))
-            .await
-            .map_err(|e| {
-                let text = e.to_string();
-                if text.contains("Access denied") || text.contains("authentication required") {
-                    format!(
-                        "StartUnit {unit}: {text} (polkit lets user vigil start vigil-smart@*.service \
-                         by /usr/share/polkit-1/rules.d/50-vigil.rules; is it installed?)"
-                    )
-                } else {
-                    format!("StartUnit {unit}: {text}")
-                }
-            })?;
-        let wait = async {
-            while let Some(msg) = removed.next().await {
-                if let Ok((_, path, _, result)) = msg
-                    .body()
-                    .deserialize::<(u32, OwnedObjectPath, String, String)>()
-                {
-                    if path == job {
-                        return Some(result);
+            .map_err(|e| match e {
+                JobFailure::Refused(e) => {
+                    let text = e.to_string();
+                    if text.contains("Access denied") || text.contains("authentication required") {
+                        format!(
+                            "StartUnit {unit}: {text} (polkit lets user vigil start \
+                             vigil-smart@*.service by /usr/share/polkit-1/rules.d/50-vigil.rules; \
+                             is it installed?)"
+                        )
+                    } else {
+                        format!("StartUnit {unit}: {text}")
                     }
                 }
-            }
-            None
-        };
-        match tokio::time::timeout(self.timeout, wait).await {
-            Ok(Some(r)) if r == "done" => Ok(()),
-            Ok(Some(r)) => Err(format!("{unit}: job {r} (see journalctl -u {unit})")),
-            Ok(None) => Err(format!("{unit}: lost the bus while waiting for the job")),
-            Err(_) => Err(format!("{unit}: not finished after {:?}", self.timeout)),
-        }
+                JobFailure::Other(why) => format!("{unit}: {why}"),
+            })
     }
 
     fn judge(&mut self, files: Files, refreshed: Option<Result<(), String>>) -> Reading {

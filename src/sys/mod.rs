@@ -10,3 +10,4 @@ pub mod identity;
 pub mod registry;
 pub mod sandbox;
 pub mod systemd;
+pub mod systemd_job;
