@@ -177,11 +177,11 @@ fn a_real_vigild_reads_prepared_output_and_exports_metrics() {
         !text.contains("vigil_smart_percentage_used_ratio{check=\"sata-good\"}"),
         "a SATA disk has no NVMe wear figure"
     );
-    // vigilctl, over vigild's bus, shows what each check found.
-    let (code, out, err) = vigilctl(&["--bus", &bus.address, "--json", "checks"]);
-    assert_eq!(code, 0, "vigilctl checks: {err}");
-    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // vigilctl, over vigild's bus, shows what each check found (asked again each time).
     let detail = |name: &str| -> String {
+        let (code, out, err) = vigilctl(&["--bus", &bus.address, "--json", "checks"]);
+        assert_eq!(code, 0, "vigilctl checks: {err}");
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
         doc.as_array()
             .unwrap()
             .iter()
