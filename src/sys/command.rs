@@ -89,7 +89,10 @@ fn kill_group(pid: Option<u32>) {
     }
 }
 
-/// How one run of a command ended.
+/// How one run of a command ended; also the hook sandbox's answer on its socket
+/// ([`crate::sys::sandbox`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "ran", content = "how")]
 pub enum Ran {
     /// It ended by itself: `exited N` or `killed by SIG…`.
     Ended {

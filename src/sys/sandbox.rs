@@ -106,87 +106,6 @@ pub struct Request {
     pub timeout_ms: u64,
 }
 
-/// How a run ended, as it crosses the socket.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "ran")]
-pub enum Outcome {
-    Ended {
-        success: bool,
-        code: i32,
-        what: String,
-        output: String,
-        duration_ms: f64,
-    },
-    TimedOut {
-        output: String,
-        duration_ms: f64,
-    },
-    CannotStart {
-        why: String,
-    },
-    CannotWait {
-        why: String,
-    },
-}
-
-impl From<Ran> for Outcome {
-    fn from(r: Ran) -> Outcome {
-        match r {
-            Ran::Ended {
-                success,
-                code,
-                what,
-                output,
-                duration_ms,
-            } => Outcome::Ended {
-                success,
-                code,
-                what,
-                output,
-                duration_ms,
-            },
-            Ran::TimedOut {
-                output,
-                duration_ms,
-            } => Outcome::TimedOut {
-                output,
-                duration_ms,
-            },
-            Ran::CannotStart(why) => Outcome::CannotStart { why },
-            Ran::CannotWait(why) => Outcome::CannotWait { why },
-        }
-    }
-}
-
-impl From<Outcome> for Ran {
-    fn from(o: Outcome) -> Ran {
-        match o {
-            Outcome::Ended {
-                success,
-                code,
-                what,
-                output,
-                duration_ms,
-            } => Ran::Ended {
-                success,
-                code,
-                what,
-                output,
-                duration_ms,
-            },
-            Outcome::TimedOut {
-                output,
-                duration_ms,
-            } => Ran::TimedOut {
-                output,
-                duration_ms,
-            },
-            Outcome::CannotStart { why } => Ran::CannotStart(why),
-            Outcome::CannotWait { why } => Ran::CannotWait(why),
-        }
-    }
-}
-
 /// The sandbox's answer: where it ran, and how it ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reply {
@@ -195,7 +114,7 @@ pub struct Reply {
     /// The user it ran as, and its uid.
     pub user: String,
     pub uid: u32,
-    pub outcome: Outcome,
+    pub outcome: Ran,
 }
 
 /// Where a command ran.
@@ -300,7 +219,7 @@ async fn ask(socket: &Path, req: &Request, wait: Duration) -> (Ran, Place) {
         ),
         Ok(Ok(_)) => match serde_json::from_str::<Reply>(answer.trim_end()) {
             Ok(r) => (
-                r.outcome.into(),
+                r.outcome,
                 Place::Unit {
                     unit: r.unit,
                     user: r.user,
@@ -399,16 +318,16 @@ pub async fn serve() -> i32 {
             return 3;
         }
     };
-    let outcome = Outcome::from(ran);
+    let outcome = ran;
     match &outcome {
-        Outcome::Ended { what, output, .. } => {
+        Ran::Ended { what, output, .. } => {
             eprintln!("vigil-run: {} {}: {what}: {output}", req.kind, req.name)
         }
-        Outcome::TimedOut { output, .. } => eprintln!(
+        Ran::TimedOut { output, .. } => eprintln!(
             "vigil-run: {} {}: timed out, killed: {output}",
             req.kind, req.name
         ),
-        Outcome::CannotStart { why } | Outcome::CannotWait { why } => {
+        Ran::CannotStart(why) | Ran::CannotWait(why) => {
             eprintln!("vigil-run: {} {}: {why}", req.kind, req.name)
         }
     }
@@ -456,20 +375,18 @@ mod tests {
         assert!(!text.contains('\n'), "one line: {text}");
         assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), req);
         for outcome in [
-            Outcome::Ended {
+            Ran::Ended {
                 success: false,
                 code: 3,
                 what: "exited 3".into(),
                 output: "disk full".into(),
                 duration_ms: 12.5,
             },
-            Outcome::TimedOut {
+            Ran::TimedOut {
                 output: "…".into(),
                 duration_ms: 300.0,
             },
-            Outcome::CannotStart {
-                why: "cannot run /x: it does not exist".into(),
-            },
+            Ran::CannotStart("cannot run /x: it does not exist".into()),
         ] {
             let reply = Reply {
                 unit: "vigil-run@3-812-998.service".into(),
@@ -510,7 +427,7 @@ mod tests {
                 unit: "vigil-run@0-1-2.service".into(),
                 user: "vigil-run".into(),
                 uid: 61000,
-                outcome: Outcome::Ended {
+                outcome: Ran::Ended {
                     success: true,
                     code: 0,
                     what: "exited 0".into(),
