@@ -320,21 +320,30 @@ fn a_hanging_heartbeat_endpoint_delays_nothing_else_and_the_sensor_push_goes_on(
     let start = Instant::now();
     let before = rec.reqs().len();
     let mut slowest = Duration::ZERO;
-    let mut changed = false;
+    let mut changed_at = None;
+    let mut critical_after = None;
     while start.elapsed() < Duration::from_secs(6) {
         let t = Instant::now();
         let hb = v.heartbeat();
         slowest = slowest.max(t.elapsed());
-        if !changed && start.elapsed() > Duration::from_secs(2) {
-            v.set_available_kb(50_000);
-            changed = true;
-        }
-        if changed && hb["status"] == "critical" {
-            assert!(start.elapsed() < Duration::from_secs(6));
+        match changed_at {
+            None if start.elapsed() > Duration::from_secs(2) => {
+                v.set_available_kb(50_000);
+                changed_at = Some(Instant::now());
+            }
+            Some(at) if critical_after.is_none() && hb["status"] == "critical" => {
+                critical_after = Some(at.elapsed());
+            }
+            _ => {}
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    v.wait_status("critical");
+    // The change shows in the heartbeat within the window (about 4 s after it was made),
+    // however long the push to the hanging endpoint is stuck.
+    assert!(
+        critical_after.is_some(),
+        "the heartbeat never said critical in the 4 s after available memory fell"
+    );
     assert!(
         slowest < Duration::from_millis(500),
         "heartbeat took {slowest:?}"
