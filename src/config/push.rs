@@ -143,16 +143,20 @@ type PushError = (std::ops::Range<usize>, String);
 /// A push table resolved to a [`PushTarget`], or the value that is wrong and why.
 fn resolve(keys: PushKeys<'_>, every_default: u64) -> Result<PushTarget, PushError> {
     let (url, every, timeout, token) = keys;
-    let u = url.get_ref();
-    match reqwest::Url::parse(u) {
-        Ok(p) if matches!(p.scheme(), "http" | "https") && p.host_str().is_some() => {}
+    // Kept as parsed, which is what the client requests: the URL standard reads
+    // "https:/host/x" and "HTTP://Host" as https://host/x and http://host/, so the text
+    // written is not always the address contacted, and status and logs show the latter.
+    let u = match reqwest::Url::parse(url.get_ref()) {
+        Ok(p) if matches!(p.scheme(), "http" | "https") && p.host_str().is_some() => {
+            String::from(p)
+        }
         _ => {
             return Err((
                 url.span(),
                 "url: not an http:// or https:// URL with a host".to_string(),
             ))
         }
-    }
+    };
     let duration = |v: &Spanned<String>, key: &str| {
         humantime::parse_duration(v.get_ref()).map_err(|e| {
             (
@@ -192,7 +196,7 @@ fn resolve(keys: PushKeys<'_>, every_default: u64) -> Result<PushTarget, PushErr
         }
     }
     Ok(PushTarget {
-        url: u.clone(),
+        url: u,
         every,
         timeout,
         format: PushFormat::Vigil,
@@ -231,6 +235,19 @@ mod tests {
         assert_eq!(m.every, Duration::from_secs(300));
         assert_eq!(m.token_credential.as_deref(), Some("metrics-token"));
         assert_eq!(Settings::default().heartbeat_push(), None);
+        // Found by the settings fuzz target: a URL the standard repairs is kept repaired,
+        // as the client will request it.
+        for (written, used) in [
+            ("https:/ring/metrics", "https://ring/metrics"),
+            ("HTTP://Box.Local:8080", "http://box.local:8080/"),
+        ] {
+            let text = format!("[heartbeat.push]\nurl = \"{written}\"\n");
+            let s = Settings::parse(Path::new("v.toml"), &text).unwrap();
+            assert_eq!(s.heartbeat_push().unwrap().url, used);
+        }
+        let found = include_str!("../../fuzz/regressions/settings-1");
+        let s = Settings::parse(Path::new("v.toml"), found).unwrap();
+        assert_eq!(s.heartbeat_push().unwrap().url, "https://ring/metrics");
         let bad = [
             (
                 "[heartbeat.push]\nurl = \"ftp://x/y\"\n",
