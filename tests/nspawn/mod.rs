@@ -328,8 +328,15 @@ impl Container {
         // Run a copy from the shared directory: the build directory may not be visible
         // inside (under /tmp, say, which the container mounts afresh).
         let exe = self.share().join("vigild");
+        // By cp, not in this process: a child forked by another test thread while this
+        // process held the copy open for writing would make executing it fail (ETXTBSY).
         if !exe.exists() {
-            std::fs::copy(env!("CARGO_BIN_EXE_vigild"), &exe).unwrap();
+            let cp = Command::new("cp")
+                .arg(env!("CARGO_BIN_EXE_vigild"))
+                .arg(&exe)
+                .status()
+                .unwrap();
+            assert!(cp.success(), "cp vigild: {cp}");
         }
         self.spawn(&format!(
             "exec {SHARE}/vigild --foreground --policies {SHARE}/policies \
