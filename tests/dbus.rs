@@ -463,7 +463,10 @@ fn the_system_bus_policy_lets_everyone_read_and_only_privileged_callers_mutate()
     while !bus.dbus_send_as(NOBODY, "GetStatus", &[]).0 {
         let said = || std::fs::read_to_string(&log).unwrap_or_default();
         if let Some(status) = child.0.try_wait().unwrap() {
-            panic!("vigild ended ({status}) before owning its name; it said:\n{}", said());
+            panic!(
+                "vigild ended ({status}) before owning its name; it said:\n{}",
+                said()
+            );
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
