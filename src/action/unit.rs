@@ -7,12 +7,12 @@ use std::time::Duration;
 use zbus::OwnedObjectPath;
 
 use super::outcome::Outcome;
-use crate::sys::systemd_job::{run_job, JobFailure};
+use crate::sys::systemd_job::{denied_by_polkit, run_job, JobFailure};
 
 /// `what: error`, and where a refusal comes from polkit, what to do about it.
 fn refused(what: &str, e: &zbus::Error) -> String {
     let text = e.to_string();
-    if text.contains("Access denied") || text.contains("Interactive authentication required") {
+    if denied_by_polkit(e) {
         format!(
             "{what}: {text} (polkit does not let user vigil do this; the units it may control \
              are listed in /usr/share/polkit-1/rules.d/50-vigil.rules, and a site adds one in \

@@ -26,7 +26,7 @@ use crate::core::metric::Reading;
 use crate::core::smart;
 use crate::sys::blocking::Blocking;
 use crate::sys::systemd::SystemdBus;
-use crate::sys::systemd_job::{run_job, JobFailure};
+use crate::sys::systemd_job::{denied_by_polkit, run_job, JobFailure};
 
 /// The least age at which output counts as stale, however short `every` is.
 pub const STALE_MIN: Duration = Duration::from_secs(15 * 60);
@@ -144,7 +144,7 @@ impl SmartProbe {
             .map_err(|e| match e {
                 JobFailure::Refused(e) => {
                     let text = e.to_string();
-                    if text.contains("Access denied") || text.contains("authentication required") {
+                    if denied_by_polkit(&e) {
                         format!(
                             "StartUnit {unit}: {text} (polkit lets user vigil start \
                              vigil-smart@*.service by /usr/share/polkit-1/rules.d/50-vigil.rules; \

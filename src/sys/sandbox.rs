@@ -318,8 +318,7 @@ pub async fn serve() -> i32 {
             return 3;
         }
     };
-    let outcome = ran;
-    match &outcome {
+    match &ran {
         Ran::Ended { what, output, .. } => {
             eprintln!("vigil-run: {} {}: {what}: {output}", req.kind, req.name)
         }
@@ -335,7 +334,7 @@ pub async fn serve() -> i32 {
         unit,
         user,
         uid,
-        outcome,
+        outcome: ran,
     };
     let mut text = serde_json::to_string(&reply).unwrap_or_default();
     text.push('\n');

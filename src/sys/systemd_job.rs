@@ -19,6 +19,13 @@ pub enum JobFailure {
     Other(String),
 }
 
+/// Whether systemd refused a call because polkit did not allow it (`Access denied`, or
+/// `Interactive authentication required` for a caller no rule lets through).
+pub fn denied_by_polkit(e: &zbus::Error) -> bool {
+    let text = e.to_string();
+    text.contains("Access denied") || text.contains("authentication required")
+}
+
 /// Queues `method` (`StartUnit`, `StopUnit`, `RestartUnit`) for `unit` in mode `replace`
 /// and waits at most `limit` for the job's end.
 pub async fn run_job(
@@ -69,5 +76,38 @@ pub async fn run_job(
             "job not finished after {}",
             humantime::format_duration(limit)
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polkit_refusals_are_told_from_other_errors() {
+        let call = || {
+            zbus::message::Message::method_call("/", "Ping")
+                .build(&())
+                .unwrap()
+        };
+        for (name, text) in [
+            (
+                "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
+                "Interactive authentication required.",
+            ),
+            ("org.freedesktop.DBus.Error.AccessDenied", "Access denied"),
+        ] {
+            let e = zbus::Error::MethodError(name.try_into().unwrap(), Some(text.into()), call());
+            assert!(denied_by_polkit(&e), "{e}");
+        }
+        let missing = zbus::Error::MethodError(
+            "org.freedesktop.systemd1.NoSuchUnit".try_into().unwrap(),
+            Some("Unit x.service not found.".into()),
+            call(),
+        );
+        assert!(!denied_by_polkit(&missing));
+        assert!(!denied_by_polkit(&zbus::Error::Failure(
+            "no such unit".into()
+        )));
     }
 }
