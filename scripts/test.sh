@@ -52,7 +52,8 @@ DOCKERD_WAIT_S=60
 
 phase_started=$SECONDS
 section() {
-    printf '\n==== %s ====\n' "$*"
+    # Free space with each phase: a disk that fills up fails tests far from the cause.
+    printf '\n==== %s ==== (%s free on /)\n' "$*" "$(df -h --output=avail / | tail -n 1 | tr -d ' ')"
     phase_started=$SECONDS
 }
 done_in() {

@@ -129,13 +129,13 @@ async fn sigkill_at_every_state_and_at_random_points_leaves_the_old_or_the_new_r
     let mut took = Vec::new();
     for (bundle, want) in [(&good, "committed"), (&broken, "rolled-back")] {
         bed.reset();
-        let _v = bed.vigild();
+        let v = bed.vigild();
         let t = Instant::now();
         let run: String = manager
             .call("ApplyUpdate", &(bundle.to_str().unwrap(),))
             .await
             .unwrap();
-        let doc = bed.wait_final(&run, Duration::from_secs(60));
+        let doc = bed.wait_final(&v, &run, Duration::from_secs(60));
         assert_eq!(doc["state"], want, "{doc:#}");
         took.push(t.elapsed());
     }
@@ -224,7 +224,7 @@ async fn sigkill_at_every_state_and_at_random_points_leaves_the_old_or_the_new_r
 
         let t = Instant::now();
         let v2 = bed.vigild();
-        let doc = bed.wait_final(&run, Duration::from_secs(60));
+        let doc = bed.wait_final(&v2, &run, Duration::from_secs(60));
         if !["committed", "rolled-back", "refused"].contains(&state_at_kill.as_str()) {
             recoveries.push(t.elapsed());
         }

@@ -38,7 +38,7 @@ fn apply_commit_then_a_failing_gate_rolls_back_then_rollback_of_the_committed_ru
     let run = bed
         .call("ApplyUpdate", &["s", b2.to_str().unwrap()])
         .unwrap();
-    let doc = bed.wait_final(&run, Duration::from_secs(60));
+    let doc = bed.wait_final(&v, &run, Duration::from_secs(60));
     assert_eq!(doc["state"], "committed", "{doc:#}\n{}", v.log());
     assert_eq!(
         states(&doc),
@@ -103,7 +103,7 @@ fn apply_commit_then_a_failing_gate_rolls_back_then_rollback_of_the_committed_ru
     let run3 = bed
         .call("ApplyUpdate", &["s", b3.to_str().unwrap()])
         .unwrap();
-    let doc3 = bed.wait_final(&run3, Duration::from_secs(60));
+    let doc3 = bed.wait_final(&v, &run3, Duration::from_secs(60));
     assert_eq!(doc3["state"], "rolled-back", "{doc3:#}\n{}", v.log());
     assert!(
         doc3["detail"]
@@ -154,7 +154,7 @@ fn apply_commit_then_a_failing_gate_rolls_back_then_rollback_of_the_committed_ru
     // Rollback() with no run active: the last committed run (2.0.0) goes back to 1.0.0.
     // A rollback whose gate cannot pass is `failed` (and alerts); this one gates on `stack`.
     let run4 = bed.call("Rollback", &[]).unwrap();
-    let doc4 = bed.wait_final(&run4, Duration::from_secs(60));
+    let doc4 = bed.wait_final(&v, &run4, Duration::from_secs(60));
     assert_eq!(doc4["state"], "rolled-back", "{doc4:#}\n{}", v.log());
     assert_eq!(doc4["kind"], "rollback");
     assert_eq!(bed.current(), OLD);
@@ -187,7 +187,7 @@ fn apply_commit_then_a_failing_gate_rolls_back_then_rollback_of_the_committed_ru
 #[test]
 fn refused_bundles_change_nothing() {
     let bed = UpdateBed::new("refuse", "0");
-    let _v = bed.vigild();
+    let v = bed.vigild();
     let (b2, _) = bed.bundle("2.0.0", false, "gate-ok", "100ms", "10s");
     // A byte flipped in the payload: refused while staging, nothing on the box changed.
     let bad = bed.dir.path().join("bad.vigil");
@@ -199,7 +199,7 @@ fn refused_bundles_change_nothing() {
     match bed.call("ApplyUpdate", &["s", bad.to_str().unwrap()]) {
         Err(e) => assert!(e.contains("refused"), "{e}"),
         Ok(run) => {
-            let doc = bed.wait_final(&run, Duration::from_secs(30));
+            let doc = bed.wait_final(&v, &run, Duration::from_secs(30));
             assert_eq!(doc["state"], "refused", "{doc:#}");
         }
     }

@@ -509,6 +509,27 @@ impl Drop for Vigild {
     }
 }
 
+/// Every thread's stack of a live process, for a failure message: what a daemon that
+/// stopped answering was doing. Needs gdb; without it, says so (diagnosis only, it never
+/// decides a test).
+pub fn thread_stacks(pid: u32) -> String {
+    match Command::new("gdb")
+        .args([
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-nx",
+            "-ex",
+            "thread apply all bt",
+        ])
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(e) => format!("(no thread stacks: cannot run gdb: {e})"),
+    }
+}
+
 /// Sends raw bytes and reads the whole answer (the server closes or times out).
 pub fn http_raw(port: u16, request: &str) -> (u16, String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();

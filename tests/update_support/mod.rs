@@ -311,15 +311,35 @@ timeout = "{timeout}"
         serde_json::from_str(&self.call("GetUpdate", &[]).expect("GetUpdate answers")).unwrap()
     }
 
-    /// Waits until run `id` has ended; its document.
-    pub fn wait_final(&self, id: &str, within: Duration) -> serde_json::Value {
-        wait_for(within, &format!("update run {id} to end"), || {
-            let d = self.update_doc();
-            let run = d["run"].clone();
-            let fin = ["committed", "rolled-back", "failed", "refused"];
-            (d["state"] == "idle" && run["id"] == id && fin.contains(&run["state"].as_str()?))
-                .then_some(run)
-        })
+    /// Waits until run `id` has ended; its document. A vigild that stops answering, or a
+    /// run that does not end in time, fails with `v`'s log and what its threads were doing.
+    pub fn wait_final(&self, v: &Vigild, id: &str, within: Duration) -> serde_json::Value {
+        let start = std::time::Instant::now();
+        let fin = ["committed", "rolled-back", "failed", "refused"];
+        let fail = |why: String| -> ! {
+            panic!(
+                "update run {id}: {why}\n--- vigild's log:\n{}\n--- vigild's threads:\n{}",
+                v.log(),
+                crate::common::thread_stacks(v.pid())
+            )
+        };
+        loop {
+            let d: serde_json::Value = match self.call("GetUpdate", &[]) {
+                Ok(text) => serde_json::from_str(&text).unwrap(),
+                Err(e) => fail(format!("GetUpdate failed after {:?}: {e}", start.elapsed())),
+            };
+            let run = &d["run"];
+            if d["state"] == "idle"
+                && run["id"] == id
+                && run["state"].as_str().is_some_and(|s| fin.contains(&s))
+            {
+                return run.clone();
+            }
+            if start.elapsed() > within {
+                fail(format!("not ended after {within:?}: {d:#}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn current(&self) -> String {
