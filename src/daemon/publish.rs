@@ -40,6 +40,17 @@ impl Daemon {
             }
         }
         let (open_list, recent_actions) = self.io.outbox.recent(&open);
+        // One read of the update document, let go before anything else: a second
+        // `borrow()` while the first is held waits behind the runner's `send_replace`,
+        // which waits for the first — the loop, the runner and every D-Bus reader hang.
+        let (update_state, update_offered) = {
+            let doc = self.io.update.doc.borrow();
+            let offered = doc
+                .offered
+                .as_ref()
+                .map(|o| format!("{} {} at {}", o.name, o.version, o.bundle));
+            (doc.state, offered)
+        };
         let snap = Snapshot {
             started_at: self.started_at,
             started_mono: self.started_mono,
@@ -51,15 +62,8 @@ impl Daemon {
             maintenance_reason: m.map(|m| m.reason.clone()),
             maintenance_tunnel: m.and_then(|m| m.tunnel.clone()),
             maintenance_by: m.and_then(|m| m.by.clone()),
-            update_state: self.io.update.doc.borrow().state,
-            update_offered: self
-                .io
-                .update
-                .doc
-                .borrow()
-                .offered
-                .as_ref()
-                .map(|o| format!("{} {} at {}", o.name, o.version, o.bundle)),
+            update_state,
+            update_offered,
             open_incidents: open.len() as u32,
             builtin_policies: c.builtin,
             store: self.io.store.health(),

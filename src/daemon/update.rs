@@ -370,7 +370,8 @@ impl Runner {
         match effect {
             Effect::WatchGate => {
                 let sel = a.plan.gate().checks;
-                a.gate = Some(GateWatch::begin(sel, &self.snap.borrow()));
+                let snap = self.snap.borrow().clone();
+                a.gate = Some(GateWatch::begin(sel, &snap));
             }
             Effect::Finish => {}
             Effect::Alert(why) => {

@@ -288,7 +288,9 @@ impl Manager {
     /// The active or last update run, the history and an offered bundle (JSON).
     #[zbus(out_args("update"))]
     fn get_update(&self) -> String {
-        serde_json::to_string(&**self.update.borrow()).unwrap_or_default()
+        // The shared document, not the channel's read lock, while it is serialised.
+        let doc = self.update.borrow().clone();
+        serde_json::to_string(&*doc).unwrap_or_default()
     }
 
     /// A check changed status.
