@@ -34,7 +34,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PACKAGES=(
     dbus docker.io busybox-static systemd-container minisign lintian curl jq
     qemu-user-static wrk nginx-light libxml2-utils systemd util-linux polkitd dpkg-dev apt faketime udev dosfstools e2fsprogs
-    prometheus chromium smartmontools g++
+    prometheus chromium smartmontools g++ gdb
 )
 CARGO_DEB_VERSION=3.8.0
 CARGO_FUZZ_VERSION=0.13.2

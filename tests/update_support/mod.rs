@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::common::{wait_for, Bus, Vigild, VigildBuilder};
+use crate::common::{wait_for, wait_until, Bus, Vigild, VigildBuilder};
 use crate::docker_support::{docker, docker_ok, require_docker, IMAGE};
 
 /// The release the box starts on.
@@ -323,23 +323,19 @@ timeout = "{timeout}"
                 crate::common::thread_stacks(v.pid())
             )
         };
-        loop {
-            let d: serde_json::Value = match self.call("GetUpdate", &[]) {
+        let mut last = serde_json::Value::Null;
+        let ended = wait_until(within, || {
+            last = match self.call("GetUpdate", &[]) {
                 Ok(text) => serde_json::from_str(&text).unwrap(),
                 Err(e) => fail(format!("GetUpdate failed after {:?}: {e}", start.elapsed())),
             };
-            let run = &d["run"];
-            if d["state"] == "idle"
+            let run = &last["run"];
+            (last["state"] == "idle"
                 && run["id"] == id
-                && run["state"].as_str().is_some_and(|s| fin.contains(&s))
-            {
-                return run.clone();
-            }
-            if start.elapsed() > within {
-                fail(format!("not ended after {within:?}: {d:#}"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+                && run["state"].as_str().is_some_and(|s| fin.contains(&s)))
+            .then(|| run.clone())
+        });
+        ended.unwrap_or_else(|| fail(format!("not ended after {within:?}: {last:#}")))
     }
 
     pub fn current(&self) -> String {
