@@ -377,7 +377,8 @@ fn the_package_installs_serves_heals_recovers_and_purges_on_a_booted_systemd() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in:\n{security}"));
     eprintln!("system: systemd-analyze security vigild.service: {score}");
-    assert!(score <= 2.0, "exposure {score} > 2.0:\n{security}");
+    // The goal of the least-privilege work: 1.5 or less (Debian 12's systemd scores it 1.5).
+    assert!(score <= 1.5, "exposure {score} > 1.5:\n{security}");
 
     let entries = wait_for(
         &c,

@@ -17,7 +17,10 @@
 //! Why not `StartTransientUnit`: up to systemd 255 (JetPack 6 has 249, Debian 12 252),
 //! systemd asks polkit about a transient unit without its name or verb, so a rule cannot
 //! allow `vigil-run-*` only: whatever lets vigil start one lets it start any unit, as root.
-//! Socket activation needs no polkit rule at all.
+//! Nor would a rule on the name suffice where systemd passes it (systemd issue 17224): the
+//! caller of `StartTransientUnit` sets the unit's properties (`User=`, `ExecStart=`, its
+//! groups), so whoever may start `vigil-run-x.service` may start it as root. The template's
+//! properties are fixed in a file root owns, and socket activation needs no polkit rule.
 //!
 //! Which way a command runs ([`mode`]): `VIGIL_HOOK_SANDBOX=unit` or `=direct` in vigild's
 //! environment (a drop-in) decides; without it, the sandbox is used when vigild runs as a

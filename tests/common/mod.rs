@@ -292,6 +292,8 @@ pub struct VigildBuilder {
     pub notify: bool,
     pub extra_args: Vec<String>,
     pub state_dir: Option<PathBuf>,
+    /// The vigild to run; the debug build of this tree unless set.
+    pub binary: Option<PathBuf>,
 }
 
 impl VigildBuilder {
@@ -304,7 +306,12 @@ impl VigildBuilder {
             notify: false,
             extra_args: Vec::new(),
             state_dir: None,
+            binary: None,
         }
+    }
+    pub fn binary(mut self, path: &Path) -> Self {
+        self.binary = Some(path.to_path_buf());
+        self
     }
     pub fn bus(mut self, b: &Bus) -> Self {
         self.bus = Some(b.address.clone());
@@ -346,7 +353,8 @@ impl VigildBuilder {
             .state_dir
             .clone()
             .unwrap_or_else(|| dir.path().join("state"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigild"));
+        let binary = (self.binary.clone()).unwrap_or_else(|| env!("CARGO_BIN_EXE_vigild").into());
+        let mut cmd = Command::new(binary);
         cmd.arg("--foreground")
             .arg("--config")
             .arg(dir.path().join("vigil.toml"))
