@@ -16,8 +16,9 @@ What an unattended box must survive, as the test suite last saw it. Every row is
 the test named in it, on each run of the README test command (`bash scripts/test.sh`), from
 what it measured; the test then fails if the figure is out of bounds, so a FAIL here and a
 red suite go together. Latency under attack is a figure with its target, said met or MISSED
-in the row, not a pass mark (a timed bound on a shared 2-core machine measures the machine).
-Do not edit the rows by hand.
+in the row, not a pass mark (a timed bound on a shared 2-core machine measures the machine);
+it is measured on the vigild the .deb ships (the release build), the other rows on the
+debug build of the tree. Do not edit the rows by hand.
 
 | test | what was done | figure | result |
 | --- | --- | --- | --- |
