@@ -402,18 +402,15 @@ fn garbage(addr: SocketAddr, seed: u64, stop: Arc<AtomicBool>) -> JoinHandle<(u6
     })
 }
 
-/// vigild as the package ships it (the release profile, no test hooks), unpacked from the
-/// .deb into `dir`: latency under load is a property of the optimised build, and the debug
-/// build of the other tests spends several times its CPU on each connection.
-fn shipped_vigild(dir: &std::path::Path) -> std::path::PathBuf {
+/// The package unpacked, and vigild in it as it ships (the release profile, no test hooks):
+/// latency under load is a property of the optimised build, and the debug build of the
+/// other tests spends several times its CPU on each connection.
+fn shipped_vigild() -> (tempfile::TempDir, std::path::PathBuf) {
     let deb = deb_support::deb_path();
-    deb_support::run(
-        "dpkg-deb",
-        &["-x", deb.to_str().unwrap(), dir.to_str().unwrap()],
-    );
-    let bin = dir.join("usr/bin/vigild");
+    let unpacked = deb_support::unpack(&deb);
+    let bin = unpacked.path().join("usr/bin/vigild");
     assert!(bin.is_file(), "{} has no usr/bin/vigild", deb.display());
-    bin
+    (unpacked, bin)
 }
 
 /// Connections waiting in the kernel for vigild to accept them: the receive queue of the
@@ -467,10 +464,8 @@ fn the_heartbeat_survives_floods_slowloris_huge_heads_and_garbage_at_once() {
         "open files limited to {soft}: {} needed",
         FLOOD + 1_500
     );
-    let unpacked = tempfile::tempdir().unwrap();
-    let mut v = VigildBuilder::new()
-        .binary(&shipped_vigild(unpacked.path()))
-        .start();
+    let (_unpacked, vigild) = shipped_vigild();
+    let mut v = VigildBuilder::new().binary(&vigild).start();
     v.wait_status("ok");
     let addr: SocketAddr = ([127, 0, 0, 1], v.port).into();
     let pid = v.pid();
@@ -575,8 +570,8 @@ fn the_heartbeat_survives_floods_slowloris_huge_heads_and_garbage_at_once() {
         ms(q99),
     );
     let what = format!(
-        "vigild as shipped (the .deb's release build); for {} s at once: {FLOOD} connections held open ({flood_opened} opened at {FLOOD_RATE}/s, \
-         the oldest replaced; all {FLOOD} open after {:.1} s), {SLOWLORIS} slowloris sending a \
+        "vigild as shipped (the .deb's release build); for {} s at once: {FLOOD} connections \
+         held open ({flood_opened} opened at {FLOOD_RATE}/s, the oldest replaced; all {FLOOD} open after {:.1} s), {SLOWLORIS} slowloris sending a \
          header byte a second ({loris_bytes} bytes, {loris_cut} cut off, longest {:.1} s), \
          {BIG_HEAD_CLIENTS} clients sending 1 MiB heads ({big_sent} sent, {big_refused} answered 431), \
          {GARBAGE_CLIENTS} pipelining two requests then garbage ({junk_sent} sent, \

@@ -116,11 +116,7 @@ fn the_package_carries_every_file_where_the_design_puts_it() {
         "the package's files differ from the design's list"
     );
     // The installed copies are the repository's (nothing stale went into the package).
-    let tmp = tempfile::tempdir().unwrap();
-    run(
-        "dpkg-deb",
-        &["-x", deb.to_str().unwrap(), tmp.path().to_str().unwrap()],
-    );
+    let tmp = deb_support::unpack(&deb);
     for (src, dst) in [
         (
             "units/vigild.service",

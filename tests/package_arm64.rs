@@ -44,16 +44,7 @@ fn arm64_deb() -> PathBuf {
 
 /// The package's files, extracted.
 fn unpacked() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    run(
-        "dpkg-deb",
-        &[
-            "-x",
-            arm64_deb().to_str().unwrap(),
-            tmp.path().to_str().unwrap(),
-        ],
-    );
-    tmp
+    deb_support::unpack(&arm64_deb())
 }
 
 /// A command that runs an arm64 binary under qemu-user, with the emulator's default

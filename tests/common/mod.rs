@@ -353,8 +353,8 @@ impl VigildBuilder {
             .state_dir
             .clone()
             .unwrap_or_else(|| dir.path().join("state"));
-        let binary = (self.binary.clone()).unwrap_or_else(|| env!("CARGO_BIN_EXE_vigild").into());
-        let mut cmd = Command::new(binary);
+        let binary = self.binary.as_deref();
+        let mut cmd = Command::new(binary.unwrap_or(Path::new(env!("CARGO_BIN_EXE_vigild"))));
         cmd.arg("--foreground")
             .arg("--config")
             .arg(dir.path().join("vigil.toml"))

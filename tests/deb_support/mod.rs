@@ -26,6 +26,16 @@ pub fn deb_path() -> PathBuf {
     deb
 }
 
+/// The files of the package `deb`, extracted into a directory of their own.
+pub fn unpack(deb: &std::path::Path) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    run(
+        "dpkg-deb",
+        &["-x", deb.to_str().unwrap(), tmp.path().to_str().unwrap()],
+    );
+    tmp
+}
+
 /// Runs a command; panics unless it succeeds; returns stdout.
 pub fn run(cmd: &str, args: &[&str]) -> String {
     let out = std::process::Command::new(cmd)
